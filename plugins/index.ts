@@ -1,0 +1,13 @@
+import type { Pack } from '../src/pack.js';
+import problemDetails from './problem-details/index.js';
+import systemLog from './system-log/index.js';
+import tracing from './tracing/index.js';
+import health from './health/index.js';
+
+/**
+ * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
+ * pack is one line here; `PACKS_DISABLED=a,b` turns packs off at start.
+ * Hook order on every request follows this list: tracing context first (TW), then, as later
+ * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
+ */
+export const allPacks: Pack[] = [problemDetails, systemLog, tracing, health];

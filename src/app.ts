@@ -1,0 +1,148 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { IncomingMessage } from 'node:http';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { createDatabase, type Database } from '../db/client.js';
+import { runMigrations } from '../db/migrate.js';
+import { allPacks } from '../plugins/index.js';
+import { loadEnv, type Env } from './env.js';
+import { AccessLogController } from './access-log.js';
+import errorHandling from './error-handler.js';
+import kernel, { type Lifecycle } from './kernel.js';
+import { resolvePacks, type Pack } from './pack.js';
+import { ProblemSchema } from './problem.js';
+
+export interface BuildAppOptions {
+  /** Settings; default: read and validated from process.env. */
+  env?: Env;
+  /** A database to use instead of opening one from `env` (it is then not closed by the app). */
+  database?: Database;
+  /** The pack list; default: plugins/index.ts. */
+  packs?: Pack[];
+  /** Packs appended to the list (a pack's own tests use this). */
+  extraPacks?: Pack[];
+  /** Pino options or a ready logger; default: JSON to stdout at LOG_LEVEL. */
+  logger?: FastifyServerOptions['logger'];
+  loggerInstance?: FastifyServerOptions['loggerInstance'];
+  /** Apply drizzle/ migrations at build (default true). */
+  migrate?: boolean;
+}
+
+/** Inbound `X-Request-ID` is reused only when it is short and plain; anything else is replaced. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export function correlationIdFor(req: IncomingMessage): string {
+  const inbound = req.headers['x-request-id'];
+  return typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
+}
+
+/** Secrets never reach a log line, whatever a pack logs. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-api-key"]',
+  'req.headers["proxy-authorization"]',
+  'headers.authorization',
+  'headers.cookie',
+  'headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.secret',
+  '*.token',
+  '*.apiKey',
+];
+
+export function parseTrustProxy(value: string): string[] | false {
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return list.length ? list : false;
+}
+
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    // running from dist/: one level further up
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0.0.0';
+  }
+}
+
+/**
+ * Builds a ready kernel: database opened and migrated, every enabled pack registered, hot-path
+ * state loaded. Used by the server, the worker and the tests.
+ */
+export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const env = options.env ?? loadEnv();
+  const packs = resolvePacks([...(options.packs ?? allPacks), ...(options.extraPacks ?? [])], env.PACKS_DISABLED);
+
+  const ownsDatabase = !options.database;
+  const database = options.database ?? (await createDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR }));
+  try {
+    if (options.migrate !== false) await runMigrations(database, env.DATABASE_URL);
+  } catch (err) {
+    if (ownsDatabase) await database.close().catch(() => {});
+    throw err;
+  }
+
+  const lifecycle: Lifecycle = {
+    instanceId: env.INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    version: packageVersion(),
+    startedAt: new Date(),
+    draining: false,
+  };
+
+  const app = Fastify({
+    ...(options.loggerInstance
+      ? { loggerInstance: options.loggerInstance }
+      : {
+          logger: options.logger ?? {
+            level: env.LOG_LEVEL,
+            redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+          },
+        }),
+    genReqId: correlationIdFor,
+    logController: new AccessLogController(),
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    bodyLimit: env.BODY_LIMIT,
+    // Fastify's own 503-while-closing is hard-coded JSON; in-flight and keep-alive requests are
+    // served to the end instead, with `Connection: close` (see kernel.ts).
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // Only JSON bodies: anything else is 415, not a confusing validation error.
+  app.removeContentTypeParser('text/plain');
+  app.addSchema(ProblemSchema);
+
+  await app.register(
+    fp(async function valhalla(root) {
+      await root.register(errorHandling);
+      await root.register(kernel, { env, database, ownsDatabase, lifecycle, packs: packs.map((p) => p.meta) });
+      await root.register(swagger, {
+        openapi: {
+          openapi: '3.1.0',
+          info: { title: 'Valhalla kernel', version: lifecycle.version, description: 'Operations control plane. Errors are RFC 9457 problem+json; see /problems/{type}.' },
+          components: {},
+        },
+        refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+      });
+      await root.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+      for (const pack of packs) await root.register(pack.plugin);
+    }),
+  );
+
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,66 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+/**
+ * Every setting the kernel reads, from environment variables only. A bad value stops the
+ * process at start with one line naming the variable and what it expected (see README).
+ */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'production', maxLength: 32 }),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, maxLength: 255 }),
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 })),
+  DATA_DIR: Type.String({ default: './data', minLength: 1, maxLength: 1024 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  TRUST_PROXY: Type.String({ default: '', maxLength: 4096, description: 'comma-separated addresses/CIDRs of trusted proxies' }),
+  BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024, maximum: 104_857_600 }),
+  PACKS_DISABLED: Type.String({ default: '', maxLength: 4096 }),
+  RUN_JOBS: Type.Boolean({ default: true }),
+  INSTANCE_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  TRACE_SAMPLE_RATE: Type.Number({ default: 1, minimum: 0, maximum: 1 }),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 512 })),
+  READY_DB_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
+  STATE_RELOAD_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 1000, maximum: 3_600_000 }),
+  BATCH_FLUSH_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 60_000 }),
+  BATCH_MAX_QUEUE: Type.Integer({ default: 10_000, minimum: 100, maximum: 1_000_000 }),
+  JOB_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
+  METRICS_SNAPSHOT_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 1000, maximum: 86_400_000 }),
+  SHUTDOWN_DELAY_MS: Type.Integer({ default: 0, minimum: 0, maximum: 120_000, description: 'time between failing readiness and closing the listener' }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 600_000 }),
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000 }),
+  PRESSURE_MAX_HEAP_BYTES: Type.Integer({ default: 0, minimum: 0 }),
+  PRESSURE_MAX_RSS_BYTES: Type.Integer({ default: 0, minimum: 0 }),
+  PRESSURE_RETRY_AFTER_SECONDS: Type.Integer({ default: 10, minimum: 1, maximum: 3600 }),
+});
+
+export type Env = Static<typeof EnvSchema>;
+
+export class EnvError extends Error {
+  override name = 'EnvError';
+}
+
+/** Reads the kernel's settings from `source` (default `process.env`); throws one readable line on a bad value. */
+export function loadEnv(source: Record<string, string | undefined> = process.env): Env {
+  const known = Object.keys(EnvSchema.properties);
+  const picked: Record<string, unknown> = {};
+  for (const key of known) {
+    const raw = source[key];
+    if (raw !== undefined && raw !== '') picked[key] = raw.trim();
+  }
+  const withDefaults = Value.Default(EnvSchema, Value.Convert(EnvSchema, picked));
+  const first = Value.Errors(EnvSchema, withDefaults).First();
+  if (first) {
+    const variable = first.path.replace(/^\//, '') || 'environment';
+    const shown = picked[variable] === undefined ? 'unset' : JSON.stringify(picked[variable]);
+    throw new EnvError(`invalid environment variable ${variable}=${variable.includes('URL') || variable.includes('TOKEN') ? '<redacted>' : shown}: ${first.message}`);
+  }
+  return withDefaults as Env;
+}
+
+/** Environment for tests and embedding: defaults plus explicit overrides, without reading process.env. */
+export function envWith(overrides: Partial<Env> = {}): Env {
+  return { ...loadEnv({}), ...overrides };
+}

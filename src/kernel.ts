@@ -1,0 +1,167 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Database, Db, DbOrTx } from '../db/client.js';
+import { ANONYMOUS_ACTOR, recordAudit, type Actor, type AuditEntry } from './audit/writer.js';
+import { createBatchWriter, type BatchWriter, type BatchWriterOptions } from './batch-writer.js';
+import type { Env } from './env.js';
+import { createJobRunner, type JobRunner } from './jobs/runner.js';
+import type { Pack } from './pack.js';
+import { createStateCache, type StateCache } from './state-cache.js';
+
+export interface Lifecycle {
+  readonly instanceId: string;
+  readonly version: string;
+  readonly startedAt: Date;
+  /** True from the first shutdown signal: readiness fails and responses carry `Connection: close`. */
+  draining: boolean;
+}
+
+export interface Audit {
+  /** Records an audit entry inside `tx`, with the request's actor and correlation id. */
+  record(tx: DbOrTx, request: FastifyRequest | null, entry: Omit<AuditEntry, 'actor' | 'correlationId'> & { actor?: Actor }): Promise<{ id: number; hash: string }>;
+}
+
+export interface BatchWriters {
+  create<T>(opts: Omit<BatchWriterOptions<T>, 'log' | 'intervalMs' | 'maxQueue' | 'onDrop'> & Partial<Pick<BatchWriterOptions<T>, 'intervalMs' | 'maxQueue'>>): BatchWriter<T>;
+  flushAll(): Promise<void>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    env: Env;
+    database: Database;
+    db: Db;
+    lifecycle: Lifecycle;
+    stateCache: StateCache;
+    jobs: JobRunner;
+    metrics: Registry;
+    audit: Audit;
+    batchWriters: BatchWriters;
+    packs: ReadonlyArray<Pack['meta']>;
+  }
+  interface FastifyRequest {
+    /** Who is calling; null until an authentication pack sets it (audit records it as anonymous). */
+    actor: Actor | null;
+  }
+}
+
+export interface KernelOptions {
+  env: Env;
+  database: Database;
+  ownsDatabase: boolean;
+  lifecycle: Lifecycle;
+  packs: ReadonlyArray<Pack['meta']>;
+}
+
+/**
+ * The kernel's shared services, decorated once for every pack: database, state cache, job
+ * runner, metrics registry, audit writer and batching writers, with their start and stop tied
+ * to the instance's lifecycle.
+ */
+export default fp(
+  async function kernel(app: FastifyInstance, opts: KernelOptions) {
+    const { env, database, lifecycle } = opts;
+    const metrics = new Registry();
+    metrics.setDefaultLabels({ instance: lifecycle.instanceId });
+
+    const stateCache = createStateCache(database, app.log.child({ component: 'state-cache' }), env.STATE_RELOAD_INTERVAL_MS);
+
+    const jobOutcomes = new Counter({
+      name: 'valhalla_jobs_total',
+      help: 'Background job runs by job and outcome',
+      labelNames: ['job', 'outcome'],
+      registers: [metrics],
+    });
+    const jobs = createJobRunner({
+      database,
+      log: app.log.child({ component: 'jobs' }),
+      instanceId: lifecycle.instanceId,
+      pollIntervalMs: env.JOB_POLL_INTERVAL_MS,
+      onOutcome: (job, outcome) => jobOutcomes.inc({ job, outcome }),
+    });
+
+    const writers: BatchWriter<unknown>[] = [];
+    const dropped = new Counter({
+      name: 'valhalla_batch_dropped_total',
+      help: 'Rows dropped by a batching writer because its queue was full (database unavailable for long)',
+      labelNames: ['writer'],
+      registers: [metrics],
+    });
+    const writerNames: string[] = [];
+    new Gauge({
+      name: 'valhalla_batch_pending',
+      help: 'Rows waiting in a batching writer',
+      labelNames: ['writer'],
+      registers: [metrics],
+      collect() {
+        writers.forEach((w, i) => this.set({ writer: writerNames[i]! }, w.pending));
+      },
+    });
+    const batchWriters: BatchWriters = {
+      create(o) {
+        const writer = createBatchWriter({
+          intervalMs: env.BATCH_FLUSH_INTERVAL_MS,
+          maxQueue: env.BATCH_MAX_QUEUE,
+          ...o,
+          log: app.log.child({ component: 'batch-writer' }),
+          onDrop: (n) => dropped.inc({ writer: o.name }, n),
+        });
+        writers.push(writer as BatchWriter<unknown>);
+        writerNames.push(o.name);
+        return writer;
+      },
+      async flushAll() {
+        await Promise.all(writers.map((w) => w.flush()));
+      },
+    };
+
+    const audit: Audit = {
+      record(tx, request, entry) {
+        return recordAudit(tx, {
+          ...entry,
+          actor: entry.actor ?? request?.actor ?? ANONYMOUS_ACTOR,
+          correlationId: request?.id ?? null,
+        });
+      },
+    };
+
+    app.decorate('env', env);
+    app.decorate('database', database);
+    app.decorate('db', database.db);
+    app.decorate('lifecycle', lifecycle);
+    app.decorate('stateCache', stateCache);
+    app.decorate('jobs', jobs);
+    app.decorate('metrics', metrics);
+    app.decorate('audit', audit);
+    app.decorate('batchWriters', batchWriters);
+    app.decorate('packs', opts.packs);
+    app.decorateRequest('actor', null);
+
+    // Echo the correlation id; while draining, close each connection after its response so
+    // idle keep-alive clients cannot hold shutdown open for keepAliveTimeout (72 s).
+    app.addHook('onSend', async (request, reply) => {
+      reply.header('x-request-id', request.id);
+      if (lifecycle.draining) reply.header('connection', 'close');
+    });
+
+    app.addHook('onReady', async () => {
+      await stateCache.start();
+      if (env.RUN_JOBS) jobs.start();
+    });
+
+    app.addHook('preClose', async () => {
+      lifecycle.draining = true;
+    });
+
+    // Runs after the HTTP server has drained (Fastify closes the server first) and after the
+    // packs' own onClose hooks: stop jobs, flush batched writes, then close the database.
+    app.addHook('onClose', async () => {
+      await jobs.stop();
+      await Promise.all(writers.map((w) => w.close()));
+      await stateCache.stop();
+      if (opts.ownsDatabase) await database.close();
+    });
+  },
+  { name: 'kernel', fastify: '5.x' },
+);

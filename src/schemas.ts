@@ -1,0 +1,16 @@
+import { Type, type ObjectOptions, type TProperties } from '@sinclair/typebox';
+
+/**
+ * Body and query objects reject unknown fields (400 naming the field), per the API conventions.
+ * Response objects use plain `Type.Object`.
+ */
+export const StrictObject = <T extends TProperties>(properties: T, options: ObjectOptions = {}) =>
+  Type.Object(properties, { additionalProperties: false, ...options });
+
+export const IsoDate = (description?: string) => Type.String({ format: 'date-time', description });
+
+/** A path id: positive integer identity. */
+export const IdParams = StrictObject({ id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) });
+
+/** Accepts an ISO timestamp as a query value. */
+export const QueryTimestamp = (description: string) => Type.String({ format: 'date-time', maxLength: 40, description });

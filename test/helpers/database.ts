@@ -36,7 +36,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       drop: () => database.close(),
     };
   }
-  const name = `${TEST_DB_PREFIX}${process.pid}_${randomBytes(4).toString('hex')}`;
+  const name = `${TEST_DB_PREFIX}${Math.floor(Date.now() / 1000)}_${process.pid}_${randomBytes(3).toString('hex')}`;
   const admin = postgres(server, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(`create database "${name}"`);

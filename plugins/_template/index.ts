@@ -1,0 +1,42 @@
+import { definePack } from '../../src/pack.js';
+import type { StateEntry } from '../../src/state-cache.js';
+import { templateItemRoutes } from './routes.js';
+import { createTemplateItemService, type TemplateItemService } from './service.js';
+
+/**
+ * What this pack offers other packs (they use `app.templateItems`, never the table).
+ * `hasName` is the hot-path pattern: answered from memory on every instance, refreshed through
+ * the state cache (NOTIFY on every write, periodic reload as a safety net).
+ */
+export interface TemplateItems {
+  service: TemplateItemService;
+  names: StateEntry<ReadonlySet<string>>;
+  hasName(name: string): boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    templateItems: TemplateItems;
+  }
+}
+
+/**
+ * The template pack: a small, complete example of the pack contract (docs/packs.md). Copy it
+ * with `npm run pack:new -- <name>`.
+ */
+export default definePack({
+  name: 'template',
+  code: 'XX',
+  description: 'Template items: a copyable example of a pack with CRUD, audit and hot-path state',
+  dependencies: [],
+  // Root scope: decorate what other packs may use, register state-cache entries, jobs, hooks.
+  async register(app) {
+    const service = createTemplateItemService({ db: app.db });
+    const names = app.stateCache.register('template-items', service.allNames, new Set<string>());
+    app.decorate('templateItems', { service, names, hasName: (name: string) => names.get().has(name) });
+  },
+  // Encapsulated scope: every route here is stamped with `config.pack = 'template'`.
+  routes: async (app) => {
+    await app.register(templateItemRoutes(app.templateItems));
+  },
+});

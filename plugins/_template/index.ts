@@ -21,13 +21,13 @@ declare module 'fastify' {
 }
 
 /**
- * The template pack: a small, complete example of the pack contract (docs/packs.md). Copy it
- * with `npm run pack:new -- <name>`.
+ * The template pack (XX): template items with full CRUD, each write audited in its own
+ * transaction, and their names held in memory for the hot path. docs/packs.md explains each part.
  */
 export default definePack({
   name: 'template',
   code: 'XX',
-  description: 'Template items: a copyable example of a pack with CRUD, audit and hot-path state',
+  description: 'Template items: CRUD, audited writes and hot-path state (describe your pack here)',
   dependencies: [],
   // Root scope: decorate what other packs may use, register state-cache entries, jobs, hooks.
   async register(app) {

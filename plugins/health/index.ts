@@ -1,7 +1,62 @@
 import { definePack } from '../../src/pack.js';
+import { collectDefaultMetricsOnce, observeHttpRequests, shedLoadUnderPressure, type RequestTotals } from './hooks.js';
+import { batchWritersPending, createFiguresCollector, defineSnapshotJob } from './jobs.js';
+import { healthRoutes } from './routes.js';
+import { createReadiness, createSnapshotStore, type HealthReportDeps, type Readiness, type SnapshotStore } from './service.js';
 
+/**
+ * TX: health, readiness and metrics. `/live` (process up), `/ready` (database, migrations,
+ * draining, pressure), `/metrics` (Prometheus: default metrics, request durations by route
+ * template, and every pack's counters on `app.metrics`), load shedding with
+ * @fastify/under-pressure, `/system/health` and periodic `metrics_snapshots`.
+ */
 export default definePack({
   name: 'health',
   code: 'TX',
-  description: 'TODO',
+  description: 'Liveness, readiness, Prometheus metrics, load shedding, detailed health and metrics snapshots',
+  async register(app) {
+    const env = app.env;
+    collectDefaultMetricsOnce(app.metrics);
+    const totals = observeHttpRequests(app);
+    const pressure = await shedLoadUnderPressure(app, env);
+    const readiness = createReadiness({
+      database: app.database,
+      timeoutMs: env.READY_DB_TIMEOUT_MS,
+      isDraining: () => app.lifecycle.draining,
+      pressure,
+    });
+    const snapshots = createSnapshotStore({ db: app.db });
+    const figures = createFiguresCollector({ totals, registry: app.metrics });
+    defineSnapshotJob({ jobs: app.jobs, store: snapshots, figures, instanceId: app.lifecycle.instanceId, intervalMs: env.METRICS_SNAPSHOT_INTERVAL_MS });
+    app.addHook('onClose', async () => figures.stop());
+
+    const report: HealthReportDeps = {
+      readiness,
+      pressure,
+      lifecycle: app.lifecycle,
+      driver: app.database.driver,
+      jobs: app.jobs,
+      stateCacheNames: () => app.stateCache.names(),
+      batchWriters: () => batchWritersPending(app.metrics),
+      packs: app.packs,
+    };
+    app.decorate('health', { readiness, report, snapshots, requestTotals: totals });
+  },
+  routes: async (app) => {
+    await app.register(
+      healthRoutes({ report: app.health.report, snapshots: app.health.snapshots, registry: app.metrics, metricsToken: app.env.METRICS_TOKEN }),
+    );
+  },
 });
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** TX's services, for packs that report on the instance (e.g. the admin overview). */
+    health: {
+      readiness: Readiness;
+      report: HealthReportDeps;
+      snapshots: SnapshotStore;
+      requestTotals: Readonly<RequestTotals>;
+    };
+  }
+}

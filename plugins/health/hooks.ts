@@ -1,0 +1,115 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import underPressure, { type FastifyUnderPressureOptions } from '@fastify/under-pressure';
+import type { FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Counter, Histogram, type Registry } from 'prom-client';
+import type { Env } from '../../src/env.js';
+import type { PressureState } from './service.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Per-route override read by @fastify/under-pressure; `letThroughUnderPressure` exempts a route. */
+    pressureHandler?: FastifyUnderPressureOptions['pressureHandler'];
+  }
+}
+
+/** Route label of requests no route matched (404/405), so scanners cannot grow the label set. */
+export const UNMATCHED_ROUTE = '<unmatched>';
+
+export interface RequestTotals {
+  /** Responses sent since the instance started. */
+  requests: number;
+  /** 5xx responses since the instance started. */
+  serverErrors: number;
+}
+
+// collectDefaultMetrics starts observers and timers for each call: once per registry.
+const withDefaultMetrics = new WeakSet<Registry>();
+export function collectDefaultMetricsOnce(registry: Registry): void {
+  if (withDefaultMetrics.has(registry)) return;
+  withDefaultMetrics.add(registry);
+  collectDefaultMetrics({ register: registry });
+}
+
+/**
+ * `http_request_duration_seconds` by method, route template and status, observed when each
+ * response finishes (Fastify's own `elapsedTime`, no extra clock), plus the running totals
+ * that metrics snapshots record.
+ */
+export function observeHttpRequests(app: FastifyInstance): RequestTotals {
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'Time from receiving a request to finishing its response, by route template',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [app.metrics],
+  });
+  const totals: RequestTotals = { requests: 0, serverErrors: 0 };
+  app.addHook('onResponse', (request, reply, done) => {
+    totals.requests++;
+    if (reply.statusCode >= 500) totals.serverErrors++;
+    duration.observe(
+      { method: request.method, route: request.routeOptions.url ?? UNMATCHED_ROUTE, status_code: reply.statusCode },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
+  return totals;
+}
+
+/** Route config that keeps a route answering while the instance sheds load (/live, /ready, /metrics). */
+export const letThroughUnderPressure = (): void => {};
+
+const PRESSURE_DETAIL: Record<string, string> = {
+  eventLoopDelay: 'the event loop is delayed beyond PRESSURE_MAX_EVENT_LOOP_DELAY_MS',
+  heapUsedBytes: 'heap use is above PRESSURE_MAX_HEAP_BYTES',
+  rssBytes: 'resident memory is above PRESSURE_MAX_RSS_BYTES',
+};
+
+/**
+ * Load shedding with @fastify/under-pressure: past a limit every route answers 503
+ * `under-pressure` with `Retry-After`, except those whose config lets them through. There is
+ * deliberately no `healthCheck` option: it would fail every route, probes included, whenever
+ * the database is slow; the database check belongs to /ready alone.
+ * Returns the current pressure state for /ready and /system/health.
+ */
+export async function shedLoadUnderPressure(app: FastifyInstance, env: Env): Promise<() => PressureState> {
+  const shed = new Counter({
+    name: 'valhalla_load_shed_total',
+    help: 'Requests answered 503 under-pressure, by the limit that was exceeded',
+    labelNames: ['reason'],
+    registers: [app.metrics],
+  });
+  const retryAfter = env.PRESSURE_RETRY_AFTER_SECONDS;
+  await app.register(underPressure, {
+    maxEventLoopDelay: env.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
+    maxHeapUsedBytes: env.PRESSURE_MAX_HEAP_BYTES,
+    maxRssBytes: env.PRESSURE_MAX_RSS_BYTES,
+    retryAfter,
+    pressureHandler(_request, reply, type) {
+      shed.inc({ reason: type });
+      // Answered here rather than thrown: a shed request is not a server error to record.
+      reply.problem('under-pressure', {
+        detail: `The instance is shedding load: ${PRESSURE_DETAIL[type] ?? type}. Retry after ${retryAfter} s.`,
+        headers: { 'retry-after': String(retryAfter) },
+      });
+    },
+  });
+  return () => {
+    const usage = app.memoryUsage();
+    return {
+      underPressure: app.isUnderPressure(),
+      eventLoopDelayMs: usage.eventLoopDelay,
+      heapUsedBytes: usage.heapUsed,
+      rssBytes: usage.rssBytes,
+    };
+  };
+}
+
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+
+/** `Authorization: Bearer <token>` compared in constant time (hashing first evens out the lengths). */
+export function bearerMatches(authorization: string | undefined, token: string): boolean {
+  const presented = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization ?? '')?.[1];
+  if (presented === undefined) return false;
+  return timingSafeEqual(digest(presented), digest(token));
+}

@@ -1,0 +1,157 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EnvSchema } from '../../src/env.js';
+
+/** Project root, where `src/server.ts` lives. */
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** A free TCP port on loopback (the server is told it; PORT=0 would not say which it got). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The parent's environment without any kernel setting, so a developer's DATABASE_URL or
+ * PACKS_DISABLED never leaks into the spawned server: each test says what it runs with.
+ */
+export function cleanEnv(settings: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  const kernelKeys = new Set([...Object.keys(EnvSchema.properties), 'TEST_DATABASE_URL']);
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !kernelKeys.has(key)) env[key] = value;
+  }
+  return { ...env, ...settings };
+}
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ServerProcess {
+  child: ChildProcessWithoutNullStreams;
+  port: number;
+  origin: string;
+  /** Every stdout and stderr line so far. */
+  readonly output: string[];
+  /** Resolves with the first line matching `pattern` (already seen or still to come). */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<string>;
+  /** Resolves when the process exits; rejects after `timeoutMs` (the process is then killed). */
+  waitForExit(timeoutMs: number): Promise<Exit>;
+  /** Kills the process if it still runs and removes its data directory. */
+  cleanup(): Promise<void>;
+}
+
+/** Runs the real entry point, `node --import tsx src/server.ts`, with exactly `settings` as kernel env. */
+export function runServer(settings: Record<string, string>): { child: ChildProcessWithoutNullStreams; output: string[]; exited: Promise<Exit> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: projectRoot,
+    env: cleanEnv(settings),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    let rest = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      output.push(...lines);
+      child.emit('line');
+    });
+    stream.on('end', () => {
+      if (rest) output.push(rest);
+      rest = '';
+      child.emit('line');
+    });
+  }
+  const exited = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  return { child, output, exited };
+}
+
+/**
+ * Starts the kernel on a free loopback port with PGlite in a fresh temporary DATA_DIR, or on
+ * `databaseUrl` when given; resolves once it logs that it listens.
+ */
+export async function startServer(options: { databaseUrl?: string; env?: Record<string, string> } = {}): Promise<ServerProcess> {
+  const port = await freePort();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'vk-lifecycle-'));
+  const settings: Record<string, string> = {
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: 'info',
+    DATA_DIR: dataDir,
+    ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
+    ...options.env,
+  };
+  const { child, output, exited } = runServer(settings);
+  let exit: Exit | undefined;
+  void exited.then((e) => {
+    exit = e;
+    child.emit('line');
+  });
+
+  const waitForLine = (pattern: RegExp, timeoutMs: number) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const found = output.find((l) => pattern.test(l));
+        if (found !== undefined) {
+          done();
+          resolve(found);
+        } else if (exit) {
+          done();
+          reject(new Error(`server exited (${exit.code ?? exit.signal}) before printing ${pattern}:\n${output.join('\n')}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms:\n${output.join('\n')}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        child.off('line', check);
+      };
+      child.on('line', check);
+      check();
+    });
+
+  const waitForExit = (timeoutMs: number) =>
+    new Promise<Exit>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`server still running ${timeoutMs} ms later:\n${output.join('\n')}`));
+      }, timeoutMs);
+      void exited.then((e) => {
+        clearTimeout(timer);
+        resolve(e);
+      });
+    });
+
+  const cleanup = async () => {
+    if (!exit) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+
+  try {
+    await waitForLine(/Server listening at/, 60_000);
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return { child, port, origin: `http://127.0.0.1:${port}`, output, waitForLine, waitForExit, cleanup };
+}

@@ -228,8 +228,10 @@ function main(): void {
   table ${many.snake}, routes /system/${many.kebab}, type ${one.pascal}, service app.${many.camel}
 
 Next steps:
-  1. npm run db:generate -- --name ${spell(name).snake}    (writes the migration for the ${many.snake} table)
-  2. npm test                                     (or: npx vitest run plugins/${name})
+  1. npm run db:generate -- --name ${spell(name).snake}
+     writes the migration that creates the ${many.snake} table (commit drizzle/ with the pack)
+  2. npm test
+     or only this pack: npx vitest run plugins/${name}
   3. Shape it to what the pack does: table.ts, schemas.ts, service.ts, routes.ts, then its test.${
     code ? '' : `\n     Set the pack's two-letter code in plugins/${name}/index.ts (still 'XX'), or pass --code next time.`
   }

@@ -41,6 +41,18 @@ export function decodeCursor(cursor: string | undefined, arity: number): CursorK
 }
 
 /**
+ * The id carried by an `[id]` cursor (lists ordered by id alone). A cursor that decodes but
+ * holds anything other than a positive integer was altered: 400, never a database error.
+ */
+export function decodeIdCursor(cursor: string | undefined): number | undefined {
+  const key = decodeCursor(cursor, 1);
+  if (!key) return undefined;
+  const id = key[0];
+  if (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) return id;
+  throw new ProblemError('invalid-cursor', { detail: 'The cursor is not valid for this list.' });
+}
+
+/**
  * Query `limit + 1` rows, then pass them here with the row-to-item mapper: the extra row only
  * says whether a next page exists.
  */

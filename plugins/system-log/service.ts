@@ -1,8 +1,7 @@
 import { and, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../db/client.js';
-import { decodeCursor, toPage, type Page } from '../../src/pagination.js';
-import { ProblemError } from '../../src/problem.js';
+import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import type { LogLevel } from './schemas.js';
 import { systemLogs } from './table.js';
 
@@ -100,15 +99,6 @@ function anyOf<T extends string>(column: PgColumn, values: T[] | undefined): SQL
   return values.length === 1 ? eq(column, values[0]) : inArray(column, values);
 }
 
-/** The id a cursor carries; a well-formed cursor holding anything but a positive integer is tampered with. */
-function cursorId(cursor: string | undefined): number | undefined {
-  const key = decodeCursor(cursor, 1);
-  if (!key) return undefined;
-  const id = key[0];
-  if (typeof id === 'number' && Number.isSafeInteger(id) && id > 0) return id;
-  throw new ProblemError('invalid-cursor', { detail: 'The cursor is not valid for this list.' });
-}
-
 export function createSystemLogService(deps: { db: Db }) {
   return {
     async insertMany(rows: SystemLogInsert[]): Promise<void> {
@@ -126,7 +116,7 @@ export function createSystemLogService(deps: { db: Db }) {
         f.since ? gte(systemLogs.occurredAt, new Date(f.since)) : undefined,
         f.until ? lte(systemLogs.occurredAt, new Date(f.until)) : undefined,
       ];
-      const afterId = cursorId(f.cursor);
+      const afterId = decodeIdCursor(f.cursor);
       if (afterId !== undefined) where.push(lt(systemLogs.id, afterId));
       const rows = await deps.db
         .select()

@@ -1,0 +1,48 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { requestPath } from '../../src/error-handler.js';
+import type { TraceSpanInsert } from './service.js';
+import { formatTraceparent, type TraceContextFactory } from './trace-context.js';
+
+const headerValue = (value: string | string[] | undefined): string | undefined => (typeof value === 'string' ? value : undefined);
+
+/**
+ * The request's server span. onRequest continues the caller's trace (or starts one) and
+ * answers with the span's own `traceparent`; onResponse hands a sampled span to the batching
+ * writer. Unsampled requests cost one small object and one header; nothing touches the database.
+ */
+export function createServerSpanHooks(deps: { contexts: TraceContextFactory; push: (row: TraceSpanInsert) => void; instanceId: string }) {
+  const { contexts, push, instanceId } = deps;
+  return {
+    onRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+      const context = contexts.fromHeaders(headerValue(request.headers.traceparent), headerValue(request.headers.tracestate));
+      request.traceContext = context;
+      reply.header('traceparent', formatTraceparent(context.traceId, context.spanId, context.sampled));
+      done();
+    },
+
+    onResponse(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+      const context = request.traceContext;
+      if (context !== null && context.sampled) {
+        const route = request.routeOptions.url ?? null;
+        const durationMs = reply.elapsedTime;
+        const statusCode = reply.statusCode;
+        push({
+          traceId: context.traceId,
+          spanId: context.spanId,
+          parentSpanId: context.parentSpanId,
+          // The entry of the trace into this service, whether or not the caller sent a parent.
+          isRoot: true,
+          name: route === null ? request.method : `${request.method} ${route}`,
+          kind: 'server',
+          startedAt: new Date(Date.now() - durationMs),
+          durationMs,
+          status: statusCode >= 500 ? 'error' : 'unset',
+          statusCode,
+          attributes: { method: request.method, route, path: requestPath(request.url), correlationId: request.id },
+          instanceId,
+        });
+      }
+      done();
+    },
+  };
+}

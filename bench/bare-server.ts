@@ -1,0 +1,16 @@
+import Fastify from 'fastify';
+
+// The baseline for `npm run bench`: bare Fastify, logger off, one trivial GET route answering
+// what the kernel's /live answers.
+const app = Fastify({ logger: false });
+app.get('/', async () => ({ status: 'ok' }));
+
+const port = Number(process.env.PORT ?? 3001);
+const host = process.env.HOST ?? '127.0.0.1';
+await app.listen({ host, port });
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    void app.close().then(() => process.exit(0));
+  });
+}

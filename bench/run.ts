@@ -1,0 +1,312 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon, { type Result } from 'autocannon';
+import { loadEnv } from '../src/env.js';
+
+// `npm run bench`: bare Fastify (one trivial route, logger off) against the full kernel started
+// through its real entry point (every pack, request logging on at LOG_LEVEL=info to /dev/null,
+// PGlite in a temporary DATA_DIR, or DATABASE_URL when set). Both run on loopback and are driven
+// by autocannon alternately, round after round, so neither gets a warmer machine. Prints req/s
+// and p99 (median of the rounds) and the kernel/bare ratio; writes bench/results/latest.json.
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** What is measured and how, in one place. */
+const SETTINGS = {
+  rounds: intFromEnv('BENCH_ROUNDS', 3),
+  durationSeconds: intFromEnv('BENCH_DURATION', 5),
+  warmupSeconds: intFromEnv('BENCH_WARMUP', 2),
+  connections: intFromEnv('BENCH_CONNECTIONS', 50),
+  pipelining: 1,
+};
+/** The bare baseline's one route. */
+const BARE_ROUTE = '/';
+/**
+ * The kernel routes compared with it: liveness, and a GET answered from memory (no database).
+ * `/problems` until a `/system/*` GET answers from memory (e.g. `/system/routes`).
+ */
+const KERNEL_ROUTES = {
+  live: '/live',
+  memory: process.env.BENCH_MEMORY_ROUTE ?? '/problems',
+};
+const LIVE_FLOOR = 0.6;
+const LIVE_AIM = 0.75;
+
+interface Target {
+  server: 'bare' | 'kernel';
+  route: string;
+}
+
+interface RunningServer {
+  name: 'bare' | 'kernel';
+  child: ChildProcess;
+  origin: string;
+  stderr: string[];
+  exited: Promise<number | null>;
+}
+
+const running: RunningServer[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function status(url: string): Promise<number | undefined> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return undefined;
+  }
+}
+
+class StartError extends Error {}
+
+/** Spawns `script` with tsx on a free loopback port; resolves once `probe` answers 200. */
+async function startServer(name: RunningServer['name'], script: string, env: Record<string, string>, probe: string): Promise<RunningServer> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: root,
+    env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
+    // stdout (the request log) goes to /dev/null; stderr is kept for a failed start.
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const stderr: string[] = [];
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => stderr.push(...chunk.split('\n').filter(Boolean)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const server: RunningServer = { name, child, origin: `http://127.0.0.1:${port}`, stderr, exited };
+  running.push(server);
+
+  let gone = false;
+  void exited.then(() => (gone = true));
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (gone) throw new StartError(`${name} server exited during start:\n${stderr.slice(-20).join('\n')}`);
+    if ((await status(`${server.origin}${probe}`)) === 200) return server;
+    await sleep(200);
+  }
+  throw new StartError(`${name} server did not answer 200 on ${probe} within 90 s:\n${stderr.slice(-20).join('\n')}`);
+}
+
+async function stopAll(): Promise<Array<{ name: string; code: number | null }>> {
+  const stops = running.splice(0).map(async (s) => {
+    if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
+    const code = await Promise.race([s.exited, sleep(15_000).then(() => 'timeout' as const)]);
+    if (code === 'timeout') {
+      s.child.kill('SIGKILL');
+      return { name: s.name, code: await s.exited };
+    }
+    return { name: s.name, code };
+  });
+  return Promise.all(stops);
+}
+
+function drive(url: string, seconds: number): Promise<Result> {
+  return Promise.resolve(
+    autocannon({ url, connections: SETTINGS.connections, pipelining: SETTINGS.pipelining, duration: seconds, timeout: 10 }),
+  );
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** Resident set size of a process in MiB (current and peak), from /proc on Linux. */
+function rssOf(pid: number | undefined): { rssMiB: number; peakRssMiB: number } | null {
+  if (pid === undefined) return null;
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+    return { rssMiB: Math.round(kib('VmRSS') / 102.4) / 10, peakRssMiB: Math.round(kib('VmHWM') / 102.4) / 10 };
+  } catch {
+    try {
+      const kb = Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim());
+      return { rssMiB: Math.round(kb / 102.4) / 10, peakRssMiB: NaN };
+    } catch {
+      return null;
+    }
+  }
+}
+
+function commit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+}
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+async function main(): Promise<number> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'vk-bench-'));
+  const started = Date.now();
+  const kernelEnv = { LOG_LEVEL: 'info', DATA_DIR: dataDir, NODE_ENV: 'production' };
+  try {
+    // What the kernel will run with (defaults plus anything set for this run, e.g. TRACE_SAMPLE_RATE).
+    const effective = loadEnv({ ...process.env, ...kernelEnv });
+    const kernelSettings = `LOG_LEVEL=${effective.LOG_LEVEL} to /dev/null, TRACE_SAMPLE_RATE=${effective.TRACE_SAMPLE_RATE}, RUN_JOBS=${effective.RUN_JOBS}`;
+    const database = process.env.DATABASE_URL ? 'postgres (DATABASE_URL)' : 'pglite (temporary DATA_DIR)';
+    console.error(`starting bare Fastify and the kernel (${database}) ...`);
+    const [bare, kernel] = await Promise.all([
+      startServer('bare', 'bench/bare-server.ts', {}, BARE_ROUTE),
+      startServer('kernel', 'src/server.ts', kernelEnv, KERNEL_ROUTES.live),
+    ]);
+    for (const route of Object.values(KERNEL_ROUTES)) {
+      const code = await status(`${kernel.origin}${route}`);
+      if (code !== 200) throw new StartError(`kernel answered ${code ?? 'nothing'} on GET ${route}; the bench needs 200 (set BENCH_MEMORY_ROUTE?)`);
+    }
+
+    const targets: Target[] = [
+      { server: 'bare', route: BARE_ROUTE },
+      { server: 'kernel', route: KERNEL_ROUTES.live },
+      { server: 'kernel', route: KERNEL_ROUTES.memory },
+    ];
+    const urlOf = (t: Target) => `${(t.server === 'bare' ? bare : kernel).origin}${t.route}`;
+    const key = (t: Target) => `${t.server} ${t.route}`;
+
+    console.error(`warming up (${SETTINGS.warmupSeconds} s each) ...`);
+    for (const t of targets) await drive(urlOf(t), SETTINGS.warmupSeconds);
+
+    const runs = new Map<string, Result[]>(targets.map((t) => [key(t), []]));
+    for (let round = 0; round < SETTINGS.rounds; round++) {
+      // Rotate the order each round so no target always runs first or last.
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+      for (const t of order) {
+        const result = await drive(urlOf(t), SETTINGS.durationSeconds);
+        runs.get(key(t))!.push(result);
+        console.error(
+          `round ${round + 1}/${SETTINGS.rounds} ${key(t).padEnd(20)} ${fmt(result.requests.average).padStart(8)} req/s  p99 ${result.latency.p99} ms` +
+            (result.non2xx || result.errors ? `  non-2xx ${result.non2xx} errors ${result.errors}` : ''),
+        );
+      }
+    }
+
+    const kernelMemory = rssOf(kernel.child.pid);
+    const bareMemory = rssOf(bare.child.pid);
+    const summary = targets.map((t) => {
+      const results = runs.get(key(t))!;
+      return {
+        server: t.server,
+        route: t.route,
+        reqPerSec: median(results.map((r) => r.requests.average)),
+        p99Ms: median(results.map((r) => r.latency.p99)),
+        bytesPerResponse: Math.round(results.reduce((n, r) => n + r.throughput.total, 0) / Math.max(1, results.reduce((n, r) => n + r.requests.total, 0))),
+        rounds: results.map((r) => ({ reqPerSec: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, requests: r.requests.total, non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts })),
+      };
+    });
+    const bareSummary = summary[0]!;
+    const withRatios = summary.map((s) => ({
+      ...s,
+      ratio: s.server === 'kernel' ? Math.round((s.reqPerSec / bareSummary.reqPerSec) * 100) / 100 : null,
+      p99Ratio: s.server === 'kernel' && bareSummary.p99Ms > 0 ? Math.round((s.p99Ms / bareSummary.p99Ms) * 100) / 100 : null,
+    }));
+    const exits = await stopAll();
+
+    console.log('');
+    console.log(
+      `bench: ${SETTINGS.rounds} rounds x ${SETTINGS.durationSeconds} s per target, ${SETTINGS.connections} connections, pipelining ${SETTINGS.pipelining}; ` +
+        `node ${process.version}, ${cpus().length} CPUs; kernel on ${database}, ${kernelSettings}`,
+    );
+    console.log('');
+    console.log(
+      table([
+        ['target', 'route', 'req/s (median)', 'p99 ms', 'bytes/resp', 'non-2xx', 'kernel/bare req/s', 'kernel/bare p99'],
+        ...withRatios.map((s) => [
+          s.server,
+          `GET ${s.route}`,
+          fmt(s.reqPerSec),
+          fmt(s.p99Ms),
+          fmt(s.bytesPerResponse),
+          fmt(s.rounds.reduce((n, r) => n + r.non2xx + r.errors, 0)),
+          s.ratio === null ? '-' : s.ratio.toFixed(2),
+          s.p99Ratio === null ? '-' : s.p99Ratio.toFixed(2),
+        ]),
+      ]),
+    );
+    console.log('');
+    if (kernelMemory) console.log(`kernel RSS after the run: ${kernelMemory.rssMiB} MiB (peak ${kernelMemory.peakRssMiB} MiB); bare: ${bareMemory?.rssMiB ?? '?'} MiB`);
+    for (const e of exits) console.log(`${e.name} server stopped with exit code ${e.code}`);
+
+    const live = withRatios[1]!;
+    if (live.ratio !== null && live.ratio < LIVE_FLOOR) {
+      console.log(`BELOW FLOOR: kernel/bare throughput on GET ${live.route} is ${live.ratio.toFixed(2)} < ${LIVE_FLOOR} (aim ${LIVE_AIM})`);
+    } else if (live.ratio !== null && live.ratio < LIVE_AIM) {
+      console.log(`kernel/bare on GET ${live.route}: ${live.ratio.toFixed(2)}, above the floor ${LIVE_FLOOR}, below the aim ${LIVE_AIM}`);
+    } else if (live.ratio !== null) {
+      console.log(`kernel/bare on GET ${live.route}: ${live.ratio.toFixed(2)}, at or above the aim ${LIVE_AIM}`);
+    }
+
+    const resultsDir = path.join(root, 'bench', 'results');
+    mkdirSync(resultsDir, { recursive: true });
+    const file = path.join(resultsDir, 'latest.json');
+    writeFileSync(
+      file,
+      `${JSON.stringify(
+        {
+          at: new Date().toISOString(),
+          commit: commit(),
+          node: process.version,
+          cpus: cpus().length,
+          database,
+          settings: { ...SETTINGS, bareRoute: BARE_ROUTE, kernelRoutes: KERNEL_ROUTES, kernel: kernelSettings },
+          results: withRatios,
+          kernelMemory,
+          bareMemory,
+          floor: LIVE_FLOOR,
+          aim: LIVE_AIM,
+          seconds: Math.round((Date.now() - started) / 1000),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    console.log(`written to ${path.relative(process.cwd(), file)} (${Math.round((Date.now() - started) / 1000)} s)`);
+    return 0;
+  } catch (err) {
+    console.error(err instanceof StartError ? `bench failed: ${err.message}` : err);
+    return 1;
+  } finally {
+    await stopAll();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void stopAll().then(() => process.exit(130));
+  });
+}
+
+process.exitCode = await main();

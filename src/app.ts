@@ -12,7 +12,8 @@ import { runMigrations } from '../db/migrate.js';
 import { allPacks } from '../plugins/index.js';
 import { loadEnv, type Env } from './env.js';
 import { AccessLogController } from './access-log.js';
-import errorHandling from './error-handler.js';
+import errorHandling, { sendProblem } from './error-handler.js';
+import finiteNumbers from './finite-numbers.js';
 import kernel, { type Lifecycle } from './kernel.js';
 import { resolvePacks, type Pack } from './pack.js';
 import { ProblemSchema } from './problem.js';
@@ -119,6 +120,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // Bad URLs and over-long path parameters are answered before routing; without this they
+    // would get Fastify's own JSON body instead of problem+json.
+    frameworkErrors: (error, request, reply) =>
+      sendProblem(request, reply.header('x-request-id', request.id), error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri-too-long' : 'malformed-request', {
+        detail: error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path parameter is too long.' : 'The URL could not be decoded.',
+      }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -129,6 +136,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(
     fp(async function valhalla(root) {
       await root.register(errorHandling);
+      await root.register(finiteNumbers);
       await root.register(kernel, { env, database, ownsDatabase, lifecycle, packs: packs.map((p) => p.meta) });
       await root.register(swagger, {
         openapi: {

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import createRouter, { type HTTPMethod } from 'find-my-way';
-import { isDatabaseUnavailable } from '../db/client.js';
+import { isDatabaseUnavailable, pgErrorCode } from '../db/client.js';
 import {
   buildProblem,
   PROBLEM_CONTENT_TYPE,
@@ -98,6 +98,17 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, kind: 
   return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
 }
 
+/**
+ * What may be logged and stored about a server error. drizzle's wrapper puts the SQL text and
+ * its parameters (which can hold secrets) in `message`; the driver's own message is in `cause`.
+ */
+export function safeMessage(error: unknown): string {
+  const message = String((error as Error)?.message ?? error);
+  const cause = (error as { cause?: unknown })?.cause;
+  if (message.startsWith('Failed query:')) return cause ? `query failed: ${safeMessage(cause)}` : 'query failed';
+  return message.replace(/postgres(ql)?:\/\/[^\s]+/gi, 'postgres://<redacted>').slice(0, 1000);
+}
+
 const isProblemError = (error: unknown): error is ProblemError =>
   (error as { code?: unknown }).code === 'VALHALLA_PROBLEM';
 
@@ -143,7 +154,7 @@ export default fp(
       if (status >= 500) {
         const event: ServerErrorEvent = {
           kind,
-          message: String(error.message ?? error),
+          message: safeMessage(error),
           stack: error.stack,
           method: request.method,
           route: request.routeOptions.url ?? requestPath(request.url),
@@ -151,7 +162,7 @@ export default fp(
           statusCode: status,
           correlationId: request.id,
         };
-        request.log.error({ err: { type: error.name, code: error.code, message: event.message }, problem: kind }, 'request failed');
+        request.log.error({ err: { type: error.name, code: pgErrorCode(error) ?? error.code, message: event.message }, problem: kind }, 'request failed');
         for (const listener of app.serverErrorListeners) {
           try {
             listener(event);

@@ -17,6 +17,7 @@ export const PROBLEM_KINDS = {
   'method-not-allowed': { status: 405, title: 'Method not allowed', description: 'The path exists but not for this method; `Allow` lists the methods it accepts.' },
   'not-acceptable': { status: 406, title: 'Not acceptable', description: 'The server cannot produce a representation the client accepts.' },
   conflict: { status: 409, title: 'Conflict', description: 'The request conflicts with the current state: a unique name taken, or a transition not allowed from the current state.' },
+  'uri-too-long': { status: 414, title: 'URI too long', description: 'A path parameter exceeds its maximum length.' },
   'payload-too-large': { status: 413, title: 'Payload too large', description: 'The body exceeds BODY_LIMIT.' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type', description: 'The body must be sent as application/json.' },
   unprocessable: { status: 422, title: 'Unprocessable content', description: 'The request is well-formed but refused by a rule of the resource.' },

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, like, type SQL } from 'drizzle-orm';
 import { pgErrorCode, type Db, type DbOrTx } from '../../db/client.js';
-import { decodeCursor, toPage, type Page } from '../../src/pagination.js';
+import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { ProblemError } from '../../src/problem.js';
 import type { CreateTemplateItem, TemplateItem, TemplateItemFilter, UpdateTemplateItem } from './schemas.js';
 import { templateItems } from './table.js';
@@ -42,8 +42,8 @@ export function createTemplateItemService(deps: { db: Db }) {
     async list(filter: TemplateItemFilter & { limit: number }): Promise<Page<TemplateItem>> {
       const where: SQL[] = [];
       if (filter.namePrefix) where.push(like(templateItems.name, likePrefix(filter.namePrefix)));
-      const key = decodeCursor(filter.cursor, 1);
-      if (key) where.push(gt(templateItems.id, Number(key[0])));
+      const afterId = decodeIdCursor(filter.cursor);
+      if (afterId !== undefined) where.push(gt(templateItems.id, afterId));
       const rows = await db
         .select()
         .from(templateItems)

@@ -99,6 +99,9 @@ describe('template pack (XX)', () => {
     expect((await t.app.inject({ method: 'GET', url: `${PATH}?sort=name` })).statusCode).toBe(400);
     expect((await t.app.inject({ method: 'GET', url: `${PATH}?limit=501` })).statusCode).toBe(400);
     expect((await t.app.inject({ method: 'GET', url: `${PATH}?cursor=bogus` })).json().type).toBe('/problems/invalid-cursor');
+    // A cursor that decodes but was altered is still the client's mistake, not a database error.
+    const altered = Buffer.from(JSON.stringify(['1 or 1=1'])).toString('base64url');
+    expect((await t.app.inject({ method: 'GET', url: `${PATH}?cursor=${altered}` })).json().type).toBe('/problems/invalid-cursor');
   });
 
   it('records each write in admin_operations, in the same transaction as the write', async () => {

@@ -183,6 +183,13 @@ async function main(): Promise<number> {
       startServer('bare', 'bench/bare-server.ts', {}, BARE_ROUTE),
       startServer('kernel', 'src/server.ts', kernelEnv, KERNEL_ROUTES.live),
     ]);
+    // As a load balancer would: no traffic before readiness (under-pressure may still be shedding
+    // load for a moment after a slow start).
+    const readyBy = Date.now() + 30_000;
+    while ((await status(`${kernel.origin}/ready`)) !== 200) {
+      if (Date.now() > readyBy) throw new StartError('kernel did not become ready (GET /ready 200) within 30 s');
+      await sleep(200);
+    }
     for (const route of Object.values(KERNEL_ROUTES)) {
       const code = await status(`${kernel.origin}${route}`);
       if (code !== 200) throw new StartError(`kernel answered ${code ?? 'nothing'} on GET ${route}; the bench needs 200 (set BENCH_MEMORY_ROUTE?)`);

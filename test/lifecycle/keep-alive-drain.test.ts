@@ -59,7 +59,7 @@ describe('keep-alive drain on SIGTERM (pitfall: shutdown hangs for keepAliveTime
     }
   });
 
-  it('answers requests arriving on idle keep-alive connections during SHUTDOWN_DELAY_MS with Connection: close, then exits 0', { timeout: SPAWN_TEST_TIMEOUT_MS }, async () => {
+  it('fails readiness and answers requests on idle keep-alive connections with Connection: close during SHUTDOWN_DELAY_MS, then exits 0', { timeout: SPAWN_TEST_TIMEOUT_MS }, async () => {
     const server = await startServer({ databaseUrl: db?.url, env: { SHUTDOWN_DELAY_MS: '2000' } });
     const agent = new Agent({ keepAlive: true, maxSockets: CONNECTIONS });
     try {
@@ -68,10 +68,19 @@ describe('keep-alive drain on SIGTERM (pitfall: shutdown hangs for keepAliveTime
       server.child.kill('SIGTERM');
       await server.waitForLine(/"msg":"shutting down"/, 10_000);
 
-      const during = await Promise.all(Array.from({ length: CONNECTIONS }, () => get(agent, server.origin, '/problems')));
-      expect(during.map((r) => r.status)).toEqual(Array(CONNECTIONS).fill(200));
-      expect(during.every((r) => r.reusedSocket)).toBe(true);
-      expect(during.map((r) => r.headers.connection)).toEqual(Array(CONNECTIONS).fill('close'));
+      // Readiness fails first, so the load balancer stops sending; what still arrives is served.
+      const [ready, ...during] = await Promise.all([
+        get(agent, server.origin, '/ready'),
+        ...Array.from({ length: CONNECTIONS - 1 }, () => get(agent, server.origin, '/problems')),
+      ]);
+      expect(ready!.status).toBe(503);
+      expect(ready!.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(ready!.body).toContain('draining');
+      expect(during.map((r) => r.status)).toEqual(Array(CONNECTIONS - 1).fill(200));
+      for (const answer of [ready!, ...during]) {
+        expect(answer.reusedSocket).toBe(true);
+        expect(answer.headers.connection).toBe('close');
+      }
 
       const exit = await server.waitForExit(EXIT_BOUND_MS);
       expect(exit).toEqual({ code: 0, signal: null });

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -54,6 +55,18 @@ export interface ServerProcess {
   cleanup(): Promise<void>;
 }
 
+/** Status of one GET on a connection of its own, closed after it (undefined if nothing answered). */
+function probe(url: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = httpGet(url, { agent: false, headers: { connection: 'close' }, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
+}
+
 /** Runs the real entry point, `node --import tsx src/server.ts`, with exactly `settings` as kernel env. */
 export function runServer(settings: Record<string, string>): { child: ChildProcessWithoutNullStreams; output: string[]; exited: Promise<Exit> } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
@@ -83,7 +96,8 @@ export function runServer(settings: Record<string, string>): { child: ChildProce
 
 /**
  * Starts the kernel on a free loopback port with PGlite in a fresh temporary DATA_DIR, or on
- * `databaseUrl` when given; resolves once it logs that it listens.
+ * `databaseUrl` when given; resolves once it listens and `/ready` answers 200, as a load
+ * balancer would wait (right after a slow start under-pressure may still shed load briefly).
  */
 export async function startServer(options: { databaseUrl?: string; env?: Record<string, string> } = {}): Promise<ServerProcess> {
   const port = await freePort();
@@ -147,11 +161,17 @@ export async function startServer(options: { databaseUrl?: string; env?: Record<
     rmSync(dataDir, { recursive: true, force: true });
   };
 
+  const origin = `http://127.0.0.1:${port}`;
   try {
     await waitForLine(/Server listening at/, 60_000);
+    const deadline = Date.now() + 30_000;
+    while ((await probe(`${origin}/ready`)) !== 200) {
+      if (exit || Date.now() > deadline) throw new Error(`server never became ready:\n${output.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } catch (err) {
     await cleanup();
     throw err;
   }
-  return { child, port, origin: `http://127.0.0.1:${port}`, output, waitForLine, waitForExit, cleanup };
+  return { child, port, origin, output, waitForLine, waitForExit, cleanup };
 }

@@ -285,4 +285,22 @@ describe('load shedding', () => {
     // A shed request is answered directly, not through the error handler: no server error recorded.
     expect(metrics.body).not.toContain('kind="under-pressure"');
   });
+
+  it('sheds on event-loop delay once past start-up', async () => {
+    const app = await t.another({ PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 5 });
+    // Block the loop for half of each sampling interval until a sample past the start-up grace sees it.
+    await vi.waitFor(
+      async () => {
+        const until = performance.now() + 500;
+        while (performance.now() < until);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect((await get('/system/health', {}, app)).statusCode).toBe(503);
+      },
+      { timeout: 20_000, interval: 10 },
+    );
+    const shed = await get('/system/health', {}, app);
+    expect(shed.json().detail).toContain('PRESSURE_MAX_EVENT_LOOP_DELAY_MS');
+    expect((await get('/live', {}, app)).statusCode).toBe(200);
+    expect((await get('/metrics', {}, app)).body).toMatch(/valhalla_load_shed_total\{reason="eventLoopDelay",[^}]*\} [1-9]/);
+  });
 });

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import underPressure, { type FastifyUnderPressureOptions } from '@fastify/under-pressure';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Histogram, type Registry } from 'prom-client';
@@ -65,11 +66,18 @@ const PRESSURE_DETAIL: Record<string, string> = {
   rssBytes: 'resident memory is above PRESSURE_MAX_RSS_BYTES',
 };
 
+/** How often @fastify/under-pressure samples memory and event-loop delay (its default, made explicit). */
+const SAMPLE_INTERVAL_MS = 1000;
+
 /**
  * Load shedding with @fastify/under-pressure: past a limit every route answers 503
  * `under-pressure` with `Retry-After`, except those whose config lets them through. There is
  * deliberately no `healthCheck` option: it would fail every route, probes included, whenever
  * the database is slow; the database check belongs to /ready alone.
+ *
+ * The event-loop samples taken until one full interval after start-up measure start-up itself
+ * (schema compilation blocks the loop for a second or more on a busy machine), not load: they
+ * are ignored, so a fresh instance neither sheds its first requests nor fails /ready for it.
  * Returns the current pressure state for /ready and /system/health.
  */
 export async function shedLoadUnderPressure(app: FastifyInstance, env: Env): Promise<() => PressureState> {
@@ -80,16 +88,34 @@ export async function shedLoadUnderPressure(app: FastifyInstance, env: Env): Pro
     registers: [app.metrics],
   });
   const retryAfter = env.PRESSURE_RETRY_AFTER_SECONDS;
+  let readyAt = Number.POSITIVE_INFINITY;
+  app.addHook('onReady', async () => {
+    readyAt = performance.now();
+  });
+  const startingUp = () => performance.now() - readyAt < 2 * SAMPLE_INTERVAL_MS;
+
+  /** The limit exceeded now, in under-pressure's words, or undefined. */
+  function exceeded(): string | undefined {
+    const usage = app.memoryUsage();
+    if (env.PRESSURE_MAX_EVENT_LOOP_DELAY_MS > 0 && usage.eventLoopDelay > env.PRESSURE_MAX_EVENT_LOOP_DELAY_MS && !startingUp()) return 'eventLoopDelay';
+    if (env.PRESSURE_MAX_HEAP_BYTES > 0 && usage.heapUsed > env.PRESSURE_MAX_HEAP_BYTES) return 'heapUsedBytes';
+    if (env.PRESSURE_MAX_RSS_BYTES > 0 && usage.rssBytes > env.PRESSURE_MAX_RSS_BYTES) return 'rssBytes';
+    return undefined;
+  }
+
   await app.register(underPressure, {
     maxEventLoopDelay: env.PRESSURE_MAX_EVENT_LOOP_DELAY_MS,
     maxHeapUsedBytes: env.PRESSURE_MAX_HEAP_BYTES,
     maxRssBytes: env.PRESSURE_MAX_RSS_BYTES,
+    sampleInterval: SAMPLE_INTERVAL_MS,
     retryAfter,
     pressureHandler(_request, reply, type) {
-      shed.inc({ reason: type });
+      const reason = type === 'eventLoopDelay' && startingUp() ? exceeded() : type;
+      if (reason === undefined) return; // lets the request through
+      shed.inc({ reason });
       // Answered here rather than thrown: a shed request is not a server error to record.
       reply.problem('under-pressure', {
-        detail: `The instance is shedding load: ${PRESSURE_DETAIL[type] ?? type}. Retry after ${retryAfter} s.`,
+        detail: `The instance is shedding load: ${PRESSURE_DETAIL[reason] ?? reason}. Retry after ${retryAfter} s.`,
         headers: { 'retry-after': String(retryAfter) },
       });
     },
@@ -97,7 +123,7 @@ export async function shedLoadUnderPressure(app: FastifyInstance, env: Env): Pro
   return () => {
     const usage = app.memoryUsage();
     return {
-      underPressure: app.isUnderPressure(),
+      underPressure: exceeded() !== undefined,
       eventLoopDelayMs: usage.eventLoopDelay,
       heapUsedBytes: usage.heapUsed,
       rssBytes: usage.rssBytes,

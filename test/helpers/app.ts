@@ -13,7 +13,9 @@ export interface TestApp {
 }
 
 export function testEnv(db: TestDatabase, overrides: Partial<Env> = {}): Env {
-  return envWith({ LOG_LEVEL: 'silent', RUN_JOBS: false, DATABASE_URL: db.url, ...overrides });
+  // Event-loop load shedding is off: building another app in the same process can block the loop
+  // for over a second on a busy machine, which would shed an unrelated request with 503.
+  return envWith({ LOG_LEVEL: 'silent', RUN_JOBS: false, PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0, DATABASE_URL: db.url, ...overrides });
 }
 
 /** One kernel per test file on its own database; `close()` tears both down. */

@@ -1,7 +1,7 @@
 import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import type { ServerErrorEvent } from '../../src/error-handler.js';
-import { decodeCursor, toPage, type Page } from '../../src/pagination.js';
+import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { errorEvents } from './table.js';
 
 export type ErrorEventRow = typeof errorEvents.$inferSelect;
@@ -45,8 +45,8 @@ export function createErrorEventService(deps: { db: Db }) {
       if (f.correlationId) where.push(eq(errorEvents.correlationId, f.correlationId));
       if (f.since) where.push(gte(errorEvents.occurredAt, new Date(f.since)));
       if (f.until) where.push(lte(errorEvents.occurredAt, new Date(f.until)));
-      const key = decodeCursor(f.cursor, 1);
-      if (key) where.push(lt(errorEvents.id, Number(key[0])));
+      const afterId = decodeIdCursor(f.cursor);
+      if (afterId !== undefined) where.push(lt(errorEvents.id, afterId));
       const rows = await deps.db
         .select()
         .from(errorEvents)

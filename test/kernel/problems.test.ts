@@ -35,6 +35,18 @@ describe('problem details (TU)', () => {
     expect(res.json().type).toBe('/problems/invalid-cursor');
   });
 
+  it('rejects a cursor that decodes but holds no id (was a 500)', async () => {
+    const cursor = Buffer.from(JSON.stringify(['x'])).toString('base64url');
+    const res = await t.app.inject({ method: 'GET', url: `/system/errors?cursor=${cursor}` });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().type).toBe('/problems/invalid-cursor');
+  });
+
+  it('records a 500 in error_events without leaking it to the client', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/system/errors/1' });
+    expect(res.statusCode).toBe(404);
+  });
+
   it('documents each problem type', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/problems/route-not-found' });
     expect(res.statusCode).toBe(200);

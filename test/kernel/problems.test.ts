@@ -1,9 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { definePack } from '../../src/pack.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
+
+const boomPack = definePack({
+  name: 'boom-test',
+  code: 'ZZ',
+  description: 'test: a route that fails',
+  routes: async (app) => {
+    app.get('/boom', { config: { public: true } }, async () => {
+      throw new Error('secret-detail: password hunter2');
+    });
+  },
+});
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await createTestApp();
+  t = await createTestApp({}, { extraPacks: [boomPack] });
 });
 afterAll(async () => t?.close());
 
@@ -43,8 +55,18 @@ describe('problem details (TU)', () => {
   });
 
   it('records a 500 in error_events without leaking it to the client', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/system/errors/1' });
-    expect(res.statusCode).toBe(404);
+    const res = await t.app.inject({ method: 'GET', url: '/boom', headers: { 'x-request-id': 'boom-1' } });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toMatchObject({ type: '/problems/internal', correlationId: 'boom-1' });
+    expect(res.body).not.toMatch(/secret-detail|hunter2|\.ts:\d+/);
+    await t.app.batchWriters.flushAll();
+    const list = await t.app.inject({ method: 'GET', url: '/system/errors?correlationId=boom-1' });
+    expect(list.statusCode).toBe(200);
+    const [event] = list.json().items;
+    expect(event).toMatchObject({ kind: 'internal', route: '/boom', statusCode: 500, correlationId: 'boom-1' });
+    expect(event.message).toContain('secret-detail');
+    const one = await t.app.inject({ method: 'GET', url: `/system/errors/${event.id}` });
+    expect(one.json().stack).toContain('problems.test.ts');
   });
 
   it('documents each problem type', async () => {

@@ -21,7 +21,7 @@ declare module 'fastify' {
 }
 
 /**
- * The template pack (XX): template items with full CRUD, each write audited in its own
+ * The template pack (XX): template items with full CRUD, each write audited in the same
  * transaction, and their names held in memory for the hot path. docs/packs.md explains each part.
  */
 export default definePack({

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { UNMATCHED_ROUTE } from './hooks.js';
-import { snapshotJobName } from './jobs.js';
+import { SNAPSHOT_JOB } from './jobs.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -170,7 +170,7 @@ describe('/system/health', () => {
     expect(components.migrations.applied).toBe(components.migrations.expected);
     expect(components.migrations.expected).toBeGreaterThan(0);
     expect(components.pressure).toMatchObject({ ok: true, heapUsedBytes: expect.any(Number), rssBytes: expect.any(Number) });
-    expect(components.jobs).toMatchObject({ running: false, periodic: expect.arrayContaining([snapshotJobName(t.app.lifecycle.instanceId)]) });
+    expect(components.jobs).toMatchObject({ running: false, periodic: expect.arrayContaining([SNAPSHOT_JOB]) });
     expect(components.stateCache.entries).toBe(components.stateCache.names.length);
     expect(components.batchWriters.writers).toContainEqual({ name: 'error_events', pending: expect.any(Number) });
     expect(body.packs).toContainEqual({ name: 'health', code: 'TX', description: expect.any(String) });
@@ -197,11 +197,11 @@ describe('metrics snapshots', () => {
     const b = await t.another();
     const a = t.app;
     await get('/live');
-    expect(await a.jobs.runDuePeriodic()).toContain(snapshotJobName(a.lifecycle.instanceId));
+    expect(await a.jobs.runDuePeriodic()).toContain(SNAPSHOT_JOB);
     // Each instance snapshots itself: the other instance's job is not blocked by the first one's.
-    expect(await b.jobs.runDuePeriodic()).toContain(snapshotJobName(b.lifecycle.instanceId));
+    expect(await b.jobs.runDuePeriodic()).toContain(SNAPSHOT_JOB);
     // Within the interval the job does not run again.
-    expect(await a.jobs.runDuePeriodic()).not.toContain(snapshotJobName(a.lifecycle.instanceId));
+    expect(await a.jobs.runDuePeriodic()).not.toContain(SNAPSHOT_JOB);
 
     const all = await get('/system/metrics/snapshots');
     expect(all.statusCode).toBe(200);

@@ -52,12 +52,14 @@ export type FiguresCollector = ReturnType<typeof createFiguresCollector>;
  * Figures are per instance, while a periodic job runs on one instance per period: the job name
  * carries the instance id so every instance that runs jobs snapshots itself.
  */
-export const snapshotJobName = (instanceId: string): string => `health:metrics-snapshot@${instanceId}`;
+export const SNAPSHOT_JOB = 'health:metrics-snapshot';
 
 export function defineSnapshotJob(deps: { jobs: JobRunner; store: SnapshotStore; figures: FiguresCollector; instanceId: string; intervalMs: number }): void {
   deps.jobs.definePeriodic({
-    name: snapshotJobName(deps.instanceId),
+    name: SNAPSHOT_JOB,
     intervalMs: deps.intervalMs,
+    // The figures are this instance's own: every instance snapshots itself.
+    perInstance: true,
     async handler() {
       await deps.store.insert(deps.instanceId, await deps.figures.take());
     },

@@ -22,6 +22,11 @@ export interface QueuedJobDefinition<P> {
 export interface PeriodicJobDefinition {
   name: string;
   intervalMs: number;
+  /**
+   * Runs on every instance (with RUN_JOBS) on its own clock, without a lock or schedule row:
+   * for work about the instance itself, such as snapshotting its own metrics.
+   */
+  perInstance?: boolean;
   handler: (ctx: JobContext) => Promise<void>;
 }
 
@@ -143,7 +148,25 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     return claimed.length;
   }
 
+  const localNextRun = new Map<string, number>();
+
+  async function runLocalPeriodic(def: PeriodicJobDefinition): Promise<boolean> {
+    const now = Date.now();
+    if ((localNextRun.get(def.name) ?? 0) > now) return false;
+    localNextRun.set(def.name, now + def.intervalMs);
+    const jobLog = log.child({ job: def.name });
+    try {
+      await def.handler({ jobName: def.name, attempt: 1, log: jobLog, signal: controller.signal });
+      opts.onOutcome?.(def.name, 'periodic_ok');
+    } catch (err) {
+      jobLog.warn({ err: { message: safeError(err) } }, 'periodic job failed');
+      opts.onOutcome?.(def.name, 'periodic_failed');
+    }
+    return true;
+  }
+
   async function runOnePeriodic(def: PeriodicJobDefinition): Promise<boolean> {
+    if (def.perInstance) return runLocalPeriodic(def);
     const ran = await database.withAdvisoryLock(
       lockKey(`periodic:${def.name}`),
       async () => {

@@ -84,6 +84,19 @@ describe('job runner', () => {
     expect(row).toMatchObject({ lastStatus: 'succeeded', lastRunBy: 'a' });
   });
 
+  it('runs a per-instance periodic job on every instance, once per interval each, with no schedule row', async () => {
+    const a = runner(t.db.database, 'a');
+    const b = runner(t.db.database, 'b');
+    const seen: string[] = [];
+    a.definePeriodic({ name: 'self', intervalMs: 60_000, perInstance: true, handler: async () => void seen.push('a') });
+    b.definePeriodic({ name: 'self', intervalMs: 60_000, perInstance: true, handler: async () => void seen.push('b') });
+    expect(await a.runDuePeriodic()).toEqual(['self']);
+    expect(await b.runDuePeriodic()).toEqual(['self']);
+    expect(await a.runDuePeriodic()).toEqual([]);
+    expect(seen).toEqual(['a', 'b']);
+    expect(await t.app.db.select().from(jobSchedules).where(eq(jobSchedules.name, 'self'))).toEqual([]);
+  });
+
   describe.skipIf(!process.env.TEST_DATABASE_URL && !process.env.DATABASE_URL)('several instances (PostgreSQL)', () => {
     it('two runners on separate pools never run the same queued job twice', async () => {
       const other = await t.db.connectAgain();

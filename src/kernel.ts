@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Database, Db, DbOrTx } from '../db/client.js';
@@ -22,6 +22,17 @@ export interface Audit {
   record(tx: DbOrTx, request: FastifyRequest | null, entry: Omit<AuditEntry, 'actor' | 'correlationId'> & { actor?: Actor }): Promise<{ id: number; hash: string }>;
 }
 
+/** One registered route, as the route index and the access checks see it. */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  pack: string | null;
+  scope: string | null;
+  public: boolean;
+  summary: string | null;
+  tags: string[];
+}
+
 export interface BatchWriters {
   create<T>(opts: Omit<BatchWriterOptions<T>, 'log' | 'intervalMs' | 'maxQueue' | 'onDrop'> & Partial<Pick<BatchWriterOptions<T>, 'intervalMs' | 'maxQueue'>>): BatchWriter<T>;
   flushAll(): Promise<void>;
@@ -39,6 +50,8 @@ declare module 'fastify' {
     audit: Audit;
     batchWriters: BatchWriters;
     packs: ReadonlyArray<Pack['meta']>;
+    /** Every route registered after the kernel (all packs' routes), in registration order. */
+    routeCatalog: ReadonlyArray<RouteEntry>;
   }
   interface FastifyRequest {
     /** Who is calling; null until an authentication pack sets it (audit records it as anonymous). */
@@ -137,6 +150,32 @@ export default fp(
     app.decorate('batchWriters', batchWriters);
     app.decorate('packs', opts.packs);
     app.decorateRequest('actor', null);
+
+    // Route options are collected as registered and read once everything is loaded: a pack's own
+    // onRoute hook (which stamps `config.pack`) runs after this root-level one.
+    const routeCatalog: RouteEntry[] = [];
+    const registered: RouteOptions[] = [];
+    app.decorate('routeCatalog', routeCatalog);
+    app.addHook('onRoute', (route) => {
+      registered.push(route);
+    });
+    app.addHook('onReady', async () => {
+      for (const route of registered) {
+        const schema = route.schema as { summary?: string; tags?: string[] } | undefined;
+        for (const method of [route.method].flat()) {
+          routeCatalog.push({
+            method: String(method).toUpperCase(),
+            url: route.url,
+            pack: route.config?.pack ?? null,
+            scope: route.config?.scope ?? null,
+            public: route.config?.public === true,
+            summary: schema?.summary ?? null,
+            tags: schema?.tags ?? [],
+          });
+        }
+      }
+      registered.length = 0;
+    });
 
     // Echo the correlation id; while draining, close each connection after its response so
     // idle keep-alive clients cannot hold shutdown open for keepAliveTimeout (72 s).

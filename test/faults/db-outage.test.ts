@@ -109,6 +109,7 @@ describe.skipIf(!serverUrl())('database outage (PostgreSQL behind a faulty proxy
   it('serves normally through the proxy', async () => {
     expect((await get('/ready')).statusCode).toBe(200);
     expect((await get('/system/errors')).statusCode).toBe(200);
+    expect((await get('/system/logs')).statusCode).toBe(200);
   });
 
   it('keeps /live up and answers 503 problems while the database is cut off', async () => {
@@ -131,6 +132,10 @@ describe.skipIf(!serverUrl())('database outage (PostgreSQL behind a faulty proxy
     expect(read.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(read.headers['retry-after']).toBeDefined();
     expect(read.json()).toMatchObject({ type: '/problems/database-unavailable', status: 503, instance: '/system/errors' });
+
+    const logs = await get('/system/logs?level=info');
+    expect(logs.statusCode).toBe(503);
+    expect(logs.json()).toMatchObject({ type: '/problems/database-unavailable', instance: '/system/logs' });
 
     const health = await get('/system/health');
     expect(health.statusCode).toBe(200);
@@ -164,6 +169,7 @@ describe.skipIf(!serverUrl())('database outage (PostgreSQL behind a faulty proxy
     const read = await get('/system/errors');
     expect(read.statusCode).toBe(200);
     expect(read.json()).toEqual({ items: [], nextCursor: null });
+    expect((await get('/system/logs')).statusCode).toBe(200);
     expect((await get('/system/health')).json().status).toBe('ok');
   });
 });

@@ -1,7 +1,7 @@
 import type { Pack } from '../src/pack.js';
+import tracing from './tracing/index.js';
 import problemDetails from './problem-details/index.js';
 import systemLog from './system-log/index.js';
-import tracing from './tracing/index.js';
 import health from './health/index.js';
 
 /**
@@ -10,4 +10,4 @@ import health from './health/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [problemDetails, systemLog, tracing, health];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health];

@@ -20,7 +20,7 @@ export const EnvSchema = Type.Object({
   PACKS_DISABLED: Type.String({ default: '', maxLength: 4096 }),
   RUN_JOBS: Type.Boolean({ default: true }),
   INSTANCE_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-  TRACE_SAMPLE_RATE: Type.Number({ default: 1, minimum: 0, maximum: 1 }),
+  TRACE_SAMPLE_RATE: Type.Number({ default: 0.05, minimum: 0, maximum: 1, description: 'share of new traces recorded; an inbound sampled flag wins' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 512 })),
   READY_DB_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
   STATE_RELOAD_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 1000, maximum: 3_600_000 }),

@@ -35,6 +35,8 @@ declare module 'fastify' {
     scope?: string;
     /** Route needs no API key (probes, docs, problem type documentation). */
     public?: boolean;
+    /** `false`: never recorded as a span (probes scraped every few seconds). */
+    trace?: boolean;
   }
 }
 

@@ -38,7 +38,7 @@ export const healthRoutes =
     app.get(
       '/live',
       {
-        config: { public: true, pressureHandler: letThroughUnderPressure },
+        config: { public: true, trace: false, pressureHandler: letThroughUnderPressure },
         schema: {
           tags: ['health'],
           summary: 'Liveness: 200 while the process runs (never touches the database)',
@@ -52,7 +52,7 @@ export const healthRoutes =
       '/ready',
       {
         // Let through under pressure so the answer can name the pressure check.
-        config: { public: true, pressureHandler: letThroughUnderPressure },
+        config: { public: true, trace: false, pressureHandler: letThroughUnderPressure },
         schema: {
           tags: ['health'],
           summary: 'Readiness: database answers, migrations applied, not draining, not under pressure',
@@ -75,7 +75,7 @@ export const healthRoutes =
     app.get(
       '/metrics',
       {
-        config: { public: true, pressureHandler: letThroughUnderPressure },
+        config: { public: true, trace: false, pressureHandler: letThroughUnderPressure },
         onRequest: async (request, reply) => {
           if (deps.metricsToken !== undefined && !bearerMatches(request.headers.authorization, deps.metricsToken)) {
             return reply.problem('unauthorized', {

@@ -22,7 +22,8 @@ export function createServerSpanHooks(deps: { contexts: TraceContextFactory; pus
 
     onResponse(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
       const context = request.traceContext;
-      if (context !== null && context.sampled) {
+      // Probes (config.trace === false) carry trace context but are not recorded as spans.
+      if (context !== null && context.sampled && request.routeOptions.config.trace !== false) {
         const route = request.routeOptions.url ?? null;
         const durationMs = reply.elapsedTime;
         const statusCode = reply.statusCode;

@@ -42,7 +42,7 @@ const probe = definePack({
 let t: TestApp;
 let unsampled: FastifyInstance;
 beforeAll(async () => {
-  t = await createTestApp({}, { extraPacks: [probe] });
+  t = await createTestApp({ TRACE_SAMPLE_RATE: 1 }, { extraPacks: [probe] });
   unsampled = await t.another({ TRACE_SAMPLE_RATE: 0 });
 });
 afterAll(async () => t?.close());
@@ -138,6 +138,15 @@ describe('tracing (TW): sampling', () => {
     const spans = await spansOfTrace(traceId);
     expect(spans).toHaveLength(1);
     expect(spans[0]).toMatchObject({ parentSpanId: PARENT_ID, instanceId: unsampled.lifecycle.instanceId });
+  });
+
+  it('never records probe routes as spans, even when the caller asks for sampling', async () => {
+    const traceId = 'a1'.repeat(16);
+    const res = await get(t.app, '/live', { traceparent: `00-${traceId}-${'b2'.repeat(8)}-01` });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers.traceparent).toContain(traceId);
+    await t.app.batchWriters.flushAll();
+    expect((await get(t.app, `/system/traces/${traceId}`)).statusCode).toBe(404);
   });
 
   it('writes no spans at TRACE_SAMPLE_RATE=0 without an inbound flag', async () => {

@@ -39,7 +39,7 @@ const BARE_ROUTE = '/';
  */
 const KERNEL_ROUTES = {
   live: '/live',
-  memory: process.env.BENCH_MEMORY_ROUTE ?? '/problems',
+  memory: process.env.BENCH_MEMORY_ROUTE ?? '/system/info',
 };
 const LIVE_FLOOR = 0.6;
 const LIVE_AIM = 0.75;
@@ -172,7 +172,7 @@ function table(rows: string[][]): string {
 async function main(): Promise<number> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'vk-bench-'));
   const started = Date.now();
-  const kernelEnv = { LOG_LEVEL: 'info', DATA_DIR: dataDir, NODE_ENV: 'production' };
+  const kernelEnv = { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', DATA_DIR: dataDir, NODE_ENV: 'production' };
   try {
     // What the kernel will run with (defaults plus anything set for this run, e.g. TRACE_SAMPLE_RATE).
     const effective = loadEnv({ ...process.env, ...kernelEnv });

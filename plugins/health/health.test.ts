@@ -151,6 +151,19 @@ describe('/metrics', () => {
 });
 
 describe('/system/health', () => {
+  it('says what runs here from memory, and rejects query fields', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/system/info' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({
+      name: 'valhalla-kernel',
+      instanceId: t.app.lifecycle.instanceId,
+      driver: t.app.database.driver,
+      packs: expect.arrayContaining([expect.objectContaining({ name: 'health', code: 'TX' })]),
+    });
+    const bad = await t.app.inject({ method: 'GET', url: '/system/info?verbose=1' });
+    expect(bad.statusCode).toBe(400);
+  });
+
   it('reports components, version, uptime and packs', async () => {
     const res = await get('/system/health');
     expect(res.statusCode).toBe(200);

@@ -45,13 +45,24 @@ export function observeHttpRequests(app: FastifyInstance): RequestTotals {
     registers: [app.metrics],
   });
   const totals: RequestTotals = { requests: 0, serverErrors: 0 };
+  // One labelled child per (route, method, status), looked up by reference instead of having
+  // prom-client hash a label object on every response. The set is bounded: route templates
+  // (not raw paths) times methods times statuses.
+  type Child = ReturnType<typeof duration.labels>;
+  const children = new Map<string, Map<string, Child>>();
+  const childFor = (route: string, method: string, status: number): Child => {
+    let byRoute = children.get(route);
+    if (!byRoute) children.set(route, (byRoute = new Map()));
+    const key = `${method} ${status}`;
+    let child = byRoute.get(key);
+    if (!child) byRoute.set(key, (child = duration.labels({ method, route, status_code: status })));
+    return child;
+  };
   app.addHook('onResponse', (request, reply, done) => {
     totals.requests++;
-    if (reply.statusCode >= 500) totals.serverErrors++;
-    duration.observe(
-      { method: request.method, route: request.routeOptions.url ?? UNMATCHED_ROUTE, status_code: reply.statusCode },
-      reply.elapsedTime / 1000,
-    );
+    const status = reply.statusCode;
+    if (status >= 500) totals.serverErrors++;
+    childFor(request.routeOptions.url ?? UNMATCHED_ROUTE, request.method, status).observe(reply.elapsedTime / 1000);
     done();
   });
   return totals;

@@ -5,6 +5,7 @@ import { problemResponses } from '../../src/problem.js';
 import { bearerMatches, letThroughUnderPressure } from './hooks.js';
 import {
   HealthQuerySchema,
+  InfoSchema,
   HealthSchema,
   LiveSchema,
   MetricsTextSchema,
@@ -96,6 +97,28 @@ export const healthRoutes =
         const text = (await deps.registry.metrics()).replace(/ Nan$/gm, ' NaN');
         return reply.type(deps.registry.contentType).send(text);
       },
+    );
+
+    app.get(
+      '/system/info',
+      {
+        config: { scope: 'system:read' },
+        schema: {
+          tags: ['health'],
+          summary: 'What runs here: version, instance, uptime, database driver and packs (from memory)',
+          querystring: HealthQuerySchema,
+          response: { 200: InfoSchema, ...problemResponses(400) },
+        },
+      },
+      async () => ({
+        name: 'valhalla-kernel',
+        version: app.lifecycle.version,
+        instanceId: app.lifecycle.instanceId,
+        startedAt: app.lifecycle.startedAt.toISOString(),
+        uptimeSeconds: Math.round((Date.now() - app.lifecycle.startedAt.getTime()) / 1000),
+        driver: app.database.driver,
+        packs: app.packs.map(({ name, code, description }) => ({ name, code, description })),
+      }),
     );
 
     app.get(

@@ -94,3 +94,13 @@ export const SnapshotQuerySchema = StrictObject({
   since: Type.Optional(QueryTimestamp('only snapshots taken at or after this time')),
   until: Type.Optional(QueryTimestamp('only snapshots taken at or before this time')),
 });
+
+export const InfoSchema = Type.Object({
+  name: Type.String(),
+  version: Type.String(),
+  instanceId: Type.String(),
+  startedAt: Type.String({ format: 'date-time' }),
+  uptimeSeconds: Type.Number(),
+  driver: Type.Union([Type.Literal('pglite'), Type.Literal('postgres')]),
+  packs: Type.Array(Type.Object({ name: Type.String(), code: Type.String(), description: Type.String() })),
+});

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import pino from 'pino';
 import fp from 'fastify-plugin';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -58,6 +59,25 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
+/**
+ * stdout for the logs, written in chunks of up to 4 KiB instead of one synchronous write per
+ * line: a write syscall per request cost ~6 µs of system time here (npm run bench). A timer
+ * writes out what is buffered at least every `flushMs`, and close() flushes synchronously.
+ */
+const LOG_FLUSH_INTERVAL_MS = 100;
+function bufferedStdout(flushMs: number) {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const timer = setInterval(() => destination.flush(), flushMs);
+  timer.unref();
+  return {
+    destination,
+    close() {
+      clearInterval(timer);
+      destination.flushSync();
+    },
+  };
+}
+
 export function parseTrustProxy(value: string): string[] | false {
   const list = value
     .split(',')
@@ -101,6 +121,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     draining: false,
   };
 
+  const logStream = bufferedStdout(LOG_FLUSH_INTERVAL_MS);
   const app = Fastify({
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
@@ -108,6 +129,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
           logger: options.logger ?? {
             level: env.LOG_LEVEL,
             redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+            stream: logStream.destination,
           },
         }),
     genReqId: correlationIdFor,
@@ -129,6 +151,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onClose', async () => logStream.close());
 
   // Only JSON bodies: anything else is 415, not a confusing validation error.
   app.removeContentTypeParser('text/plain');

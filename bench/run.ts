@@ -154,6 +154,20 @@ function rssOf(pid: number | undefined): { rssMiB: number; peakRssMiB: number } 
   }
 }
 
+/**
+ * CPU time (user + system) a process has used, in ms, from /proc/<pid>/stat (clock ticks at the
+ * usual 100 Hz). CPU per request is steadier than req/s on a shared VM; null off Linux.
+ */
+function cpuMsOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return null;
+  }
+}
+
 function commit(): string | null {
   try {
     return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
@@ -207,12 +221,19 @@ async function main(): Promise<number> {
     for (const t of targets) await drive(urlOf(t), SETTINGS.warmupSeconds);
 
     const runs = new Map<string, Result[]>(targets.map((t) => [key(t), []]));
+    const cpuPerRequest = new Map<string, number[]>(targets.map((t) => [key(t), []]));
+    const pidOf = (t: Target) => (t.server === 'bare' ? bare : kernel).child.pid;
     for (let round = 0; round < SETTINGS.rounds; round++) {
       // Rotate the order each round so no target always runs first or last.
       const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
       for (const t of order) {
+        const cpuBefore = cpuMsOf(pidOf(t));
         const result = await drive(urlOf(t), SETTINGS.durationSeconds);
+        const cpuAfter = cpuMsOf(pidOf(t));
         runs.get(key(t))!.push(result);
+        if (cpuBefore !== null && cpuAfter !== null && result.requests.total > 0) {
+          cpuPerRequest.get(key(t))!.push(((cpuAfter - cpuBefore) * 1000) / result.requests.total);
+        }
         console.error(
           `round ${round + 1}/${SETTINGS.rounds} ${key(t).padEnd(20)} ${fmt(result.requests.average).padStart(8)} req/s  p99 ${result.latency.p99} ms` +
             (result.non2xx || result.errors ? `  non-2xx ${result.non2xx} errors ${result.errors}` : ''),
@@ -229,6 +250,7 @@ async function main(): Promise<number> {
         route: t.route,
         reqPerSec: median(results.map((r) => r.requests.average)),
         p99Ms: median(results.map((r) => r.latency.p99)),
+        cpuUsPerRequest: cpuPerRequest.get(key(t))!.length ? Math.round(median(cpuPerRequest.get(key(t))!) * 10) / 10 : null,
         bytesPerResponse: Math.round(results.reduce((n, r) => n + r.throughput.total, 0) / Math.max(1, results.reduce((n, r) => n + r.requests.total, 0))),
         rounds: results.map((r) => ({ reqPerSec: r.requests.average, p50Ms: r.latency.p50, p99Ms: r.latency.p99, requests: r.requests.total, non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts })),
       };
@@ -249,12 +271,13 @@ async function main(): Promise<number> {
     console.log('');
     console.log(
       table([
-        ['target', 'route', 'req/s (median)', 'p99 ms', 'bytes/resp', 'non-2xx', 'kernel/bare req/s', 'kernel/bare p99'],
+        ['target', 'route', 'req/s (median)', 'p99 ms', 'server CPU µs/req', 'bytes/resp', 'non-2xx', 'kernel/bare req/s', 'kernel/bare p99'],
         ...withRatios.map((s) => [
           s.server,
           `GET ${s.route}`,
           fmt(s.reqPerSec),
           fmt(s.p99Ms),
+          s.cpuUsPerRequest === null ? '-' : s.cpuUsPerRequest.toFixed(1),
           fmt(s.bytesPerResponse),
           fmt(s.rounds.reduce((n, r) => n + r.non2xx + r.errors, 0)),
           s.ratio === null ? '-' : s.ratio.toFixed(2),

@@ -1,7 +1,7 @@
 import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
 import { DatabaseTimeoutError, pgErrorCode, withTimeout, type Database, type Db } from '../../db/client.js';
 import { migrationStatus } from '../../db/migrate.js';
-import { decodeCursor, toPage, type Page } from '../../src/pagination.js';
+import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import type { Check, Health, SnapshotFigures } from './schemas.js';
 import { metricsSnapshots } from './table.js';
 
@@ -133,8 +133,8 @@ export function createSnapshotStore(deps: { db: Db }) {
       if (f.instanceId) where.push(eq(metricsSnapshots.instanceId, f.instanceId));
       if (f.since) where.push(gte(metricsSnapshots.takenAt, new Date(f.since)));
       if (f.until) where.push(lte(metricsSnapshots.takenAt, new Date(f.until)));
-      const key = decodeCursor(f.cursor, 1);
-      if (key) where.push(lt(metricsSnapshots.id, Number(key[0])));
+      const afterId = decodeIdCursor(f.cursor);
+      if (afterId !== undefined) where.push(lt(metricsSnapshots.id, afterId));
       const rows = await deps.db
         .select()
         .from(metricsSnapshots)

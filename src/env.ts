@@ -22,6 +22,8 @@ export const EnvSchema = Type.Object({
   INSTANCE_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
   TRACE_SAMPLE_RATE: Type.Number({ default: 0.05, minimum: 0, maximum: 1, description: 'share of new traces recorded; an inbound sampled flag wins' }),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 512 })),
+  ADMIN_API_KEY: Type.Optional(Type.String({ pattern: '^vhk_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}$', description: 'admin key ensured at start (format of `vhk_…` keys)' })),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048, description: 'shared rate-limit counters across instances' })),
   READY_DB_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
   STATE_RELOAD_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 1000, maximum: 3_600_000 }),
   BATCH_FLUSH_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 60_000 }),
@@ -55,7 +57,7 @@ export function loadEnv(source: Record<string, string | undefined> = process.env
   if (first) {
     const variable = first.path.replace(/^\//, '') || 'environment';
     const shown = picked[variable] === undefined ? 'unset' : JSON.stringify(picked[variable]);
-    throw new EnvError(`invalid environment variable ${variable}=${variable.includes('URL') || variable.includes('TOKEN') ? '<redacted>' : shown}: ${first.message}`);
+    throw new EnvError(`invalid environment variable ${variable}=${variable.includes('URL') || variable.includes('TOKEN') || variable.includes('KEY') ? '<redacted>' : shown}: ${first.message}`);
   }
   return withDefaults as Env;
 }

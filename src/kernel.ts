@@ -7,6 +7,7 @@ import { createBatchWriter, type BatchWriter, type BatchWriterOptions } from './
 import type { Env } from './env.js';
 import { createJobRunner, type JobRunner } from './jobs/runner.js';
 import type { Pack } from './pack.js';
+import './access.js';
 import { createStateCache, type StateCache } from './state-cache.js';
 
 export interface Lifecycle {
@@ -33,6 +34,17 @@ export interface RouteEntry {
   tags: string[];
 }
 
+/**
+ * Sections of the admin overview (`GET /system/admin`): each pack adds what an operator should
+ * see at a glance (counts, backlogs, current mode) without the admin pack reading its tables.
+ */
+export interface Overview {
+  /** Adds a section; `read` should be cheap (memory, or one indexed count). */
+  add(section: string, read: () => unknown): void;
+  /** Every section's current figures; a section that fails reports `{ error }` instead. */
+  read(): Promise<Record<string, unknown>>;
+}
+
 export interface BatchWriters {
   create<T>(opts: Omit<BatchWriterOptions<T>, 'log' | 'intervalMs' | 'maxQueue' | 'onDrop'> & Partial<Pick<BatchWriterOptions<T>, 'intervalMs' | 'maxQueue'>>): BatchWriter<T>;
   flushAll(): Promise<void>;
@@ -49,6 +61,7 @@ declare module 'fastify' {
     metrics: Registry;
     audit: Audit;
     batchWriters: BatchWriters;
+    overview: Overview;
     packs: ReadonlyArray<Pack['meta']>;
     /** Every route registered after the kernel (all packs' routes), in registration order. */
     routeCatalog: ReadonlyArray<RouteEntry>;
@@ -148,8 +161,10 @@ export default fp(
     app.decorate('metrics', metrics);
     app.decorate('audit', audit);
     app.decorate('batchWriters', batchWriters);
+    app.decorate('overview', createOverview());
     app.decorate('packs', opts.packs);
     app.decorateRequest('actor', null);
+    app.decorateRequest('caller', null);
 
     // Route options are collected as registered and read once everything is loaded: a pack's own
     // onRoute hook (which stamps `config.pack`) runs after this root-level one.
@@ -204,3 +219,26 @@ export default fp(
   },
   { name: 'kernel', fastify: '5.x' },
 );
+
+function createOverview(): Overview {
+  const sections = new Map<string, () => unknown>();
+  return {
+    add(section, read) {
+      if (sections.has(section)) throw new Error(`overview section '${section}' is added twice`);
+      sections.set(section, read);
+    },
+    async read() {
+      const out: Record<string, unknown> = {};
+      await Promise.all(
+        [...sections].map(async ([name, read]) => {
+          try {
+            out[name] = await read();
+          } catch {
+            out[name] = { error: 'unavailable' };
+          }
+        }),
+      );
+      return out;
+    },
+  };
+}

@@ -31,12 +31,19 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Name of the pack that registered the route (set by the kernel). */
     pack?: string;
-    /** Scope an API key needs for this route (e.g. `system:read`); enforced once authentication lands. */
+    /** Scope an API key needs for this route (one of SCOPES in src/access.ts); required unless `public`. */
     scope?: string;
     /** Route needs no API key (probes, docs, problem type documentation). */
     public?: boolean;
     /** `false`: never recorded as a span (probes scraped every few seconds). */
     trace?: boolean;
+    /**
+     * A control-plane write (config, flags, rate limits, deployments, retention): refused with
+     * 423 while the change freeze is on, unless an `admin` caller sends an override (audited).
+     */
+    freeze?: boolean;
+    /** `false`: the read-only/maintenance shield never blocks this route (explicit opt-out). */
+    shield?: boolean;
   }
 }
 

@@ -17,6 +17,11 @@ export type NotificationHandler = (payload: string) => void;
 export interface Database {
   readonly driver: 'pglite' | 'postgres';
   readonly db: Db;
+  /**
+   * Statements sent through Drizzle by this process so far (kernel and packs alike). Tests read
+   * it around a burst of requests to show the hot path sends none.
+   */
+  readonly queryCount: number;
   /** Subscribes to a PostgreSQL NOTIFY channel; survives reconnects on postgres.js. */
   listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>>;
   /**
@@ -74,13 +79,17 @@ async function createPglite(dataDir?: string): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   const client = dataDir ? new PGlite(dataDir) : new PGlite();
   await client.waitReady;
-  const db: Db = drizzlePglite({ client });
+  const counter = queryCounter();
+  const db: Db = drizzlePglite({ client, logger: counter });
   // PGlite is one connection in this process: advisory locks are re-entrant for it, so an
   // in-process set is what keeps two callers apart.
   const held = new Set<bigint>();
   return {
     driver: 'pglite',
     db,
+    get queryCount() {
+      return counter.count;
+    },
     async listen(channel, handler) {
       const unsubscribe = await client.listen(channel, handler);
       return async () => unsubscribe();
@@ -114,10 +123,14 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
     onnotice: () => {},
     connection: { application_name: options.applicationName ?? 'valhalla-kernel' },
   });
-  const db: Db = drizzlePostgres({ client });
+  const counter = queryCounter();
+  const db: Db = drizzlePostgres({ client, logger: counter });
   return {
     driver: 'postgres',
     db,
+    get queryCount() {
+      return counter.count;
+    },
     async listen(channel, handler) {
       const sub = await client.listen(channel, handler);
       return () => sub.unlisten();
@@ -188,4 +201,14 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     e = (e as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/** Drizzle's logger hook, used only to count statements (it never logs them: they may hold values). */
+function queryCounter(): { count: number; logQuery(): void } {
+  return {
+    count: 0,
+    logQuery() {
+      this.count++;
+    },
+  };
 }

@@ -1,0 +1,270 @@
+import { normalizeIP } from '@fastify/rate-limit';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Counter } from 'prom-client';
+import { requestPath } from '../../src/error-handler.js';
+import type { StateEntry } from '../../src/state-cache.js';
+import { secondsToUtcMidnight, utcDay, type QuotaCounter } from './counters.js';
+import {
+  callerSubject,
+  canonicalIp,
+  fromRule,
+  resolveLimit,
+  routeRuleFor,
+  type AppliedLimit,
+  type CallerFacts,
+  type Limit,
+  type RouteTarget,
+  type RuleIndex,
+} from './rules.js';
+import type { RateLimitRule, Status } from './schemas.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The limit this request was counted against (null: none applied, or not yet resolved). */
+    appliedRateLimit: AppliedLimit | null;
+  }
+}
+
+/**
+ * Probes are never limited: a load balancer or Prometheus polling them must not be answered 429
+ * (they are public, cheap and read nothing). Any other route opts out with
+ * `config: { rateLimit: false }`, @fastify/rate-limit's own convention.
+ */
+export const UNLIMITED_PROBES: ReadonlySet<string> = new Set(['/live', '/ready', '/metrics']);
+
+/** What a listener hears about each request refused with 429. */
+export interface ExceededEvent {
+  kind: 'rate-limited' | 'quota-exceeded';
+  scope: string;
+  policy: string;
+  ruleId: number | null;
+  subject: string;
+  ip: string;
+  method: string;
+  path: string;
+  at: Date;
+}
+export type ExceededListener = (event: ExceededEvent) => void;
+
+type Check = ReturnType<FastifyInstance['createRateLimit']>;
+
+export interface LimiterDeps {
+  rules: StateEntry<RuleIndex<RateLimitRule>>;
+  defaultLimit: Limit | null;
+  /** @fastify/rate-limit's limiter over its store (memory or Redis), reading `request.appliedRateLimit`. */
+  check: Check;
+  quota: QuotaCounter;
+  store: 'redis' | 'memory';
+  limited: Counter<'scope'>;
+  storeErrors: Counter<'counter'>;
+  listeners: ReadonlySet<ExceededListener>;
+  isExempt(request: FastifyRequest): boolean;
+  log: FastifyBaseLogger;
+}
+
+/** Decoded path without the query string, so `/system/%66lags` cannot slip past `/system/flags*`. */
+function targetOf(request: FastifyRequest): RouteTarget {
+  const raw = requestPath(request.url);
+  let path = raw;
+  if (raw.includes('%')) {
+    try {
+      path = decodeURI(raw);
+    } catch {
+      // undecodable: matched as sent (the router answers it with 400 anyway)
+    }
+  }
+  return { method: request.method, path };
+}
+
+export function callerFacts(request: FastifyRequest): CallerFacts {
+  const ip = canonicalIp(request.ip);
+  const caller = request.caller;
+  return {
+    ip,
+    ipSubject: ip === null ? null : ip.includes(':') ? normalizeIP(ip) : ip,
+    keyId: caller?.keyId ?? null,
+    clientId: caller?.clientId ?? null,
+    clientLimit: caller?.rateLimit ?? null,
+  };
+}
+
+/** `x-ratelimit-*` (what most clients read) and the IETF draft's `RateLimit-Policy`/`RateLimit`. */
+function setHeaders(reply: FastifyReply, limit: AppliedLimit, remaining: number, resetSeconds: number): void {
+  reply.header('x-ratelimit-limit', limit.max);
+  reply.header('x-ratelimit-remaining', remaining);
+  reply.header('x-ratelimit-reset', resetSeconds);
+  reply.header('ratelimit-policy', `"${limit.policy}";q=${limit.max};w=${limit.windowSeconds}`);
+  reply.header('ratelimit', `"${limit.policy}";r=${remaining};t=${resetSeconds}`);
+}
+
+/**
+ * The per-request limiter: resolve the rule from memory, count through @fastify/rate-limit's
+ * store, then the caller's daily quota. A store that fails (Redis down or slow) lets the request
+ * through: one log line per 10 s and `valhalla_rate_limit_store_errors_total` say so. Limiting
+ * is a protection, not a dependency worth an outage.
+ */
+export function createLimiter(deps: LimiterDeps) {
+  const { rules, defaultLimit, check, quota, limited, storeErrors, listeners, log } = deps;
+  let lastErrorLog = 0;
+  const storeFailed = (counter: 'requests' | 'quota', err: unknown) => {
+    storeErrors.inc({ counter });
+    const now = Date.now();
+    if (now - lastErrorLog >= 10_000) {
+      lastErrorLog = now;
+      log.warn({ counter, store: deps.store, err: { message: (err as Error)?.message } }, 'rate-limit store unavailable; requests are let through');
+    }
+  };
+  const tell = (event: ExceededEvent) => {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch {
+        // a listener must never turn a 429 into a 500
+      }
+    }
+  };
+
+  async function onRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (deps.isExempt(request)) return;
+    const facts = callerFacts(request);
+    const target = targetOf(request);
+    const limit = resolveLimit(rules.get(), facts, target, defaultLimit);
+    if (limit) {
+      request.appliedRateLimit = limit;
+      let result: Awaited<ReturnType<Check>> | undefined;
+      try {
+        result = await check(request);
+      } catch (err) {
+        storeFailed('requests', err);
+      }
+      if (result && !result.isAllowed) {
+        setHeaders(reply, limit, result.remaining, result.ttlInSeconds);
+        if (result.isExceeded) {
+          const retryAfter = Math.max(1, result.ttlInSeconds);
+          limited.inc({ scope: limit.scope });
+          tell({ kind: 'rate-limited', scope: limit.scope, policy: limit.policy, ruleId: limit.ruleId, subject: limit.subject, ip: request.ip, method: target.method, path: target.path, at: new Date() });
+          reply.problem('rate-limited', {
+            detail: `Rate limit of ${limit.max} requests per ${limit.windowSeconds} s exceeded; retry in ${retryAfter} s.`,
+            extensions: { policy: limit.policy, limit: limit.max, windowSeconds: limit.windowSeconds, retryAfter },
+            headers: { 'retry-after': String(retryAfter) },
+          });
+          return;
+        }
+      }
+    }
+
+    const caller = request.caller;
+    if (caller && caller.dailyQuota !== null) {
+      const now = new Date();
+      let used: number;
+      try {
+        used = await quota.incr(caller.clientId, now);
+      } catch (err) {
+        storeFailed('quota', err);
+        return;
+      }
+      if (used > caller.dailyQuota) {
+        const retryAfter = secondsToUtcMidnight(now);
+        limited.inc({ scope: 'quota' });
+        tell({ kind: 'quota-exceeded', scope: 'quota', policy: `quota-${caller.clientId}`, ruleId: null, subject: `client:${caller.clientId}`, ip: request.ip, method: target.method, path: target.path, at: now });
+        reply.problem('quota-exceeded', {
+          detail: `Daily quota of ${caller.dailyQuota} requests used; it resets at midnight UTC, in ${retryAfter} s.`,
+          extensions: { quota: caller.dailyQuota, day: utcDay(now), retryAfter },
+          headers: { 'retry-after': String(retryAfter), 'x-quota-limit': String(caller.dailyQuota), 'x-quota-remaining': '0', 'x-quota-reset': String(retryAfter) },
+        });
+      }
+    }
+  }
+
+  /** Reads a counter without counting (the status endpoint): `request` only carries the limit to the store. */
+  async function peek(request: FastifyRequest, limit: AppliedLimit): Promise<Status['limits'][number]> {
+    const saved = request.appliedRateLimit;
+    // A huge max makes `remaining` give back the exact count (the store reports max - current).
+    request.appliedRateLimit = { ...limit, max: Number.MAX_SAFE_INTEGER };
+    try {
+      const r = await check(request, { increment: false });
+      const used = r.isAllowed ? 0 : Number.MAX_SAFE_INTEGER - r.remaining;
+      return {
+        policy: limit.policy,
+        scope: limit.scope,
+        ruleId: limit.ruleId,
+        route: limit.route,
+        subject: limit.subject,
+        max: limit.max,
+        windowSeconds: limit.windowSeconds,
+        used,
+        remaining: Math.max(0, limit.max - used),
+        resetSeconds: used === 0 ? 0 : r.isAllowed ? 0 : r.ttlInSeconds,
+      };
+    } finally {
+      request.appliedRateLimit = saved;
+    }
+  }
+
+  /**
+   * Current usage for a subject (`ip:…`, `api_key:…`, `client:…`) or, with none, for the caller:
+   * the limit its requests count against where no route rule applies, then each route rule that
+   * would apply to it, then its daily quota.
+   */
+  async function status(request: FastifyRequest, key: string | undefined): Promise<Status> {
+    let facts: CallerFacts;
+    let quotaLimit: number | null = null;
+    if (key === undefined) {
+      facts = callerFacts(request);
+      quotaLimit = request.caller?.dailyQuota ?? null;
+    } else {
+      const colon = key.indexOf(':');
+      const kind = key.slice(0, colon);
+      const value = key.slice(colon + 1);
+      const ip = kind === 'ip' ? canonicalIp(value) : null;
+      facts = {
+        ip,
+        ipSubject: ip === null ? null : ip.includes(':') ? normalizeIP(ip) : ip,
+        keyId: kind === 'api_key' ? value : null,
+        clientId: kind === 'client' ? Number(value) : null,
+        clientLimit: null,
+      };
+    }
+    const index = rules.get();
+    const limits: AppliedLimit[] = [];
+    const head = resolveLimit(index, facts, null, defaultLimit);
+    if (head) limits.push(head);
+    const caller = callerSubject(facts);
+    if (caller !== null) {
+      for (const { rule, route } of index.routes.slice(0, 100)) {
+        // The route rule counts for this subject only where nothing more specific wins. An empty
+        // method matches only method-less patterns, so each pattern is tried on its own.
+        const probe = resolveLimit(index, facts, { method: route.method ?? '', path: route.path }, defaultLimit);
+        if (probe?.ruleId === rule.id) limits.push(fromRule(rule, caller));
+      }
+    }
+    const usage = [];
+    for (const limit of limits) usage.push(await peek(request, limit));
+
+    const clientId = facts.clientId;
+    let quotaUsage: Status['quota'] = null;
+    if (clientId !== null) {
+      const now = new Date();
+      const used = await quota.read(clientId, now);
+      quotaUsage = { limit: quotaLimit, used, remaining: quotaLimit === null ? null : Math.max(0, quotaLimit - used), day: utcDay(now), resetSeconds: secondsToUtcMidnight(now) };
+    }
+    return { subject: key ?? caller ?? 'unknown', store: deps.store, limits: usage, quota: quotaUsage };
+  }
+
+  /** Whether requests to a route are limited and by which rule (for the route index). */
+  function describeRoute(method: string, url: string, exempt: boolean): { limited: boolean; rule: string | null } {
+    if (exempt) return { limited: false, rule: null };
+    const index = rules.get();
+    const per = (l: Limit) => `${l.max} per ${l.windowSeconds} s`;
+    const routeRule = routeRuleFor(index, { method: method.toUpperCase(), path: url });
+    if (routeRule) return { limited: true, rule: `rule-${routeRule.id} (route ${routeRule.route}: ${per(routeRule)} per caller)` };
+    if (index.global) return { limited: true, rule: `rule-${index.global.id} (global: ${per(index.global)} per caller)` };
+    if (defaultLimit) return { limited: true, rule: `default (${per(defaultLimit)} per caller)` };
+    // Rules naming keys, clients or addresses may still apply to some callers.
+    const anyCallerRule = index.rules.some((r) => r.scope !== 'route');
+    return { limited: anyCallerRule, rule: null };
+  }
+
+  return { onRequest, status, describeRoute };
+}
+export type Limiter = ReturnType<typeof createLimiter>;

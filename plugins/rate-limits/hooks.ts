@@ -2,6 +2,7 @@ import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import { requestPath } from '../../src/error-handler.js';
+import { ProblemError } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { secondsToUtcMidnight, utcDay, type QuotaCounter } from './counters.js';
 import {
@@ -217,6 +218,9 @@ export function createLimiter(deps: LimiterDeps) {
       const kind = key.slice(0, colon);
       const value = key.slice(colon + 1);
       const ip = kind === 'ip' ? canonicalIp(value) : null;
+      if (kind === 'ip' && ip === null) {
+        throw new ProblemError('validation-failed', { detail: 'The key is not valid.', errors: [{ in: 'querystring', pointer: '#/key', message: 'is not an IP address' }] });
+      }
       facts = {
         ip,
         ipSubject: ip === null ? null : ip.includes(':') ? normalizeIP(ip) : ip,

@@ -42,7 +42,7 @@ describe('OpenAPI document', () => {
     for (const r of packRoutes) {
       const label = `${r.method} ${r.url}`;
       expect(r.pack, `${label} pack`).toBeTruthy();
-      if (r.url.startsWith('/system')) expect(r.scope, `${label} scope`).toMatch(/^[a-z]+:(read|write)$|^admin$/);
+      if (r.url.startsWith('/system')) expect(r.scope, `${label} scope`).toMatch(/^[a-z-]+:(read|write)$|^admin$/);
       else expect(r.public, `${label} public`).toBe(true);
     }
     const publicUrls = new Set(packRoutes.filter((r) => r.public).map((r) => r.url));

@@ -336,6 +336,7 @@ describe('rate limiting requests', () => {
     const rule = await createOk({ scope: 'route', route: 'GET /system/rate-limits*', max: 50, windowSeconds: 60 });
     expect(t.app.rateLimits.describeRoute('get', `${PATH}/:id`)).toEqual({ limited: true, rule: `rule-${rule.id} (route GET /system/rate-limits*: 50 per 60 s per caller)` });
     expect(t.app.rateLimits.describeRoute('POST', PATH).rule).toBe('default (1000 per 60 s per caller)');
+    expect((await t.app.overview.read()).rateLimits).toEqual({ enabledRules: 1, store: 'memory', defaultLimit: '1000 per 60 s' });
     await remove(rule.id);
   });
 

@@ -44,7 +44,8 @@ export const SmokeCheckSchema = Type.Object({
 });
 
 const Checks = Type.Array(SmokeCheckBody, { minItems: 1, maxItems: MAX_CHECKS, description: `1 to ${MAX_CHECKS} checks, names unique within the profile` });
-const Concurrency = Type.Integer({ minimum: 1, maximum: MAX_CONCURRENCY, default: 4, description: 'checks of a run in flight at once' });
+// No schema `default` here: Ajv would fill it into a PATCH body and reset the value.
+const Concurrency = Type.Integer({ minimum: 1, maximum: MAX_CONCURRENCY, description: 'checks of a run in flight at once (4 when not given)' });
 
 export const ProfileSchema = Type.Object({
   id: Type.Integer(),

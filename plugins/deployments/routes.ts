@@ -221,8 +221,10 @@ export const deploymentRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        if (!(await service.profileSummary(id))) throw profileNotFound(id);
-        return service.listDeployments(id, { cursor: request.query.cursor, limit: pageLimit(request.query) });
+        // Listing first: a bad cursor is a 400 whatever the id, and a non-empty page proves the profile exists.
+        const page = await service.listDeployments(id, { cursor: request.query.cursor, limit: pageLimit(request.query) });
+        if (page.items.length === 0 && !(await service.profileSummary(id))) throw profileNotFound(id);
+        return page;
       },
     );
 
@@ -312,8 +314,9 @@ export const deploymentRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        if (!(await service.profileSummary(id))) throw profileNotFound(id);
-        return service.listRuns(id, { ...request.query, limit: pageLimit(request.query) });
+        const page = await service.listRuns(id, { ...request.query, limit: pageLimit(request.query) });
+        if (page.items.length === 0 && !(await service.profileSummary(id))) throw profileNotFound(id);
+        return page;
       },
     );
 

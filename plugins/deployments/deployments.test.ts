@@ -3,11 +3,12 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
-import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { authHeader, createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { allPacks } from '../index.js';
 import type { SmokeFailure } from './index.js';
 import { SMOKE_RUN_JOB } from './jobs.js';
 import { describeFetchError, mapWithConcurrency, randomTraceparent, runSmokeChecks, type SmokeCheck } from './smoke-runner.js';
-import { smokeTestResults } from './table.js';
+import { smokeRuns, smokeTestResults } from './table.js';
 
 const ROOT = '/system/deployment';
 const PROFILES = `${ROOT}/profiles`;
@@ -589,6 +590,26 @@ describe('smoke runs', () => {
     expect((overview.deployments as { runsInProgress: number }).runsInProgress).toBeGreaterThanOrEqual(1);
   });
 
+  it('lets only one executor hold a run, and another take over a run whose claim ran out', async () => {
+    const profile = await profileWith([check('good', '/good')]);
+    const queued = (await t.inject({ method: 'POST', url: `${PROFILES}/${profile.id}/smoke-runs` })).json();
+    const { service } = t.app.deployments;
+    const first = await service.claimRun(queued.id);
+    expect(first?.status).toBe('running');
+    expect(await service.claimRun(queued.id)).toBeUndefined();
+    expect(await t.app.deployments.executor.execute(queued.id)).toBeUndefined();
+
+    // The first executor died: once its claim runs out, the run is taken over and executed.
+    await t.app.db.update(smokeRuns).set({ claimedUntil: new Date(Date.now() - 1000) }).where(eq(smokeRuns.id, queued.id));
+    const finished = await t.app.deployments.executor.execute(queued.id);
+    expect(finished).toMatchObject({ id: queued.id, status: 'passed' });
+    // The old holder cannot overwrite the verdict it no longer owns.
+    expect(await service.finishRun(first!, { status: 'failed', passed: 0, failed: 1, verdict: 'stale', results: [] })).toBeUndefined();
+    const run = (await t.inject({ method: 'GET', url: `${ROOT}/smoke-runs/${queued.id}` })).json();
+    expect(run).toMatchObject({ status: 'passed', verdict: 'passed: 1 of 1 checks' });
+    expect(run.results).toHaveLength(1);
+  });
+
   it('ends a run in flight as an error when the instance shuts down', async () => {
     const other = await t.another();
     const profile = await profileWith([check('hanging', '/hang', { timeoutMs: 20_000, maxLatencyMs: 20_000 })]);
@@ -615,5 +636,37 @@ describe('documentation', () => {
     expect(Object.keys(doc.paths[PROFILES])).toEqual(expect.arrayContaining(['get', 'post']));
     expect(Object.keys(doc.paths[`${PROFILES}/{id}`])).toEqual(expect.arrayContaining(['get', 'patch', 'delete']));
     expect(doc.paths[ROOT].get.summary).toBeTruthy();
+  });
+});
+
+// Active once the api-keys pack is in the pack list (authentication and scope checks).
+describe.skipIf(!allPacks.some((p) => p.meta.name === 'api-keys'))('access', () => {
+  it('answers 401 without a key and 403 for writes with a read-only key', async () => {
+    const profile = await profileWith([check('good', '/good')]);
+    expect((await t.app.inject({ method: 'GET', url: ROOT })).statusCode).toBe(401);
+    expect((await t.app.inject({ method: 'POST', url: `${PROFILES}/${profile.id}/deployments`, payload: { version: '1.0.0' } })).statusCode).toBe(401);
+
+    const { token } = await t.keyWith(['deployments:read']);
+    const headers = authHeader(token);
+    expect((await t.inject({ method: 'GET', url: ROOT, headers })).statusCode).toBe(200);
+    expect((await t.inject({ method: 'GET', url: `${PROFILES}/${profile.id}/deployments`, headers })).statusCode).toBe(200);
+    const writes: Array<[string, string, unknown?]> = [
+      ['POST', `${PROFILES}/${profile.id}/deployments`, { version: '1.0.0' }],
+      ['POST', PROFILES, validBody()],
+      ['PATCH', `${PROFILES}/${profile.id}`, { concurrency: 1 }],
+      ['DELETE', `${PROFILES}/${profile.id}`],
+      ['POST', `${PROFILES}/${profile.id}/smoke-runs`],
+    ];
+    for (const [method, url, payload] of writes) {
+      const res = await t.inject({ method: method as 'POST', url, payload: payload as object | undefined, headers });
+      expect(res.statusCode, `${method} ${url}`).toBe(403);
+      expect(res.json().type).toBe('/problems/forbidden');
+    }
+    expect((await t.inject({ method: 'GET', url: `${PROFILES}/${profile.id}/deployments` })).json().items).toEqual([]);
+
+    const writer = await t.keyWith(['deployments:write']);
+    const recorded = await t.inject({ method: 'POST', url: `${PROFILES}/${profile.id}/deployments`, payload: { version: '1.0.0' }, headers: authHeader(writer.token) });
+    expect(recorded.statusCode).toBe(201);
+    expect(recorded.json().deployedBy).toBe(`client:${writer.clientId}`);
   });
 });

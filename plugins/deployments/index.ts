@@ -71,12 +71,16 @@ export default definePack({
       // Longer than the slowest possible run: every check alone, each waiting its full timeout.
       leaseMs: MAX_CHECKS * MAX_TIMEOUT_MS + 60_000,
       handler: async ({ runId }, ctx) => {
+        // Failing (not succeeding) leaves the job to be retried, by another instance if this one is stopping.
+        if (executor.closed) throw new Error('instance shutting down; smoke run left for a retry');
         await executor.execute(runId, ctx.signal);
       },
     });
 
     app.overview.add('deployments', async () => ({ ...(await service.figures()), runsSinceStart: { ...sinceStart } }));
-    app.addHook('onClose', async () => executor.close());
+    // Before the HTTP server drains: a `?wait=true` request then answers at once instead of
+    // holding shutdown for up to 30 s; its run ends as an error ('interrupted by shutdown').
+    app.addHook('preClose', async () => executor.close());
 
     app.decorate('deployments', { service, executor, onSmokeFailed: (listener: SmokeFailedListener) => executor.onSmokeFailed(listener) });
   },

@@ -24,6 +24,8 @@ export interface SmokeRunExecutor {
   onSmokeFailed(listener: SmokeFailedListener): () => void;
   /** Aborts runs in flight (their checks end as 'aborted', the run as error) and waits for them. */
   close(): Promise<void>;
+  /** True once `close()` was called: nothing new is claimed. */
+  readonly closed: boolean;
 }
 
 export interface SmokeRunExecutorDeps {
@@ -116,6 +118,9 @@ export function createSmokeRunExecutor(deps: SmokeRunExecutorDeps): SmokeRunExec
     async close() {
       shutdown.abort();
       await Promise.allSettled([...inFlight]);
+    },
+    get closed() {
+      return shutdown.signal.aborted;
     },
   };
 }

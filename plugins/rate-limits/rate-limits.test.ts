@@ -5,7 +5,7 @@ import { adminOperations } from '../../src/audit/table.js';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { secondsToUtcMidnight } from './counters.js';
 import type { ExceededEvent } from './hooks.js';
-import { asCaller, burst, packsWithTestCaller } from './test-support.js';
+import { asCaller, burst, frozenRoutes, packsWithTestCaller } from './test-support.js';
 
 const PATH = '/system/rate-limits';
 
@@ -346,6 +346,7 @@ describe('rate limiting requests', () => {
       ['DELETE /system/rate-limits/:id', 'GET /system/rate-limits', 'GET /system/rate-limits/:id', 'GET /system/rate-limits/status', 'PATCH /system/rate-limits/:id', 'POST /system/rate-limits', 'HEAD /system/rate-limits', 'HEAD /system/rate-limits/:id', 'HEAD /system/rate-limits/status'].sort(),
     );
     for (const r of routes) expect(r.scope, `${r.method} ${r.url}`).toBe(r.method === 'GET' || r.method === 'HEAD' ? 'rate-limits:read' : 'rate-limits:write');
+    expect([...frozenRoutes].filter((r) => r.includes(PATH)).sort()).toEqual([`DELETE ${PATH}/:id`, `PATCH ${PATH}/:id`, `POST ${PATH}`]);
     const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json();
     expect(doc.paths[PATH].post.summary).toBeTruthy();
     expect(Object.keys(doc.paths[`${PATH}/{id}`])).toEqual(expect.arrayContaining(['get', 'patch', 'delete']));
@@ -378,5 +379,61 @@ describe('the default limit and exemptions', () => {
     const res = await off.inject({ method: 'GET', url: '/unlimited', remoteAddress: '10.9.0.3' });
     expect(res.headers['x-ratelimit-limit']).toBeUndefined();
     expect(off.rateLimits.describeRoute('GET', '/system/rate-limits')).toEqual({ limited: false, rule: null });
+  });
+});
+
+describe('with real API keys (api-keys pack)', () => {
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+  it('answers 401 without a key and 403 without the scope', async () => {
+    for (const [method, url] of [['GET', PATH], ['GET', `${PATH}/status`], ['GET', `${PATH}/1`], ['POST', PATH], ['PATCH', `${PATH}/1`], ['DELETE', `${PATH}/1`]] as const) {
+      const res = await t.app.inject({ method, url, payload: method === 'POST' || method === 'PATCH' ? { max: 1 } : undefined });
+      expect(res.statusCode, `${method} ${url}`).toBe(401);
+      expect(res.json().type).toBe('/problems/unauthorized');
+    }
+    const flags = await t.keyWith(['flags:read']);
+    expect((await t.inject({ method: 'GET', url: PATH, headers: bearer(flags.token) })).statusCode).toBe(403);
+    expect((await t.inject({ method: 'GET', url: `${PATH}/status`, headers: bearer(flags.token) })).statusCode).toBe(403);
+
+    const reader = await t.keyWith(['rate-limits:read']);
+    expect((await t.inject({ method: 'GET', url: PATH, headers: bearer(reader.token) })).statusCode).toBe(200);
+    const own = await t.inject({ method: 'GET', url: `${PATH}/status`, headers: bearer(reader.token) });
+    expect(own.json()).toMatchObject({ subject: `client:${reader.clientId}` });
+    const denied = await t.inject({ method: 'POST', url: PATH, payload: { scope: 'ip', match: '10.10.0.1', max: 5, windowSeconds: 60 }, headers: bearer(reader.token) });
+    expect(denied.statusCode).toBe(403);
+    expect(denied.json()).toMatchObject({ type: '/problems/forbidden', requiredScope: 'rate-limits:write' });
+
+    const writer = await t.keyWith(['rate-limits:write']);
+    const created = await t.inject({ method: 'POST', url: PATH, payload: { scope: 'ip', match: '10.10.0.1', max: 5, windowSeconds: 60 }, headers: bearer(writer.token) });
+    expect(created.statusCode).toBe(201);
+    const [row] = await auditRows(created.json().id);
+    expect(row).toMatchObject({ actorType: 'client', actorId: String(writer.clientId) });
+    await remove(created.json().id);
+  });
+
+  it("limits a real client by its own limit, an api_key rule by its key, and enforces its daily quota", async () => {
+    const limitedClient = await t.keyWith(['rate-limits:read'], { rateLimit: { max: 2, windowSeconds: 60 } });
+    const call = (token: string) => t.inject({ method: 'GET', url: `${PATH}?limit=1`, headers: bearer(token) });
+    expect((await call(limitedClient.token)).statusCode).toBe(200);
+    expect((await call(limitedClient.token)).statusCode).toBe(200);
+    const third = await call(limitedClient.token);
+    expect(third.statusCode).toBe(429);
+    expect(third.json()).toMatchObject({ policy: `client-${limitedClient.clientId}`, limit: 2 });
+
+    // An api_key rule naming the key wins over the client's own limit.
+    const rule = await createOk({ scope: 'api_key', match: limitedClient.keyId, max: 5, windowSeconds: 60 });
+    const byKey = await call(limitedClient.token);
+    expect(byKey.statusCode).toBe(200);
+    expect(byKey.headers['ratelimit-policy']).toBe(`"rule-${rule.id}";q=5;w=60`);
+    await remove(rule.id);
+
+    const quotaClient = await t.keyWith(['rate-limits:read'], { dailyQuota: 2 });
+    expect((await call(quotaClient.token)).statusCode).toBe(200);
+    expect((await call(quotaClient.token)).statusCode).toBe(200);
+    const over = await call(quotaClient.token);
+    expect(over.statusCode).toBe(429);
+    expect(over.json()).toMatchObject({ type: '/problems/quota-exceeded', quota: 2 });
+    const status = (await t.inject({ method: 'GET', url: `${PATH}/status?key=client:${quotaClient.clientId}` })).json();
+    expect(status.quota).toMatchObject({ used: 3 });
   });
 });

@@ -4,6 +4,9 @@ import { definePack, type Pack } from '../../src/pack.js';
 import { allPacks } from '../index.js';
 import rateLimitsPack from './index.js';
 
+/** `METHOD url` of every route declared with `config.freeze: true` after the test pack loaded. */
+export const frozenRoutes = new Set<string>();
+
 /**
  * Test-only pack, loaded just before rate-limits: a request carrying `x-test-caller` (JSON) is
  * treated as that API client, so precedence, client limits and quotas can be shown for callers
@@ -12,8 +15,11 @@ import rateLimitsPack from './index.js';
 const testCaller = definePack({
   name: 'test-caller',
   code: 'ZZ',
-  description: 'tests only: sets request.caller from the x-test-caller header',
+  description: 'tests only: sets request.caller from the x-test-caller header, records frozen routes',
   async register(app) {
+    app.addHook('onRoute', (route) => {
+      if (route.config?.freeze === true) for (const m of [route.method].flat()) frozenRoutes.add(`${m} ${route.url}`);
+    });
     app.addHook('onRequest', async (request) => {
       const raw = request.headers['x-test-caller'];
       if (typeof raw !== 'string') return;

@@ -23,7 +23,7 @@ declare module 'fastify' {
  * counts every route but those with `config.rateLimit: false` (@fastify/rate-limit's opt-out);
  * with no rate-limits pack nothing is counted.
  */
-function rateLimitedBy(app: FastifyInstance): (entry: RouteEntry) => boolean {
+export function rateLimitedBy(app: FastifyInstance): (entry: RouteEntry) => boolean {
   if (!app.hasDecorator('rateLimits')) return () => false;
   const limiter: unknown = Reflect.get(app, 'rateLimits');
   const describe: unknown = typeof limiter === 'object' && limiter !== null ? Reflect.get(limiter, 'describeRoute') : undefined;

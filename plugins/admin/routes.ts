@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { hasScope } from '../../src/access.js';
 import { PageOf, pageLimit } from '../../src/pagination.js';
 import { problemError, problemResponses } from '../../src/problem.js';
 import { IdParams, StrictObject } from '../../src/schemas.js';
@@ -28,9 +29,13 @@ export const adminRoutes =
           response: { 200: OverviewSchema, ...problemResponses(400, 401, 403, 503) },
         },
       },
-      async () => {
+      async (request) => {
         const { lifecycle } = app;
-        const [sections, recentOperations] = await Promise.all([app.overview.read(), service.recent(RECENT)]);
+        // The trail itself needs audit:read: a key that reads the overview through `system:write`
+        // (which implies system:read but not audit:read) does not see it. No caller on this
+        // scoped route means no authentication pack is loaded at all.
+        const mayReadTrail = request.caller === null || hasScope(request, 'audit:read');
+        const [sections, recentOperations] = await Promise.all([app.overview.read(), mayReadTrail ? service.recent(RECENT) : undefined]);
         return {
           instance: {
             id: lifecycle.instanceId,

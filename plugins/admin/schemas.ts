@@ -66,6 +66,6 @@ export const OverviewSchema = Type.Object({
   sections: Type.Record(Type.String(), Type.Unknown(), {
     description: "each pack's figures (maintenance: mode and freeze; jobs: backlog; errors: last hour; ...); a failing section reads `{ error }`",
   }),
-  recentOperations: Type.Array(OperationSchema, { description: 'the 10 most recent admin operations, newest first' }),
+  recentOperations: Type.Optional(Type.Array(OperationSchema, { description: 'the 10 most recent admin operations, newest first; only for callers holding `audit:read`' })),
 });
 export type Overview = Static<typeof OverviewSchema>;

@@ -85,7 +85,8 @@ async function showOverview() {
     card.append(el('h3', name), el('pre', JSON.stringify(value, null, 2)));
     sections.append(card);
   }
-  fillTable($('overview-operations'), OPERATION_COLUMNS, data.recentOperations);
+  // absent when the key lacks audit:read
+  fillTable($('overview-operations'), OPERATION_COLUMNS, data.recentOperations || []);
 }
 
 async function showMaintenance() {

@@ -45,6 +45,32 @@ describe.skipIf(!authenticated)('admin and route index access', () => {
     for (const url of SYSTEM_READ) expect((await t.inject({ method: 'GET', url, headers: authHeader(token) })).statusCode, url).toBe(403);
   });
 
+  it('shows an API write with the key that made it and its correlation id', async () => {
+    const { token, keyId, clientId } = await t.keyWith(['admin']);
+    const res = await t.inject({
+      method: 'POST',
+      url: '/system/clients',
+      payload: { name: `audited-${Date.now()}`, owner: 'tests', scopes: ['flags:read'] },
+      headers: { ...authHeader(token), 'x-request-id': 'admin-access-write-1' },
+    });
+    expect(res.statusCode).toBe(201);
+    const page = (await t.inject({ method: 'GET', url: '/system/admin/operations?correlationId=admin-access-write-1' })).json();
+    expect(page.items).toHaveLength(1);
+    expect(page.items[0]).toMatchObject({
+      operation: 'api-client.create',
+      targetType: 'api-client',
+      targetId: String(res.json().id),
+      actorType: 'client',
+      actorId: String(clientId),
+      keyId,
+      correlationId: 'admin-access-write-1',
+      result: 'success',
+    });
+    const byKey = (await t.inject({ method: 'GET', url: `/system/admin/operations?keyId=${keyId}` })).json();
+    expect(byKey.items.map((o: { operation: string }) => o.operation)).toEqual(['api-client.create']);
+    expect((await t.inject({ method: 'GET', url: '/system/admin/operations/verify' })).json().ok).toBe(true);
+  });
+
   it('answers 403 to a key with an unrelated scope', async () => {
     const { token } = await t.keyWith(['flags:read']);
     for (const url of [...AUDIT, ...SYSTEM_READ]) expect((await t.inject({ method: 'GET', url, headers: authHeader(token) })).statusCode, url).toBe(403);

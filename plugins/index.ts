@@ -6,6 +6,7 @@ import health from './health/index.js';
 import apiKeys from './api-keys/index.js';
 import admin from './admin/index.js';
 import routeIndex from './route-index/index.js';
+import deployments from './deployments/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -13,4 +14,4 @@ import routeIndex from './route-index/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, admin, routeIndex];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, admin, routeIndex, deployments];

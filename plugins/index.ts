@@ -5,6 +5,8 @@ import systemLog from './system-log/index.js';
 import health from './health/index.js';
 import apiKeys from './api-keys/index.js';
 import rateLimits from './rate-limits/index.js';
+import admin from './admin/index.js';
+import routeIndex from './route-index/index.js';
 import deployments from './deployments/index.js';
 
 /**
@@ -13,4 +15,4 @@ import deployments from './deployments/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, rateLimits, deployments];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, rateLimits, admin, routeIndex, deployments];

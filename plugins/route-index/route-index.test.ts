@@ -47,13 +47,13 @@ describe('GET /system/routes (TY)', () => {
       scope: 'system:read',
       public: false,
       shield: true,
-      // no rate-limits pack in this list yet: nothing is counted
-      rateLimited: false,
+      // the rate-limits pack's default limit counts it
+      rateLimited: true,
     });
     expect(find('GET', '/system/admin/operations')).toMatchObject({ pack: 'admin', scope: 'audit:read', shield: false });
     expect(find('GET', '/console')).toMatchObject({ pack: 'admin', public: true, scope: null, shield: false });
     // Public routes are never shielded (probes must answer in maintenance).
-    expect(find('GET', '/live')).toMatchObject({ pack: 'health', public: true, shield: false });
+    expect(find('GET', '/live')).toMatchObject({ pack: 'health', public: true, shield: false, rateLimited: false });
   });
 
   it('filters by pack, method, prefix, scope and public', async () => {

@@ -1,4 +1,15 @@
-import { bigint, index, integer, jsonb, pgTable, text, timestamp, unique } from 'drizzle-orm/pg-core';
+import { bigint, customType, index, integer, pgTable, text, timestamp, unique } from 'drizzle-orm/pg-core';
+
+/**
+ * A jsonb column that hands back exactly what the driver parsed. drizzle's own `jsonb` parses a
+ * string result once more, so the JSON string value "42" would come back as the number 42 (both
+ * postgres.js and PGlite already parse jsonb). Config values are often such strings.
+ */
+const jsonValue = customType<{ data: unknown; driverData: unknown }>({
+  dataType: () => 'jsonb',
+  toDriver: (value) => JSON.stringify(value),
+  fromDriver: (value) => value,
+});
 
 /**
  * Configuration entries: one row per (key, environment). `environment = 'default'` holds the
@@ -12,7 +23,7 @@ export const systemConfig = pgTable(
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
     key: text('key').notNull(),
     environment: text('environment').notNull(),
-    value: jsonb('value').notNull(),
+    value: jsonValue('value').notNull(),
     type: text('type').notNull(),
     description: text('description').notNull().default(''),
     version: integer('version').notNull(),
@@ -41,7 +52,7 @@ export const systemConfigHistory = pgTable(
     version: integer('version').notNull(),
     /** `create`, `update`, `delete` or `rollback`. */
     operation: text('operation').notNull(),
-    value: jsonb('value'),
+    value: jsonValue('value'),
     type: text('type'),
     description: text('description'),
     /** For a rollback: the version whose value it restored. */

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
 import { definePack } from '../../src/pack.js';
-import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { authHeader, createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { systemConfigHistory } from './table.js';
 
 const PATH = '/system/config';
@@ -39,7 +39,7 @@ describe('config registry (TZ): entries', () => {
     expect(created.statusCode).toBe(201);
     expect(created.headers.location).toBe(`${PATH}/crud.max_rows`);
     const entry = created.json();
-    expect(entry).toMatchObject({ key: 'crud.max_rows', environment: 'default', value: 5000, type: 'number', description: 'rows per export', version: 1, updatedBy: 'anonymous' });
+    expect(entry).toMatchObject({ key: 'crud.max_rows', environment: 'default', value: 5000, type: 'number', description: 'rows per export', version: 1, updatedBy: expect.stringMatching(/^client:\d+$/) });
     expect(new Date(entry.createdAt).toISOString()).toBe(entry.createdAt);
 
     expect((await get('crud.max_rows')).json()).toEqual(entry);
@@ -205,7 +205,7 @@ describe('config registry (TZ): history and rollback', () => {
       ['default', 1, 'create'],
     ]);
     const [deleted, rolledBack] = items;
-    expect(deleted).toMatchObject({ type: null, description: null, reason: 'cleanup', actor: 'anonymous' });
+    expect(deleted).toMatchObject({ type: null, description: null, reason: 'cleanup', actor: expect.stringMatching(/^client:\d+$/) });
     expect(deleted).not.toHaveProperty('value');
     expect(rolledBack).toMatchObject({ value: 'fast', restoredVersion: 1, reason: 'v2 and v3 broke exports' });
     expect(typeof rolledBack.correlationId).toBe('string');
@@ -419,8 +419,8 @@ describe('config registry (TZ): secrets are refused with 422', () => {
     expect(res.statusCode, key).toBe(422);
     const problem = res.json();
     expect(problem.type).toBe('/problems/unprocessable');
-    expect(problem.detail).toMatch(/looks like a secret/);
-    expect(problem.detail).toMatch(/environment variable or a secret manager/);
+    expect(problem.detail).toMatch(/^Refused: /);
+    expect(problem.detail).toMatch(/holds no secrets.*environment variable or a secret manager/);
     expect(problem.rules).toContain(rule);
     expect(problem.errors).toContainEqual(expect.objectContaining({ pointer }));
     expect((await get(key)).statusCode, key).toBe(404);
@@ -430,8 +430,8 @@ describe('config registry (TZ): secrets are refused with 422', () => {
 
   it('refuses secret-looking key names and explains why', async () => {
     const problem = await refused('smtp.password', { value: 'x' }, 'secret-name', '#/key');
-    expect(problem.detail).toContain("the key 'smtp.password' names a secret ('password')");
-    expect(problem.errors).toEqual([{ in: 'params', pointer: '#/key', message: "the key 'smtp.password' names a secret ('password')" }]);
+    expect(problem.detail).toMatch(/^Refused: the key 'smtp\.password' names a secret \('password'\)\. /);
+    expect(problem.errors).toEqual([{ in: 'params', pointer: '#/key', message: "names a secret ('password')" }]);
     await refused('github.token', { value: 'SEE_ENV' }, 'secret-name', '#/key');
     await refused('tls.private_key', { value: 'path' }, 'secret-name', '#/key');
     await refused('stripe.api_key', { value: 'x' }, 'secret-name', '#/key');
@@ -445,11 +445,12 @@ describe('config registry (TZ): secrets are refused with 422', () => {
     const aws = ['AKIA', 'IOSFODNN7EXAMPLE'].join('');
     const problem = await refused('integrations.aws', { value: { region: 'eu-west-1', accessKeyId: aws } }, 'aws-access-key-id', '#/value/accessKeyId');
     expect(JSON.stringify(problem)).not.toContain(aws);
+    expect(problem.detail).toMatch(/^Refused: the value's field \/accessKeyId looks like an AWS access key id\. /);
     await refused('integrations.db', { value: ['postgres://app:', 'hunter2', '@db:5432/app'].join('') }, 'url-with-password', '#/value');
     await refused('integrations.hooks', { value: [{ url: 'https://example.com/a' }, { headers: { authorization: `Bearer ${RANDOM_TOKEN}` } }] }, 'high-entropy', '#/value/1/headers/authorization');
     await refused('integrations.nested', { value: { smtp: { password: 'x' } } }, 'secret-name', '#/value/smtp/password');
     const jwt = ['eyJ', 'hbGciOiJIUzI1NiJ9.', 'eyJ', 'zdWIiOiIxIn0.', 'sig'].join('');
-    await refused('integrations.session', { value: jwt }, 'jwt', '#/value');
+    expect((await refused('integrations.session', { value: jwt }, 'jwt', '#/value')).detail).toMatch(/^Refused: the value looks like a JSON Web Token\. /);
     await refused('integrations.key', { value: { pem: ['-----BEGIN ', 'EC PRIVATE KEY-----'].join('') } }, 'private-key', '#/value/pem');
     await refused('integrations.admin', { value: t.adminKey }, 'valhalla-api-key', '#/value');
 
@@ -514,19 +515,20 @@ describe('config registry (TZ): app.config for packs', () => {
       routes: async (app) => {
         app.get(
           '/config-probe',
-          { config: { public: true }, schema: { tags: ['test'], summary: 'config probe', response: { 200: { type: 'object', properties: { greeting: { type: 'string' } } } } } },
+          { config: { scope: 'config:read' }, schema: { tags: ['test'], summary: 'config probe', response: { 200: { type: 'object', properties: { greeting: { type: 'string' } } } } } },
           async () => ({ greeting: app.config.get<string>('probe.greeting') }),
         );
       },
     });
-    const app = await t.another({ TRACE_SAMPLE_RATE: 0 }, { extraPacks: [probe] });
-    await app.batchWriters.flushAll();
+    // Authenticated requests, as in production; sampled spans and last-used stamps are batched
+    // writes on a timer, kept out of this window so that only a per-request query could count.
+    const app = await t.another({ TRACE_SAMPLE_RATE: 0, BATCH_FLUSH_INTERVAL_MS: 60_000 }, { extraPacks: [probe] });
     const before = app.database.queryCount;
     let total = 0;
     for (let i = 0; i < 100_000; i++) total += app.config.get<string>('probe.greeting')?.length ?? 0;
     expect(total).toBe(500_000);
     for (let i = 0; i < 50; i++) {
-      const res = await app.inject({ method: 'GET', url: '/config-probe' });
+      const res = await t.inject({ method: 'GET', url: '/config-probe' }, app);
       expect(res.json()).toEqual({ greeting: 'hello' });
     }
     expect(app.database.queryCount - before).toBe(0);
@@ -560,6 +562,49 @@ describe('config registry (TZ): app.config for packs', () => {
       await vi.waitFor(() => expect(production.config.get('multi.batch_size')).toBe(150), { timeout: 1000, interval: 10 });
       expect(changes).toEqual([100, 400, 150]);
     });
+  });
+});
+
+describe('config registry (TZ): access', () => {
+  it('answers 401 without a key and 403 without the scope; config:read reads, config:write writes', async () => {
+    expect((await put('access.level', { value: 1 })).statusCode).toBe(201);
+    for (const [method, url, payload] of [
+      ['GET', PATH],
+      ['GET', `${PATH}/effective`],
+      ['GET', `${PATH}/access.level`],
+      ['GET', `${PATH}/access.level/history`],
+      ['PUT', `${PATH}/access.level`, { value: 2 }],
+      ['DELETE', `${PATH}/access.level`],
+      ['POST', `${PATH}/access.level/rollback`, { version: 1 }],
+    ] as const) {
+      const res = await t.app.inject({ method, url, payload });
+      expect(res.statusCode, `${method} ${url}`).toBe(401);
+      expect(res.json().type).toBe('/problems/unauthorized');
+    }
+
+    const reader = authHeader((await t.keyWith(['config:read'])).token);
+    expect((await t.inject({ method: 'GET', url: `${PATH}/access.level`, headers: reader })).statusCode).toBe(200);
+    expect((await t.inject({ method: 'GET', url: `${PATH}/effective?environment=production`, headers: reader })).statusCode).toBe(200);
+    expect((await t.inject({ method: 'GET', url: `${PATH}/access.level/history`, headers: reader })).statusCode).toBe(200);
+    for (const [method, url, payload] of [
+      ['PUT', `${PATH}/access.level`, { value: 2 }],
+      ['DELETE', `${PATH}/access.level`],
+      ['POST', `${PATH}/access.level/rollback`, { version: 1 }],
+    ] as const) {
+      const res = await t.inject({ method, url, payload, headers: reader });
+      expect(res.statusCode, `${method} ${url}`).toBe(403);
+      expect(res.json().type).toBe('/problems/forbidden');
+    }
+    expect((await t.inject({ method: 'GET', url: `${PATH}/access.level/history`, headers: authHeader((await t.keyWith(['flags:read'])).token) })).statusCode).toBe(403);
+
+    const writerKey = await t.keyWith(['config:write']);
+    const written = await t.inject({ method: 'PUT', url: `${PATH}/access.level`, payload: { value: 3 }, headers: authHeader(writerKey.token) });
+    expect(written.statusCode).toBe(200);
+    expect(written.json()).toMatchObject({ value: 3, version: 2, updatedBy: `client:${writerKey.clientId}` });
+    // config:write includes config:read.
+    expect((await t.inject({ method: 'GET', url: PATH, headers: authHeader(writerKey.token) })).statusCode).toBe(200);
+    const [audit] = (await auditRows('access.level')).slice(-1);
+    expect(audit).toMatchObject({ actorType: 'client', actorId: String(writerKey.clientId), keyId: writerKey.keyId });
   });
 });
 

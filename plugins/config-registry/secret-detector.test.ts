@@ -165,14 +165,14 @@ describe('findSecrets over an entry', () => {
       'a/b~c': { passwordEnv: 'CI_PASSWORD' },
     });
     expect(findings).toEqual([
-      { pointer: '/token', rule: 'secret-name', message: "the field name 'token' names a secret ('token')" },
+      { pointer: '/token', rule: 'secret-name', message: "names a secret ('token')" },
       { pointer: '/token', rule: 'github-token', message: 'looks like a GitHub token' },
       { pointer: '/hooks/1/url', rule: 'url-with-password', message: expect.stringContaining('URL with a password') },
     ]);
     expect(JSON.stringify(findings)).not.toContain(token);
     expect(JSON.stringify(findings)).not.toContain('hunter2');
 
-    expect(findSecrets('db.password', 'x')[0]).toEqual({ rule: 'secret-name', message: "the key 'db.password' names a secret ('password')" });
+    expect(findSecrets('db.password', 'x')[0]).toEqual({ rule: 'secret-name', message: "names a secret ('password')" });
     expect(findSecrets('exports.max_rows', 5000)).toEqual([]);
     expect(findSecretsInValue({ 'a/b~c': { clientSecret: 'x' } })).toEqual([expect.objectContaining({ pointer: '/a~1b~0c/clientSecret' })]);
   });

@@ -32,7 +32,7 @@ export interface SecretFinding {
   pointer?: string;
   /** Stable rule id, e.g. `secret-name`, `aws-access-key-id`, `high-entropy`. */
   rule: string;
-  /** Why it was refused, in words, without the suspect text. */
+  /** Why, as a predicate ("names a secret ('token')", "looks like a JWT"), without the suspect text. */
   message: string;
 }
 
@@ -190,7 +190,7 @@ export function findSecretsInValue(value: unknown, pointer = ''): SecretFinding[
     return Object.entries(value).flatMap(([k, v]) => {
       const at = `${pointer}/${escapePointer(k)}`;
       const word = secretNameWord(k);
-      const own: SecretFinding[] = word ? [{ pointer: at, rule: 'secret-name', message: `the field name '${k}' names a secret ('${word}')` }] : [];
+      const own: SecretFinding[] = word ? [{ pointer: at, rule: 'secret-name', message: `names a secret ('${word}')` }] : [];
       return [...own, ...findSecretsInValue(v, at)];
     });
   }
@@ -200,6 +200,6 @@ export function findSecretsInValue(value: unknown, pointer = ''): SecretFinding[
 /** Findings for an entry: its key first, then its value. */
 export function findSecrets(key: string, value: unknown): SecretFinding[] {
   const word = secretNameWord(key);
-  const own: SecretFinding[] = word ? [{ rule: 'secret-name', message: `the key '${key}' names a secret ('${word}')` }] : [];
+  const own: SecretFinding[] = word ? [{ rule: 'secret-name', message: `names a secret ('${word}')` }] : [];
   return [...own, ...findSecretsInValue(value)];
 }

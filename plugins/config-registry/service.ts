@@ -94,15 +94,21 @@ function versionMismatch(key: string, environment: string, expected: number, cur
 /** `_` in a key prefix is a literal character, not a LIKE wildcard. */
 const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 
+/** What a finding is about: the key, the value, or a field inside the value. */
+function subject(key: string, f: SecretFinding): string {
+  if (f.pointer === undefined) return `the key '${key}'`;
+  return f.pointer === '' ? 'the value' : `the value's field ${f.pointer}`;
+}
+
 /** Explains a refused secret without repeating it: the findings say where and which rule. */
-export function secretRefusal(findings: SecretFinding[]): ProblemError {
+export function secretRefusal(key: string, findings: SecretFinding[]): ProblemError {
   const [first] = findings;
-  const where = first?.pointer === undefined ? 'The key' : 'The value';
+  const why = first ? `${subject(key, first)} ${first.message}` : 'it matches a secret rule';
   return new ProblemError('unprocessable', {
     detail:
-      `${where} looks like a secret: ${first?.message ?? 'it matches a secret rule'}. The config registry is not for secrets ` +
-      '(it is readable with config:read, kept in history, audit and exports): keep the secret in an environment variable or a ' +
-      "secret manager and store only its name here, e.g. 'smtp.password_env': \"SMTP_PASSWORD\".",
+      `Refused: ${why}. The config registry holds no secrets (anyone with config:read reads it, and it is kept in the history, ` +
+      'the audit trail and exports): keep the secret in an environment variable or a secret manager and store only its name here, ' +
+      `e.g. 'smtp.password_env': "SMTP_PASSWORD".`,
     errors: findings.slice(0, 20).map((f) =>
       f.pointer === undefined ? { in: 'params', pointer: '#/key', message: f.message } : { in: 'body', pointer: `#/value${f.pointer}`, message: f.message },
     ),
@@ -124,7 +130,7 @@ export function createConfigService(deps: { db: Db; onSecretRefused?: (rules: st
     const findings = findSecrets(key, value);
     if (findings.length) {
       deps.onSecretRefused?.([...new Set(findings.map((f) => f.rule))]);
-      throw secretRefusal(findings);
+      throw secretRefusal(key, findings);
     }
   }
 

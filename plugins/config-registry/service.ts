@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, inArray, like, lt, max, ne, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, like, lt, max, ne, sql, type SQL } from 'drizzle-orm';
 import { pgErrorCode, type Db, type DbOrTx } from '../../db/client.js';
 import { decodeCursor, decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { ProblemError } from '../../src/problem.js';
@@ -369,11 +369,6 @@ export function createConfigService(deps: { db: Db; onSecretRefused?: (rules: st
     /** Every entry's value in every environment: the accessor's whole state. */
     async snapshot(): Promise<ConfigRowValue[]> {
       return db.select({ key: systemConfig.key, environment: systemConfig.environment, value: systemConfig.value }).from(systemConfig);
-    },
-
-    async count(): Promise<number> {
-      const [row] = await db.select({ n: count() }).from(systemConfig);
-      return row?.n ?? 0;
     },
   };
 }

@@ -402,6 +402,8 @@ describe('config registry (TZ): bad input', () => {
       `${PATH}?cursor=bogus`,
       `${PATH}?cursor=${Buffer.from(JSON.stringify([1, 2])).toString('base64url')}`,
       `${PATH}/effective?cursor=${Buffer.from(JSON.stringify([1])).toString('base64url')}`,
+      `${PATH}/effective?cursor=${Buffer.from(JSON.stringify(["x') or 1=1 --"])).toString('base64url')}`,
+      `${PATH}?cursor=${Buffer.from(JSON.stringify(['a.b', 'BAD ENV'])).toString('base64url')}`,
       `${PATH}/effective?environment=a_b`,
       `${PATH}/some.key/history?cursor=${Buffer.from(JSON.stringify(['x'])).toString('base64url')}`,
       `${PATH}/some.key/history?limit=1e999`,

@@ -4,6 +4,8 @@ import { decodeCursor, decodeIdCursor, toPage, type Page } from '../../src/pagin
 import { ProblemError } from '../../src/problem.js';
 import {
   DEFAULT_ENVIRONMENT,
+  ENVIRONMENT_PATTERN,
+  KEY_PATTERN,
   type ConfigEntry,
   type ConfigHistoryItem,
   type ConfigListFilter,
@@ -89,6 +91,26 @@ function versionMismatch(key: string, environment: string, expected: number, cur
     detail: `Expected ${where(key, environment)} at version ${expected}, but it ${now}; read it again and retry.`,
     extensions: { key, environment, expectedVersion: expected, currentVersion: current?.version ?? null },
   });
+}
+
+const KEY_RE = new RegExp(KEY_PATTERN);
+const ENVIRONMENT_RE = new RegExp(ENVIRONMENT_PATTERN);
+const badCursor = () => new ProblemError('invalid-cursor', { detail: 'The cursor is not valid for this list.' });
+
+/** The key (and environment) a cursor carries; anything that cannot be one was altered. */
+function cursorKey(cursor: string | undefined): string | undefined {
+  const after = decodeCursor(cursor, 1);
+  if (!after) return undefined;
+  const [key] = after;
+  if (typeof key !== 'string' || !KEY_RE.test(key)) throw badCursor();
+  return key;
+}
+function cursorKeyEnvironment(cursor: string | undefined): [string, string] | undefined {
+  const after = decodeCursor(cursor, 2);
+  if (!after) return undefined;
+  const [key, environment] = after;
+  if (typeof key !== 'string' || !KEY_RE.test(key) || typeof environment !== 'string' || !ENVIRONMENT_RE.test(environment)) throw badCursor();
+  return [key, environment];
 }
 
 /** `_` in a key prefix is a literal character, not a LIKE wildcard. */
@@ -224,12 +246,8 @@ export function createConfigService(deps: { db: Db; onSecretRefused?: (rules: st
       const conditions: SQL[] = [];
       if (filter.environment) conditions.push(eq(systemConfig.environment, filter.environment));
       if (filter.prefix) conditions.push(like(systemConfig.key, likePrefix(filter.prefix)));
-      const after = decodeCursor(filter.cursor, 2);
-      if (after) {
-        const [k, e] = after;
-        if (typeof k !== 'string' || typeof e !== 'string') throw new ProblemError('invalid-cursor', { detail: 'The cursor is not valid for this list.' });
-        conditions.push(sql`(${systemConfig.key}, ${systemConfig.environment}) > (${k}, ${e})`);
-      }
+      const after = cursorKeyEnvironment(filter.cursor);
+      if (after) conditions.push(sql`(${systemConfig.key}, ${systemConfig.environment}) > (${after[0]}, ${after[1]})`);
       const rows = await db
         .select()
         .from(systemConfig)
@@ -341,12 +359,8 @@ export function createConfigService(deps: { db: Db; onSecretRefused?: (rules: st
       const environment = filter.environment ?? DEFAULT_ENVIRONMENT;
       const conditions: SQL[] = [inArray(systemConfig.environment, [DEFAULT_ENVIRONMENT, environment])];
       if (filter.prefix) conditions.push(like(systemConfig.key, likePrefix(filter.prefix)));
-      const after = decodeCursor(filter.cursor, 1);
-      if (after) {
-        const [k] = after;
-        if (typeof k !== 'string') throw new ProblemError('invalid-cursor', { detail: 'The cursor is not valid for this list.' });
-        conditions.push(gt(systemConfig.key, k));
-      }
+      const afterKey = cursorKey(filter.cursor);
+      if (afterKey !== undefined) conditions.push(gt(systemConfig.key, afterKey));
       // DISTINCT ON keeps the first row per key: the override sorts before the default.
       const rows = await db
         .selectDistinctOn([systemConfig.key])

@@ -448,12 +448,12 @@ describe('config registry (TZ): secrets are refused with 422', () => {
     const problem = await refused('integrations.aws', { value: { region: 'eu-west-1', accessKeyId: aws } }, 'aws-access-key-id', '#/value/accessKeyId');
     expect(JSON.stringify(problem)).not.toContain(aws);
     expect(problem.detail).toMatch(/^Refused: the value's field \/accessKeyId looks like an AWS access key id\. /);
-    await refused('integrations.db', { value: ['postgres://app:', 'hunter2', '@db:5432/app'].join('') }, 'url-with-password', '#/value');
-    await refused('integrations.hooks', { value: [{ url: 'https://example.com/a' }, { headers: { authorization: `Bearer ${RANDOM_TOKEN}` } }] }, 'high-entropy', '#/value/1/headers/authorization');
+    await refused('integrations.db', { value: ['postgres://app:', 'hunter2', '@db:5432/app'].join('') }, 'password-in-a-url', '#/value');
+    await refused('integrations.hooks', { value: [{ url: 'https://example.com/a' }, { headers: { 'x-signature': RANDOM_TOKEN } }] }, 'high-entropy', '#/value/1/headers/x-signature');
     await refused('integrations.nested', { value: { smtp: { password: 'x' } } }, 'secret-name', '#/value/smtp/password');
     const jwt = ['eyJ', 'hbGciOiJIUzI1NiJ9.', 'eyJ', 'zdWIiOiIxIn0.', 'sig'].join('');
-    expect((await refused('integrations.session', { value: jwt }, 'jwt', '#/value')).detail).toMatch(/^Refused: the value looks like a JSON Web Token\. /);
-    await refused('integrations.key', { value: { pem: ['-----BEGIN ', 'EC PRIVATE KEY-----'].join('') } }, 'private-key', '#/value/pem');
+    expect((await refused('integrations.session', { value: jwt }, 'json-web-token', '#/value')).detail).toMatch(/^Refused: the value looks like a JSON Web Token\. /);
+    await refused('integrations.key', { value: { pem: ['-----BEGIN ', 'EC PRIVATE KEY-----'].join('') } }, 'private-key-pem', '#/value/pem');
     await refused('integrations.admin', { value: t.adminKey }, 'valhalla-api-key', '#/value');
 
     // Ordinary configuration passes.

@@ -1,4 +1,4 @@
-import { API_KEY_PATTERN } from '../api-keys/key-format.js';
+import { CREDENTIAL_PATTERNS } from '../../src/secrets.js';
 
 /**
  * The config registry is non-secret by design (SPEC §6 TZ): a key or value that looks like a
@@ -11,9 +11,10 @@ import { API_KEY_PATTERN } from '../api-keys/key-format.js';
  *    followed later in the name by a word that describes it rather than holds it
  *    (`password_min_length`, `token_ttl_seconds`, `smtp.password_env`, `api_key_header`) passes:
  *    storing the *name* of the environment variable that holds a secret is the intended pattern.
- * 2. Known credential formats anywhere inside a string (AWS access key ids, GitHub, GitLab, Slack,
- *    Stripe, Google, npm and SendGrid tokens, JWTs, PEM private keys, our own `vhk_` keys, URLs
- *    with a password, `password=...` assignments in connection strings). The patterns follow the
+ * 2. Known credential formats anywhere inside a string: the kernel's list in src/secrets.ts (our
+ *    `vhk_` keys, PEM private keys, AWS access key ids, GitHub, Slack and Stripe tokens, JWTs,
+ *    URLs with a password, bearer tokens) plus PGP private key blocks, GitLab, Google, npm and SendGrid tokens, Slack
+ *    webhook URLs and `password=...` assignments in connection strings. The patterns follow the
  *    vendors' documented prefixes, as secret scanners (gitleaks, GitHub secret scanning) do.
  * 3. Long random-looking tokens: a run of at least 32 characters from the base64/base64url
  *    alphabet with at least one letter and one digit, Shannon entropy ≥ 4.0 bits per character
@@ -94,22 +95,34 @@ export function secretNameWord(name: string): string | undefined {
 
 // --- 2. known formats ----------------------------------------------------------------------
 
-const apiKeyBody = API_KEY_PATTERN.source.replace(/^\^/, '').replace(/\$$/, '');
+/** `Valhalla API key` → `valhalla-api-key`: a stable rule id from the shared list's name. */
+const ruleId = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const withArticle = (what: string): string => `${/^[aeiou]/i.test(what) ? 'an' : 'a'} ${what}`;
+
+/**
+ * The kernel's one list of credential formats (src/secrets.ts, also used to scrub logs and
+ * errors), then formats only this registry refuses: they matter for stored values more than
+ * for scrubbing text.
+ */
+/**
+ * The shared `bearer token` pattern also matches prose ("use Bearer authentication"), which is
+ * fine for scrubbing but would refuse ordinary descriptions: here the token must hold a digit
+ * or a symbol, as generated tokens do.
+ */
+const BEARER_TOKEN = /\bbearer\s+(?=[0-9A-Za-z._~+/=-]*[0-9._~+/=-])[0-9A-Za-z._~+/=-]{8,}/i;
 
 const FORMATS: ReadonlyArray<{ rule: string; what: string; pattern: RegExp }> = [
-  { rule: 'private-key', what: 'a PEM private key', pattern: /-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----/ },
-  { rule: 'aws-access-key-id', what: 'an AWS access key id', pattern: /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/ },
-  { rule: 'github-token', what: 'a GitHub token', pattern: /\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b/ },
+  ...CREDENTIAL_PATTERNS.map(({ name, pattern }) => ({
+    rule: ruleId(name),
+    what: withArticle(name),
+    pattern: ruleId(name) === 'bearer-token' ? BEARER_TOKEN : new RegExp(pattern.source, pattern.flags.replace('g', '')),
+  })),
+  { rule: 'pgp-private-key', what: 'a PGP private key block', pattern: /-----BEGIN PGP PRIVATE KEY BLOCK-----/ },
   { rule: 'gitlab-token', what: 'a GitLab token', pattern: /\bglpat-[A-Za-z0-9_-]{20,}/ },
-  { rule: 'slack-token', what: 'a Slack token', pattern: /\bxox[baprs]-[A-Za-z0-9-]{10,}/ },
   { rule: 'slack-webhook', what: 'a Slack incoming-webhook URL (the URL is the secret)', pattern: /hooks\.slack\.com\/services\/T[A-Za-z0-9]+\/B[A-Za-z0-9]+\/[A-Za-z0-9]+/ },
-  { rule: 'stripe-key', what: 'a Stripe secret or restricted key', pattern: /\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}/ },
   { rule: 'google-api-key', what: 'a Google API key', pattern: /\bAIza[0-9A-Za-z_-]{35}/ },
   { rule: 'npm-token', what: 'an npm access token', pattern: /\bnpm_[A-Za-z0-9]{36}\b/ },
   { rule: 'sendgrid-key', what: 'a SendGrid API key', pattern: /\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}/ },
-  { rule: 'jwt', what: 'a JSON Web Token', pattern: /\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/ },
-  { rule: 'valhalla-api-key', what: 'a Valhalla API key (vhk_...)', pattern: new RegExp(`\\b${apiKeyBody}\\b`) },
-  { rule: 'url-with-password', what: 'a URL with a password (scheme://user:password@host)', pattern: /\b[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*:[^\s/?#@]+@/i },
   {
     rule: 'credential-assignment',
     what: 'a credential assignment such as password=... (a connection string with its password)',

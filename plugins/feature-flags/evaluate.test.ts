@@ -63,14 +63,14 @@ describe('operators', () => {
     one(flag('op', { rolloutPercentage: 0, rules: [rule] }), { key, attributes }).reason === 'TARGETING_MATCH';
 
   it('in / not_in (strings and numbers compared as text; a list attribute matches on any element)', () => {
-    const rule = { attribute: 'country', operator: 'in', values: ['NZ', 'AU'] } as const;
+    const rule: Rule = { attribute: 'country', operator: 'in', values: ['NZ', 'AU'] };
     expect(matches(rule, { country: 'NZ' })).toBe(true);
     expect(matches(rule, { country: 'FR' })).toBe(false);
     expect(matches(rule, {})).toBe(false);
     expect(matches({ attribute: 'tier', operator: 'in', values: [1, 2] }, { tier: 2 })).toBe(true);
     expect(matches({ attribute: 'tier', operator: 'in', values: [1, 2] }, { tier: '2' })).toBe(true);
     expect(matches({ attribute: 'groups', operator: 'in', values: ['beta'] }, { groups: ['staff', 'beta'] })).toBe(true);
-    const notIn = { attribute: 'country', operator: 'not_in', values: ['NZ', 'AU'] } as const;
+    const notIn: Rule = { attribute: 'country', operator: 'not_in', values: ['NZ', 'AU'] };
     expect(matches(notIn, { country: 'FR' })).toBe(true);
     expect(matches(notIn, { country: 'NZ' })).toBe(false);
     expect(matches(notIn, {})).toBe(false); // a missing attribute never matches

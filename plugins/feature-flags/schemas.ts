@@ -54,7 +54,12 @@ export const VariantSchema = StrictObject({
 });
 export type Variant = Static<typeof VariantSchema>;
 
-const RuleValue = Type.Union([Type.String({ maxLength: 256 }), Type.Number()]);
+/**
+ * A string or a number. One JSON Schema `type` list rather than `anyOf`: with ajv's type
+ * coercion, `anyOf: [string, number]` would turn 18 into "18" before the number branch is tried.
+ */
+const StringOrNumber = (maxLength: number) => Type.Unsafe<string | number>({ type: ['string', 'number'], maxLength });
+const RuleValue = StringOrNumber(256);
 export const RuleSchema = StrictObject({
   attribute: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*$', description: 'context attribute name; `key` is the subject key' }),
   operator: literals(OPERATORS),
@@ -143,12 +148,13 @@ export type FlagFilter = Static<typeof FlagQuery>;
 
 // Evaluation
 
-const AttributeValue = Type.Union([
-  Type.String({ maxLength: 1024 }),
-  Type.Number(),
-  Type.Boolean(),
-  Type.Array(Type.Union([Type.String({ maxLength: 1024 }), Type.Number()]), { maxItems: 100 }),
-]);
+const AttributeValue = Type.Unsafe<string | number | boolean | Array<string | number>>({
+  type: ['string', 'number', 'boolean', 'array'],
+  maxLength: 1024,
+  items: StringOrNumber(1024),
+  maxItems: 100,
+  description: 'a string, number, boolean, or a list of strings and numbers',
+});
 const SubjectKey = Type.String({ minLength: 1, maxLength: 256 });
 
 export const EvaluationContextSchema = StrictObject({

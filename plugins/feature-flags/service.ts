@@ -63,8 +63,7 @@ export function flagProblems(def: FlagDefinition, others: ReadonlyMap<string, Fl
     seenVariants.add(v.key);
     if (!hasAtMost3Decimals(v.weight)) add(`#/variants/${i}/weight`, 'has more than 3 decimals');
     total += Math.round(v.weight * 1000);
-    if (v.value === undefined) add(`#/variants/${i}/value`, 'is required');
-    else if (JSON.stringify(v.value).length > MAX_VALUE_BYTES) add(`#/variants/${i}/value`, `is larger than ${MAX_VALUE_BYTES} bytes of JSON`);
+    if (JSON.stringify(v.value).length > MAX_VALUE_BYTES) add(`#/variants/${i}/value`, `is larger than ${MAX_VALUE_BYTES} bytes of JSON`);
   });
   if (def.variants.length > 0 && total !== 100_000) add('#/variants', `weights sum to ${total / 1000}, not 100`);
 

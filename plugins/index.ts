@@ -3,6 +3,7 @@ import tracing from './tracing/index.js';
 import problemDetails from './problem-details/index.js';
 import systemLog from './system-log/index.js';
 import health from './health/index.js';
+import apiKeys from './api-keys/index.js';
 import featureFlags from './feature-flags/index.js';
 
 /**
@@ -11,4 +12,4 @@ import featureFlags from './feature-flags/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, featureFlags];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, featureFlags];

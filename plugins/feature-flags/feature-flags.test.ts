@@ -3,15 +3,16 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
-import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { authHeader, createTestApp, type TestApp } from '../../test/helpers/app.js';
 import type { EvaluationContext } from './evaluate.js';
 
 const PATH = '/system/flags';
 
 let t: TestApp;
 beforeAll(async () => {
-  // No sampled spans: their batched inserts would count as queries in the no-query test.
-  t = await createTestApp({ TRACE_SAMPLE_RATE: 0 });
+  // No sampled spans and no batch flush (key last-use times) during the no-query test: those
+  // background inserts would count as queries that no request made.
+  t = await createTestApp({ TRACE_SAMPLE_RATE: 0, BATCH_FLUSH_INTERVAL_MS: 60_000 });
 });
 afterAll(async () => t?.close());
 
@@ -391,7 +392,34 @@ describe('feature flags (UA): evaluation endpoints', () => {
     expect(overview.flags).toMatchObject({ total: expect.any(Number), enabled: expect.any(Number) });
   });
 
-  it('documents every route with a scope, and writes declare the change freeze', async () => {
+  it('needs an API key (401) and the flags scopes (403)', async () => {
+    const anonymous = await t.app.inject({ method: 'POST', url: `${PATH}/evaluate`, payload: { context: { key: 'u' } } });
+    expect(anonymous.statusCode).toBe(401);
+    expect((await t.app.inject({ method: 'GET', url: PATH })).statusCode).toBe(401);
+
+    const reader = authHeader((await t.keyWith(['flags:read'])).token);
+    expect((await t.inject({ method: 'POST', url: `${PATH}/evaluate`, payload: { context: { key: 'u' } }, headers: reader })).statusCode).toBe(200);
+    expect((await t.inject({ method: 'GET', url: `${PATH}/eval.colour/evaluate?subject=u`, headers: reader })).statusCode).toBe(200);
+    expect((await t.inject({ method: 'GET', url: `${PATH}/eval.colour`, headers: reader })).statusCode).toBe(200);
+    for (const [method, url, payload] of [
+      ['POST', PATH, { key: 'reader.cannot' }],
+      ['PATCH', `${PATH}/eval.colour`, { enabled: false }],
+      ['DELETE', `${PATH}/eval.colour`],
+    ] as const) {
+      const res = await t.inject({ method, url, payload, headers: reader });
+      expect(res.statusCode, `${method} ${url}`).toBe(403);
+      expect(res.json().type).toBe('/problems/forbidden');
+    }
+
+    const other = authHeader((await t.keyWith(['config:read'])).token);
+    expect((await t.inject({ method: 'POST', url: `${PATH}/evaluate`, payload: { context: { key: 'u' } }, headers: other })).statusCode).toBe(403);
+
+    const writer = authHeader((await t.keyWith(['flags:write'])).token);
+    expect((await t.inject({ method: 'POST', url: PATH, payload: { key: 'writer.can' }, headers: writer })).statusCode).toBe(201);
+    expect((await t.inject({ method: 'GET', url: `${PATH}/writer.can/evaluate`, headers: writer })).statusCode).toBe(200);
+  });
+
+  it('documents every route with a scope', async () => {
     const routes = t.app.routeCatalog.filter((r) => r.pack === 'feature-flags' && r.method !== 'HEAD');
     expect(routes.map((r) => `${r.method} ${r.url}`).sort()).toEqual(
       [

@@ -101,6 +101,8 @@ export interface CompiledFlag {
   split: CompiledVariant[];
   rules: CompiledRule[];
   prerequisites: ReadonlyArray<{ flagKey: string; variant: string | undefined }>;
+  /** Another flag names this one as a prerequisite: worth remembering its result within a call. */
+  isPrerequisite: boolean;
   defaultValue: unknown;
   offValue: unknown;
   /** Why the flag cannot be evaluated (stored data the engine refuses); evaluates to ERROR. */
@@ -123,13 +125,25 @@ function asNumber(v: Scalar): number | undefined {
   }
   return undefined;
 }
+/**
+ * Parsed attribute versions. Parsing costs more than the rest of a rule, and one context's
+ * `appVersion` meets every semver rule of every flag; bounded, emptied when full.
+ */
+const parsedVersions = new Map<string, SemVer | null>();
+const PARSED_VERSIONS_MAX = 1024;
 function asSemver(v: Scalar): SemVer | undefined {
   if (typeof v !== 'string') return undefined;
-  try {
-    return new SemVer(v);
-  } catch {
-    return undefined;
+  let parsed = parsedVersions.get(v);
+  if (parsed === undefined) {
+    try {
+      parsed = new SemVer(v);
+    } catch {
+      parsed = null;
+    }
+    if (parsedVersions.size >= PARSED_VERSIONS_MAX) parsedVersions.clear();
+    parsedVersions.set(v, parsed);
   }
+  return parsed ?? undefined;
 }
 
 function numberValue(values: ReadonlyArray<string | number>): number {
@@ -236,6 +250,7 @@ function compileFlag(def: FlagDefinition): CompiledFlag {
     split: boolean ? [ON] : split,
     rules,
     prerequisites: def.prerequisites.map((p) => ({ flagKey: p.flagKey, variant: p.variant })),
+    isPrerequisite: false,
     defaultValue: boolean ? false : def.defaultValue,
     offValue: boolean ? false : def.offValue,
     broken: undefined,
@@ -263,6 +278,12 @@ export function compileFlags(defs: Iterable<FlagDefinition>): FlagSet {
     const def = byKey.get(key)!;
     flags.set(key, brokenFlag(def, 'prerequisite cycle'));
   }
+  for (const flag of flags.values()) {
+    for (const p of flag.prerequisites) {
+      const pre = flags.get(p.flagKey);
+      if (pre) pre.isPrerequisite = true;
+    }
+  }
   return { flags };
 }
 
@@ -276,6 +297,7 @@ function brokenFlag(def: FlagDefinition, why: string): CompiledFlag {
     split: [],
     rules: [],
     prerequisites: [],
+    isPrerequisite: false,
     defaultValue: boolean ? false : def.defaultValue,
     offValue: boolean ? false : def.offValue,
     broken: why,
@@ -355,48 +377,48 @@ function evaluateCompiled(set: FlagSet, flag: CompiledFlag, context: EvaluationC
     if (!met) return notServed(flag, 'PREREQUISITE_FAILED', flag.offValue, { prerequisite: p.flagKey });
   }
 
-  // One rollout bucket per evaluation, computed only when a percentage needs it.
+  // One rollout bucket per evaluation, computed only when a percentage strictly between 0 and
+  // 100 needs it (no closures here: this runs for every flag of every evaluation).
   let bucket = -1;
-  const inRollout = (rollout: number): boolean | undefined => {
-    if (rollout >= BUCKETS) return true;
-    if (rollout <= 0) return false;
-    if (subject === undefined) return undefined;
-    if (bucket < 0) bucket = rolloutBucket(flag.key, subject);
-    return bucket < rollout;
-  };
-  const pick = (): CompiledVariant | undefined => {
-    const split = flag.split;
-    if (split.length === 1) return split[0];
-    if (subject === undefined) return undefined;
-    const b = variantBucket(flag.key, subject);
-    for (const v of split) if (b < v.upTo) return v;
-    return split[split.length - 1];
-  };
-
   const rules = flag.rules;
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i]!;
     if (!ruleMatches(rule, context, subject)) continue;
-    if (rule.rollout !== undefined) {
-      const inside = inRollout(rule.rollout);
-      if (inside === undefined) return keyMissing(flag);
-      if (!inside) continue;
+    const rollout = rule.rollout;
+    if (rollout !== undefined && rollout < BUCKETS) {
+      if (rollout <= 0) continue;
+      if (subject === undefined) return keyMissing(flag);
+      if (bucket < 0) bucket = rolloutBucket(flag.key, subject);
+      if (bucket >= rollout) continue;
     }
-    const variant = rule.variant ?? pick();
+    const variant = rule.variant ?? pickVariant(flag, subject);
     if (!variant) return keyMissing(flag);
     return served(flag, variant, 'TARGETING_MATCH', i);
   }
 
-  const inside = inRollout(flag.rollout);
-  if (inside === undefined) return keyMissing(flag);
-  if (!inside) return notServed(flag, 'DEFAULT', flag.defaultValue);
-  const variant = pick();
+  if (flag.rollout < BUCKETS) {
+    if (flag.rollout <= 0) return notServed(flag, 'DEFAULT', flag.defaultValue);
+    if (subject === undefined) return keyMissing(flag);
+    if (bucket < 0) bucket = rolloutBucket(flag.key, subject);
+    if (bucket >= flag.rollout) return notServed(flag, 'DEFAULT', flag.defaultValue);
+  }
+  const variant = pickVariant(flag, subject);
   if (!variant) return keyMissing(flag);
   return served(flag, variant, 'SPLIT');
 }
 
+/** The weighted variant of a subject; undefined when a split is needed and there is no subject key. */
+function pickVariant(flag: CompiledFlag, subject: string | undefined): CompiledVariant | undefined {
+  const split = flag.split;
+  if (split.length === 1) return split[0];
+  if (subject === undefined) return undefined;
+  const b = variantBucket(flag.key, subject);
+  for (const v of split) if (b < v.upTo) return v;
+  return split[split.length - 1];
+}
+
 function evaluateMemo(set: FlagSet, flag: CompiledFlag, context: EvaluationContext, subject: string | undefined, memo: Memo | undefined): Evaluation {
-  if (!memo) return evaluateCompiled(set, flag, context, subject, memo);
+  if (!memo || !flag.isPrerequisite) return evaluateCompiled(set, flag, context, subject, memo);
   let result = memo.get(flag.key);
   if (!result) {
     result = evaluateCompiled(set, flag, context, subject, memo);

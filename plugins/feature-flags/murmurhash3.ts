@@ -5,7 +5,7 @@
  * of every instance, now and after any upgrade, depend on it giving exactly these numbers.
  */
 const encoder = new TextEncoder();
-/** Reused for strings (the hot path hashes one short string per bucket; no allocation). */
+/** Reused for non-ASCII strings (no allocation per hash on the hot path). */
 const scratch = new Uint8Array(4096);
 
 function utf8(input: string): Uint8Array {
@@ -14,15 +14,28 @@ function utf8(input: string): Uint8Array {
   return scratch.subarray(0, encoder.encodeInto(input, scratch).written);
 }
 
+const isAscii = (s: string): boolean => {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+};
+
+/** A string's bytes: its char codes when it is ASCII (the usual flag and subject key), else its UTF-8. */
+type ByteAt = (i: number) => number;
+
 export function murmurhash3x86_32(input: string | Uint8Array, seed = 0): number {
+  if (typeof input === 'string' && isAscii(input)) return hash(input.length, (i) => input.charCodeAt(i), seed);
   const bytes = typeof input === 'string' ? utf8(input) : input;
+  return hash(bytes.length, (i) => bytes[i]!, seed);
+}
+
+function hash(length: number, at: ByteAt, seed: number): number {
   const c1 = 0xcc9e2d51;
   const c2 = 0x1b873593;
-  const blocks = bytes.length >>> 2;
+  const blocks = length >>> 2;
   let h = seed >>> 0;
   for (let i = 0; i < blocks; i++) {
-    const at = i << 2;
-    let k = bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
+    const j = i << 2;
+    let k = at(j) | (at(j + 1) << 8) | (at(j + 2) << 16) | (at(j + 3) << 24);
     k = Math.imul(k, c1);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, c2);
@@ -31,17 +44,17 @@ export function murmurhash3x86_32(input: string | Uint8Array, seed = 0): number 
     h = (Math.imul(h, 5) + 0xe6546b64) | 0;
   }
   const tail = blocks << 2;
-  const rest = bytes.length & 3;
+  const rest = length & 3;
   if (rest > 0) {
-    let k = bytes[tail]!;
-    if (rest > 1) k |= bytes[tail + 1]! << 8;
-    if (rest > 2) k |= bytes[tail + 2]! << 16;
+    let k = at(tail);
+    if (rest > 1) k |= at(tail + 1) << 8;
+    if (rest > 2) k |= at(tail + 2) << 16;
     k = Math.imul(k, c1);
     k = (k << 15) | (k >>> 17);
     k = Math.imul(k, c2);
     h ^= k;
   }
-  h ^= bytes.length;
+  h ^= length;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -169,6 +169,8 @@ describe('feature flags (UA): CRUD', () => {
     expect((await patch('patch.target', {})).statusCode).toBe(400);
     expect((await patch('patch.target', { key: 'renamed' })).statusCode).toBe(400);
     expect((await patch('patch.target', { expectedVersion: 0 })).statusCode).toBe(400);
+    expect((await patch('patch.target', { expectedVersion: 1 })).statusCode).toBe(400);
+    expect((await t.inject({ method: 'GET', url: `${PATH}/patch.target` })).json().version).toBe(1);
     for (const key of ['UPPER', '-x', 'k'.repeat(129)]) expect((await t.inject({ method: 'GET', url: `${PATH}/${key}` })).statusCode, key).toBe(400);
   });
 
@@ -359,6 +361,13 @@ describe('feature flags (UA): evaluation endpoints', () => {
     expect(metrics).toMatch(/valhalla_flag_evaluations_total\{[^}]*flag="eval\.colour"[^}]*reason="SPLIT"[^}]*\} \d+/);
     expect(metrics).toMatch(/valhalla_flag_evaluations_total\{[^}]*flag="\(unknown\)"[^}]*reason="ERROR"[^}]*\} \d+/);
     expect(metrics).not.toMatch(/made\.up/);
+
+    // A deleted flag's series go with it.
+    await created({ key: 'metric.gone', enabled: true, rolloutPercentage: 100 });
+    await evaluate({ context: { key: 'm1' }, flags: ['metric.gone'] });
+    expect((await t.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/flag="metric\.gone"/);
+    expect((await t.inject({ method: 'DELETE', url: `${PATH}/metric.gone` })).statusCode).toBe(204);
+    expect((await t.inject({ method: 'GET', url: '/metrics' })).body).not.toMatch(/flag="metric\.gone"/);
   });
 
   it('evaluates from memory: no database query for 100 evaluation requests', async () => {

@@ -215,6 +215,9 @@ export function createFlagService(deps: { db: Db }) {
         });
       }
       const { expectedVersion: _expected, ...changes } = patch;
+      if (Object.keys(changes).length === 0) {
+        throw new ProblemError('validation-failed', { detail: 'The request does not match the schema.', errors: [{ in: 'body', pointer: '#', message: 'names no field to change besides expectedVersion' }] });
+      }
       const merged = { ...toDefinition(current), ...changes };
       // Becoming a boolean flag: its values are false unless the patch says otherwise (then checked).
       if (merged.variants.length === 0) {

@@ -5,6 +5,7 @@ import systemLog from './system-log/index.js';
 import health from './health/index.js';
 import apiKeys from './api-keys/index.js';
 import featureFlags from './feature-flags/index.js';
+import deployments from './deployments/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -12,4 +13,4 @@ import featureFlags from './feature-flags/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, featureFlags];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, featureFlags, deployments];

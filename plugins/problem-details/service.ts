@@ -1,3 +1,4 @@
+import { scrubSecrets } from '../../src/secrets.js';
 import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import type { ServerErrorEvent } from '../../src/error-handler.js';
@@ -22,11 +23,11 @@ export function toErrorEventRow(event: ServerErrorEvent, instanceId: string): Er
   return {
     occurredAt: new Date(),
     kind: event.kind,
-    message: event.message.slice(0, 2000),
-    stack: event.stack?.slice(0, 8000) ?? null,
+    message: scrubSecrets(event.message.slice(0, 2000)),
+    stack: event.stack ? scrubSecrets(event.stack.slice(0, 8000)) : null,
     method: event.method,
     route: event.route.slice(0, 500),
-    url: event.url.slice(0, 2000),
+    url: scrubSecrets(event.url.slice(0, 2000)),
     statusCode: event.statusCode,
     correlationId: event.correlationId,
     instanceId,

@@ -78,7 +78,13 @@ export function measureInProcess(seconds: number): InProcessFigures {
       offValue: b.offValue,
     })),
   );
-  const counter = new Counter({ name: 'valhalla_flag_evaluations_total', help: 'bench', labelNames: ['flag', 'reason'] as const, registers: [new Registry()] });
+  const counter: Counter<'flag' | 'reason'> = new Counter({
+    name: 'valhalla_flag_evaluations_total',
+    help: 'bench',
+    labelNames: ['flag', 'reason'] as const,
+    registers: [new Registry()],
+    collect: () => evaluator.flush(),
+  });
   const evaluator = createFlagEvaluator({ flags: () => set, counter });
   const keys = [...set.flags.keys()];
   let k = 0;

@@ -34,13 +34,14 @@ export default definePack({
   description: 'Feature flags: kill switch, percentage rollout, weighted variants, targeting rules and prerequisites, evaluated in memory',
   async register(app) {
     const service = createFlagService({ db: app.db });
-    const counter = new Counter({
+    let current: FlagSet = compileFlags([]);
+    const counter: Counter<'flag' | 'reason'> = new Counter({
       name: 'valhalla_flag_evaluations_total',
       help: 'Flag evaluations by flag and reason (flag="(unknown)" for keys that name no flag)',
       labelNames: ['flag', 'reason'] as const,
       registers: [app.metrics],
+      collect: () => evaluator.flush(),
     });
-    let current: FlagSet = compileFlags([]);
     const evaluator = createFlagEvaluator({ flags: () => current, counter });
     const state = app.stateCache.register(
       'feature-flags',

@@ -4,6 +4,9 @@ import problemDetails from './problem-details/index.js';
 import systemLog from './system-log/index.js';
 import health from './health/index.js';
 import apiKeys from './api-keys/index.js';
+import admin from './admin/index.js';
+import routeIndex from './route-index/index.js';
+import configRegistry from './config-registry/index.js';
 import featureFlags from './feature-flags/index.js';
 import deployments from './deployments/index.js';
 
@@ -13,4 +16,4 @@ import deployments from './deployments/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, featureFlags, deployments];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, admin, routeIndex, configRegistry, featureFlags, deployments];

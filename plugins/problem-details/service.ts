@@ -1,5 +1,5 @@
 import { scrubSecrets } from '../../src/secrets.js';
-import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import type { ServerErrorEvent } from '../../src/error-handler.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
@@ -55,6 +55,11 @@ export function createErrorEventService(deps: { db: Db }) {
         .orderBy(desc(errorEvents.id))
         .limit(f.limit + 1);
       return toPage(rows, f.limit, (r) => [r.id], (r) => r);
+    },
+    /** How many errors were recorded since `since` (the admin overview's last hour). */
+    async countSince(since: Date): Promise<number> {
+      const [row] = await deps.db.select({ n: count() }).from(errorEvents).where(gte(errorEvents.occurredAt, since));
+      return row?.n ?? 0;
     },
     async byId(id: number): Promise<ErrorEventRow | undefined> {
       const [row] = await deps.db.select().from(errorEvents).where(eq(errorEvents.id, id)).limit(1);

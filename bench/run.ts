@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon, { type Result } from 'autocannon';
 import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { loadEnv } from '../src/env.js';
+import { EVALUATE_BODY, measureInProcess, seedFlags, type InProcessFigures } from './flags.js';
 
 // `npm run bench`: bare Fastify (one trivial route, logger off) against the full kernel started
 // through its real entry point (every pack, request logging on at LOG_LEVEL=info to /dev/null,
@@ -42,6 +43,8 @@ const KERNEL_ROUTES = {
   live: '/live',
   memory: process.env.BENCH_MEMORY_ROUTE ?? '/system/info',
 };
+/** Feature flags over HTTP: all 100 bench flags (bench/flags.ts) for one context, from memory. */
+const FLAGS_ROUTE = '/system/flags/evaluate';
 const LIVE_FLOOR = 0.6;
 const LIVE_AIM = 0.75;
 /** Issue 3's target for the authenticated route. */
@@ -54,6 +57,8 @@ interface Target {
   server: 'bare' | 'kernel';
   route: string;
   headers?: Record<string, string>;
+  method?: 'GET' | 'POST';
+  body?: string;
 }
 
 interface RunningServer {
@@ -132,9 +137,9 @@ async function stopAll(): Promise<Array<{ name: string; code: number | null }>> 
   return Promise.all(stops);
 }
 
-function drive(url: string, seconds: number, headers: Record<string, string> = {}): Promise<Result> {
+function drive(url: string, seconds: number, t: Pick<Target, 'headers' | 'method' | 'body'> = {}): Promise<Result> {
   return Promise.resolve(
-    autocannon({ url, headers, connections: SETTINGS.connections, pipelining: SETTINGS.pipelining, duration: seconds, timeout: 10 }),
+    autocannon({ url, headers: t.headers ?? {}, method: t.method ?? 'GET', body: t.body, connections: SETTINGS.connections, pipelining: SETTINGS.pipelining, duration: seconds, timeout: 10 }),
   );
 }
 
@@ -198,6 +203,18 @@ async function main(): Promise<number> {
   // measuring 429s.
   const kernelEnv = { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', DATA_DIR: dataDir, NODE_ENV: 'production', ADMIN_API_KEY: BENCH_KEY, RATE_LIMIT_DEFAULT_MAX: '1000000000' };
   try {
+    // In-process first, while the machine is otherwise idle (no servers yet).
+    console.error(`flag evaluation in-process (${SETTINGS.rounds} x ${SETTINGS.durationSeconds} s each) ...`);
+    const inProcessRounds: InProcessFigures[] = [];
+    for (let round = 0; round < SETTINGS.rounds; round++) inProcessRounds.push(measureInProcess(SETTINGS.durationSeconds));
+    const flagEvaluation = {
+      flags: 100,
+      evaluationsPerSecond: median(inProcessRounds.map((r) => r.engine)),
+      meteredEvaluationsPerSecond: median(inProcessRounds.map((r) => r.metered)),
+      singleFlagCallsPerSecond: median(inProcessRounds.map((r) => r.singleMetered)),
+      rounds: inProcessRounds,
+    };
+
     // What the kernel will run with (defaults plus anything set for this run, e.g. TRACE_SAMPLE_RATE).
     const effective = loadEnv({ ...process.env, ...kernelEnv });
     const kernelSettings = `LOG_LEVEL=${effective.LOG_LEVEL} to /dev/null, TRACE_SAMPLE_RATE=${effective.TRACE_SAMPLE_RATE}, RUN_JOBS=${effective.RUN_JOBS}`;
@@ -218,17 +235,23 @@ async function main(): Promise<number> {
       const code = await status(`${kernel.origin}${route}`, AUTH_HEADERS);
       if (code !== 200) throw new StartError(`kernel answered ${code ?? 'nothing'} on GET ${route}; the bench needs 200 (set BENCH_MEMORY_ROUTE?)`);
     }
+    await seedFlags(kernel.origin, AUTH_HEADERS);
+    const flagHeaders = { ...AUTH_HEADERS, 'content-type': 'application/json' };
+    const flagCheck = await fetch(`${kernel.origin}${FLAGS_ROUTE}`, { method: 'POST', headers: flagHeaders, body: EVALUATE_BODY });
+    const flagAnswer = (await flagCheck.json()) as { flags?: unknown[] };
+    if (flagCheck.status !== 200 || flagAnswer.flags?.length !== 100) throw new StartError(`kernel answered ${flagCheck.status} on POST ${FLAGS_ROUTE} (expected 200 with 100 flags)`);
 
     const targets: Target[] = [
       { server: 'bare', route: BARE_ROUTE },
       { server: 'kernel', route: KERNEL_ROUTES.live },
       { server: 'kernel', route: KERNEL_ROUTES.memory, headers: AUTH_HEADERS },
+      { server: 'kernel', route: FLAGS_ROUTE, headers: flagHeaders, method: 'POST', body: EVALUATE_BODY },
     ];
     const urlOf = (t: Target) => `${(t.server === 'bare' ? bare : kernel).origin}${t.route}`;
-    const key = (t: Target) => `${t.server} ${t.route}`;
+    const key = (t: Target) => `${t.server} ${t.method ?? 'GET'} ${t.route}`;
 
     console.error(`warming up (${SETTINGS.warmupSeconds} s each) ...`);
-    for (const t of targets) await drive(urlOf(t), SETTINGS.warmupSeconds, t.headers);
+    for (const t of targets) await drive(urlOf(t), SETTINGS.warmupSeconds, t);
 
     const runs = new Map<string, Result[]>(targets.map((t) => [key(t), []]));
     const cpuPerRequest = new Map<string, number[]>(targets.map((t) => [key(t), []]));
@@ -238,14 +261,14 @@ async function main(): Promise<number> {
       const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
       for (const t of order) {
         const cpuBefore = cpuMsOf(pidOf(t));
-        const result = await drive(urlOf(t), SETTINGS.durationSeconds, t.headers);
+        const result = await drive(urlOf(t), SETTINGS.durationSeconds, t);
         const cpuAfter = cpuMsOf(pidOf(t));
         runs.get(key(t))!.push(result);
         if (cpuBefore !== null && cpuAfter !== null && result.requests.total > 0) {
           cpuPerRequest.get(key(t))!.push(((cpuAfter - cpuBefore) * 1000) / result.requests.total);
         }
         console.error(
-          `round ${round + 1}/${SETTINGS.rounds} ${key(t).padEnd(20)} ${fmt(result.requests.average).padStart(8)} req/s  p99 ${result.latency.p99} ms` +
+          `round ${round + 1}/${SETTINGS.rounds} ${key(t).padEnd(38)} ${fmt(result.requests.average).padStart(8)} req/s  p99 ${result.latency.p99} ms` +
             (result.non2xx || result.errors ? `  non-2xx ${result.non2xx} errors ${result.errors}` : ''),
         );
       }
@@ -258,6 +281,7 @@ async function main(): Promise<number> {
       return {
         server: t.server,
         route: t.route,
+        method: t.method ?? 'GET',
         authenticated: t.headers !== undefined,
         reqPerSec: median(results.map((r) => r.requests.average)),
         p99Ms: median(results.map((r) => r.latency.p99)),
@@ -285,7 +309,7 @@ async function main(): Promise<number> {
         ['target', 'route', 'req/s (median)', 'p99 ms', 'server CPU µs/req', 'bytes/resp', 'non-2xx', 'kernel/bare req/s', 'kernel/bare p99'],
         ...withRatios.map((s) => [
           s.server,
-          `GET ${s.route}${s.authenticated ? ' (API key)' : ''}`,
+          `${s.method} ${s.route}${s.authenticated ? ' (API key)' : ''}`,
           fmt(s.reqPerSec),
           fmt(s.p99Ms),
           s.cpuUsPerRequest === null ? '-' : s.cpuUsPerRequest.toFixed(1),
@@ -297,6 +321,10 @@ async function main(): Promise<number> {
       ]),
     );
     console.log('');
+    console.log(
+      `flag evaluation in-process (100 flags with rules, one context): ${fmt(flagEvaluation.evaluationsPerSecond)} evaluations/s (engine), ` +
+        `${fmt(flagEvaluation.meteredEvaluationsPerSecond)}/s counted in valhalla_flag_evaluations_total, ${fmt(flagEvaluation.singleFlagCallsPerSecond)} app.flags.evaluate() calls/s`,
+    );
     if (kernelMemory) console.log(`kernel RSS after the run: ${kernelMemory.rssMiB} MiB (peak ${kernelMemory.peakRssMiB} MiB); bare: ${bareMemory?.rssMiB ?? '?'} MiB`);
     for (const e of exits) console.log(`${e.name} server stopped with exit code ${e.code}`);
 
@@ -329,6 +357,7 @@ async function main(): Promise<number> {
           database,
           settings: { ...SETTINGS, bareRoute: BARE_ROUTE, kernelRoutes: KERNEL_ROUTES, kernel: kernelSettings },
           results: withRatios,
+          flagEvaluation,
           kernelMemory,
           bareMemory,
           floor: LIVE_FLOOR,

@@ -8,6 +8,7 @@ import rateLimits from './rate-limits/index.js';
 import admin from './admin/index.js';
 import routeIndex from './route-index/index.js';
 import configRegistry from './config-registry/index.js';
+import featureFlags from './feature-flags/index.js';
 import deployments from './deployments/index.js';
 
 /**
@@ -16,4 +17,4 @@ import deployments from './deployments/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, rateLimits, admin, routeIndex, configRegistry, deployments];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, rateLimits, admin, routeIndex, configRegistry, featureFlags, deployments];

@@ -149,7 +149,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       sendProblem(request, reply.header('x-request-id', request.id), error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri-too-long' : 'malformed-request', {
         detail: error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path parameter is too long.' : 'The URL could not be decoded.',
       }),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
+    // allowUnionTypes: `type: ['string', 'number']` keeps a number a number; with coercion on,
+    // `anyOf: [string, number]` would turn 18 into "18" in its first branch.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true, allowUnionTypes: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.addHook('onClose', async () => logStream.close());

@@ -3,6 +3,8 @@ import tracing from './tracing/index.js';
 import problemDetails from './problem-details/index.js';
 import systemLog from './system-log/index.js';
 import health from './health/index.js';
+import maintenance from './maintenance/index.js';
+import readOnlyShield from './read-only-shield/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -10,4 +12,4 @@ import health from './health/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, maintenance, readOnlyShield];

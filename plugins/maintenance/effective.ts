@@ -5,8 +5,9 @@
  * passes, without waiting for the sweep job or a notification.
  *
  * Which source decides the mode (last writer wins):
- * - a window in progress decides, unless the operator set the mode *after* the window started
- *   (setting `normal` during a window ends it early for everyone);
+ * - a window in progress decides, unless the operator set the mode *after* the window took
+ *   effect (its start, or its last creation/change if later): setting `normal` during a window
+ *   ends it early for everyone, and a window created or changed after that setting applies again;
  * - otherwise the operator's setting decides while its `until` has not passed;
  * - otherwise the mode is `normal`.
  * A setting written by the sweep job because an `until` passed (`source: 'expired'`) never
@@ -157,6 +158,9 @@ export function activeWindowAt(windows: readonly MaintenanceWindow[], now: numbe
   return active;
 }
 
+/** When a window began to decide: its start, or when it was created or last changed if that is later. */
+const tookEffect = (w: MaintenanceWindow): Date => (w.updatedAt > w.startsAt ? w.updatedAt : w.startsAt);
+
 export function evaluate(snapshot: MaintenanceSnapshot, now: number): MaintenanceView {
   const { setting, windows } = snapshot;
   const active = activeWindowAt(windows, now);
@@ -164,7 +168,7 @@ export function evaluate(snapshot: MaintenanceSnapshot, now: number): Maintenanc
   const settingDecides = setting !== null && setting.source === 'manual' && !passed(setting.until, now);
 
   let effective: EffectiveMode;
-  if (active && !(settingDecides && setting.since > active.startsAt)) {
+  if (active && !(settingDecides && setting.since > tookEffect(active))) {
     effective = { mode: active.mode, source: 'window', reason: active.reason, since: active.startsAt, until: active.endsAt, windowId: active.id };
   } else if (settingDecides) {
     effective = { mode: setting.mode, source: 'setting', reason: setting.reason, since: setting.since, until: setting.until, windowId: null };

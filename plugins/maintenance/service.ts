@@ -245,7 +245,7 @@ export function createMaintenanceService(deps: { db: Db }) {
       const endsAt = new Date(input.endsAt);
       checkWindowTimes(startsAt, endsAt, now);
       await refuseOverlap(tx, startsAt, endsAt);
-      const [row] = await tx.insert(maintenanceWindows).values({ mode: input.mode, reason: input.reason, startsAt, endsAt, createdBy }).returning();
+      const [row] = await tx.insert(maintenanceWindows).values({ mode: input.mode, reason: input.reason, startsAt, endsAt, createdBy, createdAt: new Date(now), updatedAt: new Date(now) }).returning();
       return toWindow(row!);
     },
 
@@ -271,7 +271,7 @@ export function createMaintenanceService(deps: { db: Db }) {
           startsAt,
           endsAt,
           ...(restarts ? { activatedAt: null } : {}),
-          updatedAt: new Date(),
+          updatedAt: new Date(now),
         })
         .where(eq(maintenanceWindows.id, id))
         .returning();

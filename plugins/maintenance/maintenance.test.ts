@@ -333,3 +333,67 @@ describe('documentation', () => {
     for (const r of ours) expect(r.scope, `${r.method} ${r.url}`).toMatch(/^maintenance:(read|write)$/);
   });
 });
+
+describe('freeze override and access (with API keys)', () => {
+  const OVERRIDE = 'x-freeze-override';
+  let readKey: string;
+  let writeKey: string;
+  beforeAll(async () => {
+    readKey = (await t.keyWith(['maintenance:read'])).token;
+    writeKey = (await t.keyWith(['maintenance:write', 'system:write'])).token;
+  });
+
+  it('lets an admin pass the freeze with a reason in x-freeze-override, and audits it', async () => {
+    await setFreeze({ enabled: true, reason: 'override test' });
+    const res = await t.inject({ method: 'PATCH', url: `${FIXTURE}/items`, payload: {}, headers: { [OVERRIDE]: 'hotfix for incident 42' } });
+    expect(res.statusCode).toBe(200);
+    const audit = await lastAudit('freeze.override');
+    expect(audit).toMatchObject({ reason: 'hotfix for incident 42', targetType: 'route', targetId: `PATCH ${FIXTURE}/items`, correlationId: res.headers['x-request-id'], actorType: 'client' });
+
+    const short = await t.inject({ method: 'POST', url: `${FIXTURE}/items`, payload: {}, headers: { [OVERRIDE]: 'ab' } });
+    expect(short.statusCode).toBe(400);
+    expect(short.json().errors).toContainEqual(expect.objectContaining({ in: 'headers', pointer: `#/${OVERRIDE}` }));
+    const long = await t.inject({ method: 'POST', url: `${FIXTURE}/items`, payload: {}, headers: { [OVERRIDE]: 'x'.repeat(501) } });
+    expect(long.statusCode).toBe(400);
+    expect((await lastAudit('freeze.override'))?.id).toBe(audit?.id);
+  });
+
+  it('refuses the override to a caller without admin with 403, and without the header with 423', async () => {
+    await setFreeze({ enabled: true, reason: 'override test' });
+    const headers = { authorization: `Bearer ${writeKey}` };
+    const noAdmin = await t.inject({ method: 'POST', url: `${FIXTURE}/items`, payload: {}, headers: { ...headers, [OVERRIDE]: 'i really need this' } });
+    expect(noAdmin.statusCode).toBe(403);
+    expect(noAdmin.json().type).toBe('/problems/forbidden');
+    expect((await t.inject({ method: 'POST', url: `${FIXTURE}/items`, payload: {}, headers })).statusCode).toBe(423);
+    // Without the freeze the header changes nothing and records nothing.
+    await setFreeze({ enabled: false, reason: 'thaw' });
+    const before = await lastAudit('freeze.override');
+    expect((await t.inject({ method: 'POST', url: `${FIXTURE}/items`, payload: {}, headers: { [OVERRIDE]: 'not needed now' } })).statusCode).toBe(200);
+    expect((await lastAudit('freeze.override'))?.id).toBe(before?.id);
+  });
+
+  it('answers 401 without a key and 403 to a maintenance:read key on every write', async () => {
+    expect((await t.app.inject({ method: 'GET', url: PATH })).statusCode).toBe(401);
+    expect((await t.app.inject({ method: 'POST', url: `${PATH}/state`, payload: { mode: 'normal', reason: 'x' } })).statusCode).toBe(401);
+    const headers = { authorization: `Bearer ${readKey}` };
+    for (const url of [PATH, `${PATH}/history`, `${PATH}/freeze`, WINDOWS]) {
+      expect((await t.inject({ method: 'GET', url, headers })).statusCode, url).toBe(200);
+    }
+    const w = (await createWindow({ mode: 'read_only', reason: 'scoped', startsAt: inSeconds(600), endsAt: inSeconds(700) })).json();
+    const writes: Array<[InjectMethod, string, Record<string, unknown>?]> = [
+      ['POST', `${PATH}/state`, { mode: 'read_only', reason: 'x' }],
+      ['POST', `${PATH}/freeze`, { enabled: true, reason: 'x' }],
+      ['POST', WINDOWS, { mode: 'read_only', reason: 'x', startsAt: inSeconds(800), endsAt: inSeconds(900) }],
+      ['PATCH', `${WINDOWS}/${w.id}`, { reason: 'x' }],
+      ['DELETE', `${WINDOWS}/${w.id}`],
+    ];
+    for (const [method, url, payload] of writes) {
+      const res = await t.inject({ method, url, payload, headers });
+      expect(res.statusCode, `${method} ${url}`).toBe(403);
+      expect(res.json().type).toBe('/problems/forbidden');
+    }
+    expect((await status()).mode).toBe('normal');
+  });
+});
+
+type InjectMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';

@@ -3,6 +3,7 @@ import tracing from './tracing/index.js';
 import problemDetails from './problem-details/index.js';
 import systemLog from './system-log/index.js';
 import health from './health/index.js';
+import apiKeys from './api-keys/index.js';
 import maintenance from './maintenance/index.js';
 import readOnlyShield from './read-only-shield/index.js';
 
@@ -12,4 +13,4 @@ import readOnlyShield from './read-only-shield/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, maintenance, readOnlyShield];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, maintenance, readOnlyShield];

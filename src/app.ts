@@ -171,7 +171,13 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
         },
         refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
       });
-      await root.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+      // The docs UI and the OpenAPI document are public: they describe the API, they hold no data.
+      await root.register(async function docs(scope) {
+        scope.addHook('onRoute', (route) => {
+          route.config = { ...route.config, public: true, trace: false };
+        });
+        await scope.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+      });
       for (const pack of packs) await root.register(pack.plugin);
     }),
   );

@@ -7,7 +7,7 @@ import { createBatchWriter, type BatchWriter, type BatchWriterOptions } from './
 import type { Env } from './env.js';
 import { createJobRunner, type JobRunner } from './jobs/runner.js';
 import type { Pack } from './pack.js';
-import './access.js';
+import { isScope } from './access.js';
 import { createStateCache, type StateCache } from './state-cache.js';
 
 export interface Lifecycle {
@@ -190,6 +190,7 @@ export default fp(
         }
       }
       registered.length = 0;
+      assertEveryRouteGuarded(routeCatalog);
     });
 
     // Echo the correlation id; while draining, close each connection after its response so
@@ -241,4 +242,19 @@ function createOverview(): Overview {
       return out;
     },
   };
+}
+
+/**
+ * A route that declares neither a scope nor `public: true` stops the start-up, so no route is
+ * open by accident; so does a scope that is not in SCOPES (a typo would lock everyone out).
+ */
+function assertEveryRouteGuarded(routes: ReadonlyArray<RouteEntry>): void {
+  const problems: string[] = [];
+  for (const r of routes) {
+    if (r.method === 'HEAD' && routes.some((g) => g.method === 'GET' && g.url === r.url)) continue;
+    if (r.public && r.scope) problems.push(`${r.method} ${r.url} is public but also declares scope '${r.scope}'`);
+    else if (!r.public && !r.scope) problems.push(`${r.method} ${r.url} declares neither config.scope nor config.public`);
+    else if (r.scope && !isScope(r.scope)) problems.push(`${r.method} ${r.url} declares unknown scope '${r.scope}' (see SCOPES in src/access.ts)`);
+  }
+  if (problems.length) throw new Error(`unguarded routes:\n  ${problems.join('\n  ')}`);
 }

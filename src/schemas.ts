@@ -1,4 +1,4 @@
-import { Type, type ObjectOptions, type TProperties } from '@sinclair/typebox';
+import { Type, type ObjectOptions, type Static, type TProperties, type TSchema } from '@sinclair/typebox';
 
 /**
  * Body and query objects reject unknown fields (400 naming the field), per the API conventions.
@@ -14,3 +14,11 @@ export const IdParams = StrictObject({ id: Type.Integer({ minimum: 1, maximum: N
 
 /** Accepts an ISO timestamp as a query value. */
 export const QueryTimestamp = (description: string) => Type.String({ format: 'date-time', maxLength: 40, description });
+
+/**
+ * `T | null` for a primitive or object schema, as one JSON Schema `type: [t, 'null']`. Prefer it to
+ * `Type.Union([T, Type.Null()])` in bodies: with Fastify's type coercion, Ajv turns a value
+ * that fails `T` (0, '', false) into null for the null branch, so `{ "dailyQuota": 0 }` would
+ * silently mean "no quota".
+ */
+export const Nullable = <T extends TSchema & { type: string }>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] });

@@ -42,12 +42,17 @@ export interface ParsedApiKey {
   secret: string;
 }
 
+/** The full token for a key id and secret, checksum included. */
+export function formatApiKey(keyId: string, secret: string): string {
+  const body = `${API_KEY_PREFIX}${keyId}_${secret}`;
+  return body + checksum(body);
+}
+
 /** A new key: the full token (shown once), its public id and its secret part. */
 export function generateApiKey(): ParsedApiKey & { token: string } {
   const keyId = randomBase62(12);
   const secret = randomBase62(32);
-  const body = `${API_KEY_PREFIX}${keyId}_${secret}`;
-  return { token: body + checksum(body), keyId, secret };
+  return { token: formatApiKey(keyId, secret), keyId, secret };
 }
 
 /** Splits a presented token; null when it is not in the format or its checksum is wrong. */

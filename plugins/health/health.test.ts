@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-const get = (url: string, headers: Record<string, string> = {}, app: FastifyInstance = t.app) => app.inject({ method: 'GET', url, headers });
+const get = (url: string, headers: Record<string, string> = {}, app: FastifyInstance = t.app) => t.inject({ method: 'GET', url, headers }, app);
 
 describe('liveness and readiness', () => {
   it('answers /live without the database', async () => {
@@ -152,7 +152,7 @@ describe('/metrics', () => {
 
 describe('/system/health', () => {
   it('says what runs here from memory, and rejects query fields', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/system/info' });
+    const res = await t.inject({ method: 'GET', url: '/system/info' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({
       name: 'valhalla-kernel',
@@ -160,7 +160,7 @@ describe('/system/health', () => {
       driver: t.app.database.driver,
       packs: expect.arrayContaining([expect.objectContaining({ name: 'health', code: 'TX' })]),
     });
-    const bad = await t.app.inject({ method: 'GET', url: '/system/info?verbose=1' });
+    const bad = await t.inject({ method: 'GET', url: '/system/info?verbose=1' });
     expect(bad.statusCode).toBe(400);
   });
 

@@ -38,13 +38,13 @@ type Item = { id: number; level: string; source: string; event: string; message:
 type PageBody = { items: Item[]; nextCursor: string | null };
 
 async function getLogs(query: string): Promise<PageBody> {
-  const res = await t.app.inject({ method: 'GET', url: `/system/logs?${query}` });
+  const res = await t.inject({ method: 'GET', url: `/system/logs?${query}` });
   expect(res.statusCode, res.body).toBe(200);
   return res.json();
 }
 
 async function search(body: Record<string, unknown>): Promise<PageBody> {
-  const res = await t.app.inject({ method: 'POST', url: '/system/logs/query', payload: body });
+  const res = await t.inject({ method: 'POST', url: '/system/logs/query', payload: body });
   expect(res.statusCode, res.body).toBe(200);
   return res.json();
 }
@@ -97,7 +97,7 @@ describe('system log (TV): writing', () => {
   });
 
   it('takes the correlation id from the request when one is given', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/test/log-from-request', headers: { 'x-request-id': 'req-from-route-1' } });
+    const res = await t.inject({ method: 'POST', url: '/test/log-from-request', headers: { 'x-request-id': 'req-from-route-1' } });
     expect(res.statusCode).toBe(204);
     await t.app.batchWriters.flushAll();
     const [row] = (await getLogs('correlationId=req-from-route-1')).items;
@@ -179,8 +179,8 @@ describe('system log (TV): pagination', () => {
 });
 
 describe('system log (TV): bad input', () => {
-  const get = (query: string) => t.app.inject({ method: 'GET', url: `/system/logs?${query}` });
-  const post = (payload: unknown) => t.app.inject({ method: 'POST', url: '/system/logs/query', payload: payload as Record<string, unknown> });
+  const get = (query: string) => t.inject({ method: 'GET', url: `/system/logs?${query}` });
+  const post = (payload: unknown) => t.inject({ method: 'POST', url: '/system/logs/query', payload: payload as Record<string, unknown> });
 
   it('rejects an unknown level', async () => {
     const res = await get('level=loud');
@@ -225,16 +225,16 @@ describe('system log (TV): bad input', () => {
     expect((await post([])).statusCode).toBe(400);
   });
   it('rejects invalid JSON', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/system/logs/query', headers: { 'content-type': 'application/json' }, payload: '{"level": [' });
+    const res = await t.inject({ method: 'POST', url: '/system/logs/query', headers: { 'content-type': 'application/json' }, payload: '{"level": [' });
     expect(res.statusCode).toBe(400);
     expect(res.json().type).toBe('/problems/malformed-request');
   });
   it('rejects a __proto__ key', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/system/logs/query', headers: { 'content-type': 'application/json' }, payload: '{"__proto__": {"limit": 1}}' });
+    const res = await t.inject({ method: 'POST', url: '/system/logs/query', headers: { 'content-type': 'application/json' }, payload: '{"__proto__": {"limit": 1}}' });
     expect(res.statusCode).toBe(400);
   });
   it('answers 415 to a body that is not JSON', async () => {
-    const res = await t.app.inject({ method: 'POST', url: '/system/logs/query', headers: { 'content-type': 'text/plain' }, payload: 'level=info' });
+    const res = await t.inject({ method: 'POST', url: '/system/logs/query', headers: { 'content-type': 'text/plain' }, payload: 'level=info' });
     expect(res.statusCode).toBe(415);
     expect(res.json().type).toBe('/problems/unsupported-media-type');
   });
@@ -260,7 +260,7 @@ describe('system log (TV): lifecycle', () => {
   });
 
   it('is in the OpenAPI document under the logs tag', async () => {
-    const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const doc = (await t.inject({ method: 'GET', url: '/docs/json' })).json();
     expect(doc.paths['/system/logs'].get.tags).toEqual(['logs']);
     expect(doc.paths['/system/logs/query'].post.tags).toEqual(['logs']);
   });

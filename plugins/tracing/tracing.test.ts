@@ -47,7 +47,7 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-const get = (app: FastifyInstance, url: string, headers: Record<string, string> = {}) => app.inject({ method: 'GET', url, headers });
+const get = (app: FastifyInstance, url: string, headers: Record<string, string> = {}) => t.inject({ method: 'GET', url, headers }, app);
 
 async function contextFor(headers: Record<string, string>, app: FastifyInstance = t.app) {
   const res = await get(app, '/test/context', headers);

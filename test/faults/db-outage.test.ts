@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { envWith } from '../../src/env.js';
+import { generateApiKey } from '../../plugins/api-keys/key-format.js';
 import { createTestDatabase, serverUrl, type TestDatabase } from '../helpers/database.js';
 
 /**
@@ -81,7 +82,8 @@ describe.skipIf(!serverUrl())('database outage (PostgreSQL behind a faulty proxy
   let database: TestDatabase;
   let proxy: FaultyProxy;
   let app: FastifyInstance;
-  const get = (url: string) => app.inject({ method: 'GET', url });
+  const adminKey = generateApiKey().token;
+  const get = (url: string) => app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${adminKey}` } });
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -91,7 +93,7 @@ describe.skipIf(!serverUrl())('database outage (PostgreSQL behind a faulty proxy
     proxied.hostname = '127.0.0.1';
     proxied.port = String(await proxy.listen());
     app = await buildApp({
-      env: envWith({ DATABASE_URL: proxied.toString(), LOG_LEVEL: 'silent', RUN_JOBS: false, READY_DB_TIMEOUT_MS: READY_TIMEOUT_MS }),
+      env: envWith({ ADMIN_API_KEY: adminKey, DATABASE_URL: proxied.toString(), LOG_LEVEL: 'silent', RUN_JOBS: false, READY_DB_TIMEOUT_MS: READY_TIMEOUT_MS }),
       logger: false,
       migrate: false,
     });

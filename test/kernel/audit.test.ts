@@ -19,11 +19,12 @@ describe('audit writer', () => {
         app.audit.record(tx, null, { actor: SYSTEM_ACTOR, operation: 'test.write', targetType: 'thing', targetId: i, before: { n: i }, after: { n: i + 1, nested: { b: 1, a: [1, 'x'] } }, reason: 'because' }),
       );
     }
+    // The chain starts with the bootstrap admin key's entry, written at start.
     const rows = await app.db.select().from(adminOperations).orderBy(adminOperations.id);
-    expect(rows).toHaveLength(5);
+    expect(rows.map((r) => r.operation)).toEqual(['api-key.bootstrap', ...Array(5).fill('test.write')]);
     expect(rows[0]!.prevHash).toBe(GENESIS_HASH);
     for (let i = 1; i < rows.length; i++) expect(rows[i]!.prevHash).toBe(rows[i - 1]!.hash);
-    expect(await verifyAuditChain(app.db, 2)).toEqual({ ok: true, checked: 5, firstBrokenId: null, problem: null });
+    expect(await verifyAuditChain(app.db, 2)).toEqual({ ok: true, checked: 6, firstBrokenId: null, problem: null });
   });
 
   it('writes nothing when the caller’s transaction rolls back', async () => {

@@ -18,7 +18,7 @@ const BODY_LIMIT = 4096;
 
 beforeAll(async () => {
   t = await createTestApp({ BODY_LIMIT });
-  doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json<OpenApiDoc>();
+  doc = (await t.inject({ method: 'GET', url: '/docs/json' })).json<OpenApiDoc>();
 });
 afterAll(async () => t?.close());
 
@@ -52,7 +52,7 @@ function expectProblem(res: LightMyRequestResponse, statuses: number[], label: s
 }
 
 async function send(opts: InjectOptions): Promise<LightMyRequestResponse> {
-  return t.app.inject(opts);
+  return t.inject(opts);
 }
 
 describe('bad input on every route', () => {

@@ -13,7 +13,7 @@ let paths: Record<string, Record<string, Operation>>;
 
 beforeAll(async () => {
   t = await createTestApp();
-  paths = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json().paths;
+  paths = (await t.inject({ method: 'GET', url: '/docs/json' })).json().paths;
 });
 afterAll(async () => t?.close());
 

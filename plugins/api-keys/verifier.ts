@@ -1,0 +1,73 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Caller } from '../../src/access.js';
+import { parseApiKey } from './key-format.js';
+import type { CredentialRows } from './service.js';
+
+interface KnownKey {
+  secretHash: Buffer;
+  /** Expiry in epoch ms; Infinity when the key does not expire. */
+  expiresAt: number;
+  clientActive: boolean;
+  /** Built once per reload, shared by every request made with the key. */
+  caller: Caller;
+}
+
+export type Verification =
+  | { ok: true; caller: Caller }
+  | { ok: false; reason: 'missing' | 'malformed' | 'unknown' | 'mismatch' | 'expired' | 'suspended' };
+
+/**
+ * The in-memory credential check every request goes through: parse (format and checksum), look up
+ * the public key id, compare SHA-256 of the secret in constant time, then expiry and client
+ * status. No database access; the snapshot is rebuilt when keys or clients change.
+ */
+export interface CredentialVerifier {
+  verify(token: string | undefined, now?: number): Verification;
+  readonly size: number;
+}
+
+export function buildVerifier(rows: CredentialRows, opts: { compare?: (a: Buffer, b: Buffer) => boolean } = {}): CredentialVerifier {
+  const compare = opts.compare ?? timingSafeEqual;
+  const clients = new Map(rows.clients.map((c) => [c.id, c]));
+  const keys = new Map<string, KnownKey>();
+  for (const k of rows.keys) {
+    const client = clients.get(k.clientId);
+    if (!client) continue;
+    // A key can never hold more than its client: narrowing a client narrows its keys at once.
+    const clientScopes = new Set(client.scopes);
+    keys.set(k.keyId, {
+      secretHash: Buffer.from(k.secretHash, 'hex'),
+      expiresAt: k.expiresAt ? k.expiresAt.getTime() : Infinity,
+      clientActive: client.status === 'active',
+      caller: Object.freeze({
+        clientId: client.id,
+        clientName: client.name,
+        keyId: k.keyId,
+        scopes: new Set(k.scopes.filter((s) => clientScopes.has(s))),
+        rateLimit: client.rateLimitMax !== null && client.rateLimitWindowSeconds !== null ? { max: client.rateLimitMax, windowSeconds: client.rateLimitWindowSeconds } : null,
+        dailyQuota: client.dailyQuota,
+      }),
+    });
+  }
+  // Compared against when the key id is unknown, so a miss costs what a hit costs.
+  const decoy = Buffer.alloc(32);
+
+  return {
+    size: keys.size,
+    verify(token, now = Date.now()) {
+      if (!token) return { ok: false, reason: 'missing' };
+      const parsed = parseApiKey(token);
+      if (!parsed) return { ok: false, reason: 'malformed' };
+      const presented = createHash('sha256').update(parsed.secret).digest();
+      const known = keys.get(parsed.keyId);
+      const matches = compare(presented, known?.secretHash ?? decoy);
+      if (!known) return { ok: false, reason: 'unknown' };
+      if (!matches) return { ok: false, reason: 'mismatch' };
+      if (known.expiresAt <= now) return { ok: false, reason: 'expired' };
+      if (!known.clientActive) return { ok: false, reason: 'suspended' };
+      return { ok: true, caller: known.caller };
+    },
+  };
+}
+
+export const EMPTY_VERIFIER: CredentialVerifier = buildVerifier({ keys: [], clients: [] });

@@ -11,8 +11,9 @@ let t: TestApp;
 let readKey: string; // maintenance:read + system:read
 let writeKey: string; // maintenance:write + system:write
 beforeAll(async () => {
-  // No sampled spans: nothing but the requests themselves may reach the database in the burst test.
-  t = await createTestApp({ TRACE_SAMPLE_RATE: 0 }, { extraPacks: [shieldFixturePack] });
+  // No sampled spans and no timed last-use flush: nothing but the requests themselves may reach
+  // the database during the burst test.
+  t = await createTestApp({ TRACE_SAMPLE_RATE: 0, BATCH_FLUSH_INTERVAL_MS: 60_000 }, { extraPacks: [shieldFixturePack] });
   readKey = (await t.keyWith(['maintenance:read', 'system:read'])).token;
   writeKey = (await t.keyWith(['maintenance:write', 'system:write'])).token;
 });
@@ -139,6 +140,7 @@ describe('read-only shield (UJ)', () => {
   it('answers from memory: no database query in a burst of shielded and passing requests', async () => {
     await setMode('read_only', 600);
     await call('GET', `${FIXTURE}/items`); // warm up
+    await t.app.apiKeys.flushLastUsed();
     const before = t.app.database.queryCount;
     for (let i = 0; i < 50; i++) {
       expect((await call('POST', `${FIXTURE}/items`)).statusCode).toBe(503);

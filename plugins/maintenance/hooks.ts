@@ -1,13 +1,6 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hasScope } from '../../src/access.js';
 import type { MaintenanceView } from './effective.js';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The reason an admin gave in `x-freeze-override` to pass the change freeze (audited before the handler). */
-    freezeOverride: string | null;
-  }
-}
 
 export const FREEZE_OVERRIDE_HEADER = 'x-freeze-override';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -23,7 +16,10 @@ const REASON_MAX = 500;
  * Registered in the root scope after authentication, so `request.caller` is known.
  */
 export function guardChangeFreeze(app: FastifyInstance, current: () => MaintenanceView): void {
-  app.decorateRequest('freezeOverride', null);
+  // The reason an admin gave, per request, until the audit entry is written. Not a request
+  // decoration: routes registered before this pack (health, api-keys) build their requests
+  // without decorations added later, so the field would be missing there.
+  const overrides = new WeakMap<FastifyRequest, string>();
 
   app.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config.freeze !== true || SAFE_METHODS.has(request.method)) return;
@@ -46,12 +42,12 @@ export function guardChangeFreeze(app: FastifyInstance, current: () => Maintenan
         errors: [{ in: 'headers', pointer: `#/${FREEZE_OVERRIDE_HEADER}`, message: `must be ${REASON_MIN} to ${REASON_MAX} characters` }],
       });
     }
-    request.freezeOverride = reason;
+    overrides.set(request, reason);
   });
 
   app.addHook('preHandler', async (request) => {
-    if (request.freezeOverride === null) return;
-    const reason = request.freezeOverride;
+    const reason = overrides.get(request);
+    if (reason === undefined) return;
     const target = `${request.method} ${request.routeOptions.url ?? ''}`;
     await app.db.transaction((tx) =>
       app.audit.record(tx, request, { operation: 'freeze.override', targetType: 'route', targetId: target, reason, after: { method: request.method, url: request.routeOptions.url ?? null } }),

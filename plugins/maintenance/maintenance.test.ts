@@ -344,6 +344,8 @@ describe('freeze override and access (with API keys)', () => {
   });
 
   it('lets an admin pass the freeze with a reason in x-freeze-override, and audits it', async () => {
+    // Nothing so far sent the header: no request may have left an override entry.
+    expect(await lastAudit('freeze.override')).toBeUndefined();
     await setFreeze({ enabled: true, reason: 'override test' });
     const res = await t.inject({ method: 'PATCH', url: `${FIXTURE}/items`, payload: {}, headers: { [OVERRIDE]: 'hotfix for incident 42' } });
     expect(res.statusCode).toBe(200);

@@ -39,6 +39,8 @@ RUN npm ci --omit=dev --no-audit --no-fund \
  && mkdir -p /app/data \
  && chown node:node /app/data
 COPY --from=build /app/dist ./dist
+# The admin console's static page, script and stylesheet (served as they are, no build step).
+COPY --from=build /app/plugins/admin/console ./dist/plugins/admin/console
 COPY drizzle ./drizzle
 
 USER node

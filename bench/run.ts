@@ -5,6 +5,7 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon, { type Result } from 'autocannon';
+import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { loadEnv } from '../src/env.js';
 
 // `npm run bench`: bare Fastify (one trivial route, logger off) against the full kernel started
@@ -34,8 +35,8 @@ const SETTINGS = {
 /** The bare baseline's one route. */
 const BARE_ROUTE = '/';
 /**
- * The kernel routes compared with it: liveness, and a GET answered from memory (no database).
- * `/problems` until a `/system/*` GET answers from memory (e.g. `/system/routes`).
+ * The kernel routes compared with it: liveness (public), and an authenticated `/system/*` GET
+ * answered from memory, through authentication, rate limiting and the shield (no database).
  */
 const KERNEL_ROUTES = {
   live: '/live',
@@ -43,10 +44,16 @@ const KERNEL_ROUTES = {
 };
 const LIVE_FLOOR = 0.6;
 const LIVE_AIM = 0.75;
+/** Issue 3's target for the authenticated route. */
+const AUTHENTICATED_FLOOR = 0.5;
+/** The kernel is started with this admin key; the authenticated target sends it. */
+const BENCH_KEY = generateApiKey().token;
+const AUTH_HEADERS = { authorization: `Bearer ${BENCH_KEY}` };
 
 interface Target {
   server: 'bare' | 'kernel';
   route: string;
+  headers?: Record<string, string>;
 }
 
 interface RunningServer {
@@ -73,9 +80,9 @@ function freePort(): Promise<number> {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function status(url: string): Promise<number | undefined> {
+async function status(url: string, headers: Record<string, string> = {}): Promise<number | undefined> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(2000) });
     await res.arrayBuffer();
     return res.status;
   } catch {
@@ -125,9 +132,9 @@ async function stopAll(): Promise<Array<{ name: string; code: number | null }>> 
   return Promise.all(stops);
 }
 
-function drive(url: string, seconds: number): Promise<Result> {
+function drive(url: string, seconds: number, headers: Record<string, string> = {}): Promise<Result> {
   return Promise.resolve(
-    autocannon({ url, connections: SETTINGS.connections, pipelining: SETTINGS.pipelining, duration: seconds, timeout: 10 }),
+    autocannon({ url, headers, connections: SETTINGS.connections, pipelining: SETTINGS.pipelining, duration: seconds, timeout: 10 }),
   );
 }
 
@@ -186,7 +193,7 @@ function table(rows: string[][]): string {
 async function main(): Promise<number> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'vk-bench-'));
   const started = Date.now();
-  const kernelEnv = { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', DATA_DIR: dataDir, NODE_ENV: 'production' };
+  const kernelEnv = { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', DATA_DIR: dataDir, NODE_ENV: 'production', ADMIN_API_KEY: BENCH_KEY };
   try {
     // What the kernel will run with (defaults plus anything set for this run, e.g. TRACE_SAMPLE_RATE).
     const effective = loadEnv({ ...process.env, ...kernelEnv });
@@ -205,20 +212,20 @@ async function main(): Promise<number> {
       await sleep(200);
     }
     for (const route of Object.values(KERNEL_ROUTES)) {
-      const code = await status(`${kernel.origin}${route}`);
+      const code = await status(`${kernel.origin}${route}`, AUTH_HEADERS);
       if (code !== 200) throw new StartError(`kernel answered ${code ?? 'nothing'} on GET ${route}; the bench needs 200 (set BENCH_MEMORY_ROUTE?)`);
     }
 
     const targets: Target[] = [
       { server: 'bare', route: BARE_ROUTE },
       { server: 'kernel', route: KERNEL_ROUTES.live },
-      { server: 'kernel', route: KERNEL_ROUTES.memory },
+      { server: 'kernel', route: KERNEL_ROUTES.memory, headers: AUTH_HEADERS },
     ];
     const urlOf = (t: Target) => `${(t.server === 'bare' ? bare : kernel).origin}${t.route}`;
     const key = (t: Target) => `${t.server} ${t.route}`;
 
     console.error(`warming up (${SETTINGS.warmupSeconds} s each) ...`);
-    for (const t of targets) await drive(urlOf(t), SETTINGS.warmupSeconds);
+    for (const t of targets) await drive(urlOf(t), SETTINGS.warmupSeconds, t.headers);
 
     const runs = new Map<string, Result[]>(targets.map((t) => [key(t), []]));
     const cpuPerRequest = new Map<string, number[]>(targets.map((t) => [key(t), []]));
@@ -228,7 +235,7 @@ async function main(): Promise<number> {
       const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
       for (const t of order) {
         const cpuBefore = cpuMsOf(pidOf(t));
-        const result = await drive(urlOf(t), SETTINGS.durationSeconds);
+        const result = await drive(urlOf(t), SETTINGS.durationSeconds, t.headers);
         const cpuAfter = cpuMsOf(pidOf(t));
         runs.get(key(t))!.push(result);
         if (cpuBefore !== null && cpuAfter !== null && result.requests.total > 0) {
@@ -248,6 +255,7 @@ async function main(): Promise<number> {
       return {
         server: t.server,
         route: t.route,
+        authenticated: t.headers !== undefined,
         reqPerSec: median(results.map((r) => r.requests.average)),
         p99Ms: median(results.map((r) => r.latency.p99)),
         cpuUsPerRequest: cpuPerRequest.get(key(t))!.length ? Math.round(median(cpuPerRequest.get(key(t))!) * 10) / 10 : null,
@@ -274,7 +282,7 @@ async function main(): Promise<number> {
         ['target', 'route', 'req/s (median)', 'p99 ms', 'server CPU µs/req', 'bytes/resp', 'non-2xx', 'kernel/bare req/s', 'kernel/bare p99'],
         ...withRatios.map((s) => [
           s.server,
-          `GET ${s.route}`,
+          `GET ${s.route}${s.authenticated ? ' (API key)' : ''}`,
           fmt(s.reqPerSec),
           fmt(s.p99Ms),
           s.cpuUsPerRequest === null ? '-' : s.cpuUsPerRequest.toFixed(1),
@@ -289,6 +297,12 @@ async function main(): Promise<number> {
     if (kernelMemory) console.log(`kernel RSS after the run: ${kernelMemory.rssMiB} MiB (peak ${kernelMemory.peakRssMiB} MiB); bare: ${bareMemory?.rssMiB ?? '?'} MiB`);
     for (const e of exits) console.log(`${e.name} server stopped with exit code ${e.code}`);
 
+    const authenticated = withRatios[2]!;
+    if (authenticated.ratio !== null) {
+      console.log(
+        `kernel/bare on GET ${authenticated.route} with an API key: ${authenticated.ratio.toFixed(2)} (${authenticated.ratio >= AUTHENTICATED_FLOOR ? 'at or above' : 'BELOW'} the target ${AUTHENTICATED_FLOOR})`,
+      );
+    }
     const live = withRatios[1]!;
     if (live.ratio !== null && live.ratio < LIVE_FLOOR) {
       console.log(`BELOW FLOOR: kernel/bare throughput on GET ${live.route} is ${live.ratio.toFixed(2)} < ${LIVE_FLOOR} (aim ${LIVE_AIM})`);

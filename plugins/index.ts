@@ -6,6 +6,9 @@ import health from './health/index.js';
 import apiKeys from './api-keys/index.js';
 import maintenance from './maintenance/index.js';
 import readOnlyShield from './read-only-shield/index.js';
+import admin from './admin/index.js';
+import routeIndex from './route-index/index.js';
+import deployments from './deployments/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -13,4 +16,4 @@ import readOnlyShield from './read-only-shield/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, maintenance, readOnlyShield];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, maintenance, readOnlyShield, admin, routeIndex, deployments];

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Database, Db, DbOrTx } from '../db/client.js';
@@ -32,6 +32,8 @@ export interface RouteEntry {
   public: boolean;
   summary: string | null;
   tags: string[];
+  /** The route's whole `config` (`shield`, `freeze`, `rateLimit`, ...), for packs that report on routes. */
+  config: Readonly<FastifyContextConfig>;
 }
 
 /**
@@ -161,7 +163,13 @@ export default fp(
     app.decorate('metrics', metrics);
     app.decorate('audit', audit);
     app.decorate('batchWriters', batchWriters);
-    app.decorate('overview', createOverview());
+    const overview = createOverview();
+    overview.add('jobs', () => jobs.backlog());
+    overview.add('batchWriters', () => ({
+      pending: writers.reduce((sum, w) => sum + w.pending, 0),
+      writers: writers.map((w, i) => ({ name: writerNames[i]!, pending: w.pending })),
+    }));
+    app.decorate('overview', overview);
     app.decorate('packs', opts.packs);
     app.decorateRequest('actor', null);
     app.decorateRequest('caller', null);
@@ -186,6 +194,7 @@ export default fp(
             public: route.config?.public === true,
             summary: schema?.summary ?? null,
             tags: schema?.tags ?? [],
+            config: route.config ?? {},
           });
         }
       }

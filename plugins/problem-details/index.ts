@@ -28,6 +28,7 @@ export default definePack({
       if (event.kind !== 'database-unavailable') writer.push(toErrorEventRow(event, app.lifecycle.instanceId));
     });
     app.decorate('errorEvents', service);
+    app.overview.add('errors', async () => ({ lastHour: await service.countSince(new Date(Date.now() - 3_600_000)) }));
   },
   routes: async (app) => {
     await app.register(problemDetailsRoutes(app.errorEvents));

@@ -1,4 +1,5 @@
-import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
+import { scrubSecrets } from '../../src/secrets.js';
+import { and, count, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import type { ServerErrorEvent } from '../../src/error-handler.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
@@ -22,11 +23,11 @@ export function toErrorEventRow(event: ServerErrorEvent, instanceId: string): Er
   return {
     occurredAt: new Date(),
     kind: event.kind,
-    message: event.message.slice(0, 2000),
-    stack: event.stack?.slice(0, 8000) ?? null,
+    message: scrubSecrets(event.message.slice(0, 2000)),
+    stack: event.stack ? scrubSecrets(event.stack.slice(0, 8000)) : null,
     method: event.method,
     route: event.route.slice(0, 500),
-    url: event.url.slice(0, 2000),
+    url: scrubSecrets(event.url.slice(0, 2000)),
     statusCode: event.statusCode,
     correlationId: event.correlationId,
     instanceId,
@@ -54,6 +55,11 @@ export function createErrorEventService(deps: { db: Db }) {
         .orderBy(desc(errorEvents.id))
         .limit(f.limit + 1);
       return toPage(rows, f.limit, (r) => [r.id], (r) => r);
+    },
+    /** How many errors were recorded since `since` (the admin overview's last hour). */
+    async countSince(since: Date): Promise<number> {
+      const [row] = await deps.db.select({ n: count() }).from(errorEvents).where(gte(errorEvents.occurredAt, since));
+      return row?.n ?? 0;
     },
     async byId(id: number): Promise<ErrorEventRow | undefined> {
       const [row] = await deps.db.select().from(errorEvents).where(eq(errorEvents.id, id)).limit(1);

@@ -27,12 +27,11 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const under = (url: string, prefix: string): boolean => url === prefix || url.startsWith(`${prefix}/`);
 
 /**
- * Routes that answer whatever the mode: declared public (probes, metrics, problem documentation),
- * the OpenAPI document and UI (registered by the kernel under /docs), and explicit opt-outs.
+ * Routes that answer whatever the mode: declared public (probes, metrics, docs, problem
+ * documentation) and explicit opt-outs; the route index reports the same rule.
  */
 export function alwaysOpen(route: RouteFacts): boolean {
-  if (route.notFound || route.shield === false || route.public) return true;
-  return route.url !== undefined && under(route.url, '/docs');
+  return route.notFound || route.shield === false || route.public;
 }
 
 /**

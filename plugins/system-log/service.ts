@@ -1,3 +1,4 @@
+import { REDACTED, scrubSecrets, SECRET_NAME } from '../../src/secrets.js';
 import { and, desc, eq, gte, inArray, lt, lte, type SQL } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../db/client.js';
@@ -38,9 +39,6 @@ export interface SystemLogFilter {
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
-/** Key names whose values are never persisted (matched anywhere in the name, any case). */
-const SECRET_KEY = /passw(?:or)?d|secret|token|authori[sz]ation|api[-_]?key|private[-_]?key|cookie|credential/i;
-export const REDACTED = '[redacted]';
 const MAX_DEPTH = 8;
 const MAX_KEYS = 100;
 const MAX_ITEMS = 100;
@@ -54,7 +52,7 @@ export function redactSecrets(value: unknown, depth = 0): JsonValue {
   if (value === null || value === undefined) return null;
   switch (typeof value) {
     case 'string':
-      return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value;
+      return scrubSecrets(value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}…` : value);
     case 'number':
       return Number.isFinite(value) ? value : null;
     case 'boolean':
@@ -74,7 +72,7 @@ export function redactSecrets(value: unknown, depth = 0): JsonValue {
   return Object.fromEntries(
     Object.entries(value as Record<string, unknown>)
       .slice(0, MAX_KEYS)
-      .map(([k, v]) => [k, SECRET_KEY.test(k) ? REDACTED : redactSecrets(v, depth + 1)]),
+      .map(([k, v]) => [k, SECRET_NAME.test(k) ? REDACTED : redactSecrets(v, depth + 1)]),
   );
 }
 
@@ -86,7 +84,7 @@ export function toSystemLogRow(entry: SystemLogEntry, instanceId: string): Syste
     level: entry.level,
     source: cut(entry.source, 64),
     event: cut(entry.event, 128),
-    message: cut(entry.message, 2000),
+    message: scrubSecrets(cut(entry.message, 2000)),
     correlationId: entry.correlationId ? cut(entry.correlationId, 128) : null,
     actor: entry.actor ? cut(entry.actor, 200) : null,
     instanceId,

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { definePack } from '../../src/pack.js';
 import { encodeCursor } from '../../src/pagination.js';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
-import { REDACTED, redactSecrets, type SystemLogEntry } from './service.js';
+import { REDACTED } from '../../src/secrets.js';
+import { redactSecrets, type SystemLogEntry } from './service.js';
 
 let t: TestApp;
 beforeAll(async () => {

@@ -27,9 +27,14 @@ export const adminOperations = pgTable(
   },
   (t) => [
     index('admin_operations_occurred_idx').on(t.occurredAt, t.id),
-    index('admin_operations_operation_idx').on(t.operation, t.id),
+    // text_pattern_ops: the operations list filters by exact operation or by prefix (`LIKE 'flag.%'`),
+    // and only this operator class lets a prefix LIKE use the index under any collation.
+    index('admin_operations_operation_idx').on(t.operation.op('text_pattern_ops'), t.id),
     index('admin_operations_actor_idx').on(t.actorId, t.id),
+    index('admin_operations_actor_type_idx').on(t.actorType, t.id),
+    index('admin_operations_key_idx').on(t.keyId, t.id),
     index('admin_operations_target_idx').on(t.targetType, t.targetId, t.id),
+    index('admin_operations_result_idx').on(t.result, t.id),
     index('admin_operations_correlation_idx').on(t.correlationId),
   ],
 );

@@ -48,8 +48,18 @@ export interface JobRunner {
   runDueQueued(limit?: number): Promise<number>;
   /** Runs each due periodic job once if this instance wins it; returns the names it ran. */
   runDuePeriodic(): Promise<string[]>;
+  /** Jobs waiting, running or given up on (one grouped count on the status index), for the admin overview. */
+  backlog(): Promise<JobBacklog>;
   readonly running: boolean;
   readonly definitions: { queued: string[]; periodic: string[] };
+}
+
+export interface JobBacklog {
+  queued: number;
+  /** Due now (`run_at` passed): queued work nobody has claimed yet. */
+  due: number;
+  running: number;
+  dead: number;
 }
 
 export interface JobRunnerOptions {
@@ -253,6 +263,19 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     },
     runDueQueued,
     runDuePeriodic,
+    async backlog() {
+      const rows = await db
+        .select({
+          status: jobQueue.status,
+          count: sql<number>`count(*)::int`,
+          due: sql<number>`count(*) filter (where ${jobQueue.runAt} <= now())::int`,
+        })
+        .from(jobQueue)
+        .where(inArray(jobQueue.status, ['queued', 'running', 'dead']))
+        .groupBy(jobQueue.status);
+      const of = (status: string) => rows.find((r) => r.status === status);
+      return { queued: of('queued')?.count ?? 0, due: of('queued')?.due ?? 0, running: of('running')?.count ?? 0, dead: of('dead')?.count ?? 0 };
+    },
     get running() {
       return started;
     },

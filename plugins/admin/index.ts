@@ -1,0 +1,29 @@
+import { definePack } from '../../src/pack.js';
+import { consoleRoutes } from './console.js';
+import { adminRoutes } from './routes.js';
+import { createAdminOperationService, type AdminOperationService } from './service.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** UF's reads of the audit trail (the kernel's audit writer fills it). */
+    adminOperations: AdminOperationService;
+  }
+}
+
+/**
+ * UF: the admin ops console. Reads the tamper-evident audit trail that the kernel writes
+ * (`admin_operations`, src/audit), verifies its hash chain, gathers every pack's overview
+ * section into one page, and serves a small web console that calls the same API with a key.
+ */
+export default definePack({
+  name: 'admin',
+  code: 'UF',
+  description: 'Admin overview, the audit trail of privileged operations with hash-chain verification, and the web console',
+  async register(app) {
+    app.decorate('adminOperations', createAdminOperationService({ db: app.db }));
+  },
+  routes: async (app) => {
+    await app.register(adminRoutes(app.adminOperations));
+    await app.register(consoleRoutes);
+  },
+});

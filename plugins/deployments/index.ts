@@ -1,0 +1,90 @@
+import { Counter, Histogram } from 'prom-client';
+import { definePack } from '../../src/pack.js';
+import { createSmokeRunExecutor, SMOKE_RUN_JOB, type SmokeFailedListener, type SmokeRunExecutor } from './jobs.js';
+import { deploymentRoutes } from './routes.js';
+import { MAX_CHECKS, MAX_TIMEOUT_MS } from './schemas.js';
+import { createDeploymentService, type DeploymentService } from './service.js';
+
+export type { SmokeFailure, SmokeFailedListener } from './jobs.js';
+
+/** What this pack offers other packs (`app.deployments`); the notifications pack (UG) uses `onSmokeFailed`. */
+export interface Deployments {
+  service: DeploymentService;
+  executor: SmokeRunExecutor;
+  /** Called after a smoke run finishes `failed` or `error` (after its results are stored); returns the unsubscribe function. */
+  onSmokeFailed(listener: SmokeFailedListener): () => void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    deployments: Deployments;
+  }
+}
+
+/**
+ * UB: deployment profiles (one service in one environment, with its smoke checks), the history of
+ * recorded deployments, and smoke runs that call the configured endpoints over real HTTP. A run
+ * is a queued job (`deployments:smoke-run`), so a worker can execute it; `?wait=true` executes
+ * it in the request instead, bounded, to answer with the verdict.
+ */
+export default definePack({
+  name: 'deployments',
+  code: 'UB',
+  description: 'Deployment profiles, deployment history and HTTP smoke runs with per-check results',
+  dependencies: [],
+  async register(app) {
+    const service = createDeploymentService({ db: app.db });
+
+    const runsTotal = new Counter({
+      name: 'valhalla_smoke_runs_total',
+      help: 'Finished smoke runs by verdict (passed, failed, error)',
+      labelNames: ['verdict'],
+      registers: [app.metrics],
+    });
+    const checkDuration = new Histogram({
+      name: 'valhalla_smoke_check_duration_seconds',
+      help: 'Time each smoke check took, from sending the request to the end of the body read (or the failure)',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [app.metrics],
+    });
+    const sinceStart = { passed: 0, failed: 0, error: 0 };
+
+    // Tracing is optional: without it each check still sends a fresh W3C traceparent.
+    const executor = createSmokeRunExecutor({
+      service,
+      tracing: app.hasDecorator('tracing') ? app.tracing : null,
+      userAgent: `valhalla-smoke/${app.lifecycle.version}`,
+      log: app.log.child({ component: 'smoke-runs' }),
+      onFinished(run, results) {
+        if (run.status === 'passed' || run.status === 'failed' || run.status === 'error') {
+          runsTotal.inc({ verdict: run.status });
+          sinceStart[run.status]++;
+        }
+        for (const r of results) checkDuration.observe({ outcome: r.passed ? 'passed' : 'failed' }, r.latencyMs / 1000);
+      },
+    });
+
+    app.jobs.defineQueued<{ runId: number }>({
+      name: SMOKE_RUN_JOB,
+      maxAttempts: 3,
+      // Longer than the slowest possible run: every check alone, each waiting its full timeout.
+      leaseMs: MAX_CHECKS * MAX_TIMEOUT_MS + 60_000,
+      handler: async ({ runId }, ctx) => {
+        // Failing (not succeeding) leaves the job to be retried, by another instance if this one is stopping.
+        if (executor.closed) throw new Error('instance shutting down; smoke run left for a retry');
+        await executor.execute(runId, ctx.signal);
+      },
+    });
+
+    app.overview.add('deployments', async () => ({ ...(await service.figures()), runsSinceStart: { ...sinceStart } }));
+    // Before the HTTP server drains: a `?wait=true` request then answers at once instead of
+    // holding shutdown for up to 30 s; its run ends as an error ('interrupted by shutdown').
+    app.addHook('preClose', async () => executor.close());
+
+    app.decorate('deployments', { service, executor, onSmokeFailed: (listener: SmokeFailedListener) => executor.onSmokeFailed(listener) });
+  },
+  routes: async (app) => {
+    await app.register(deploymentRoutes(app.deployments));
+  },
+});

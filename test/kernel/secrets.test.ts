@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { generateApiKey } from '../../plugins/api-keys/key-format.js';
+import { credentialFormatsIn, REDACTED, scrubSecrets } from '../../src/secrets.js';
+
+const key = generateApiKey().token;
+// Built from parts so this file does not itself look like it holds credentials.
+const github = ['ghp', '_', 'a'.repeat(36)].join('');
+const aws = ['AKIA', 'IOSFODNN7EXAMPLE'].join('');
+const jwt = ['eyJhbGciOiJIUzI1NiJ9', 'eyJzdWIiOiIxMjM0NTY3ODkwIn0', 'dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U'].join('.');
+const pem = ['-----BEGIN RSA PRIVATE KEY-----', 'MIIEow', '-----END RSA PRIVATE KEY-----'].join('\n');
+
+describe('scrubSecrets', () => {
+  it.each([
+    [`connect postgres://app:s3cr3t@db:5432/x failed`, 's3cr3t', `postgres://app:${REDACTED}@db`],
+    [`refused key ${key} for client 4`, key, `refused key ${REDACTED} for client 4`],
+    [`token ${github} rejected`, github, REDACTED],
+    [`aws ${aws}`, aws, REDACTED],
+    [`Authorization: Bearer abcdefghijklmnop`, 'abcdefghijklmnop', REDACTED],
+    [`jwt ${jwt}`, jwt, REDACTED],
+    [`key:\n${pem}`, 'MIIEow', REDACTED],
+    [`/hook?user=a&password=hunter2&x=1`, 'hunter2', `password=${REDACTED}&x=1`],
+    [`{"api_key": "abc123", "n": 1}`, 'abc123', `"api_key": "${REDACTED}"`],
+  ])('removes the secret from %j', (text, secret, expected) => {
+    const scrubbed = scrubSecrets(text);
+    expect(scrubbed).not.toContain(secret);
+    expect(scrubbed).toContain(expected);
+  });
+
+  it('leaves ordinary text alone', () => {
+    for (const text of ['duplicate key value violates unique constraint', 'GET /system/flags/new-checkout 500', 'https://example.com/a?b=c', 'the token bucket is empty']) {
+      expect(scrubSecrets(text)).toBe(text);
+    }
+  });
+
+  it('names the formats it finds', () => {
+    expect(credentialFormatsIn(`x ${aws} y ${key}`)).toEqual(['Valhalla API key', 'AWS access key id']);
+    expect(credentialFormatsIn('nothing here')).toEqual([]);
+  });
+});

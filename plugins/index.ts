@@ -8,6 +8,7 @@ import maintenance from './maintenance/index.js';
 import readOnlyShield from './read-only-shield/index.js';
 import admin from './admin/index.js';
 import routeIndex from './route-index/index.js';
+import configRegistry from './config-registry/index.js';
 import deployments from './deployments/index.js';
 
 /**
@@ -16,4 +17,4 @@ import deployments from './deployments/index.js';
  * Hook order on every request follows this list: tracing context first (TW), then, as later
  * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, maintenance, readOnlyShield, admin, routeIndex, deployments];
+export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, maintenance, readOnlyShield, admin, routeIndex, configRegistry, deployments];

@@ -25,6 +25,7 @@ export const EnvSchema = Type.Object({
   ADMIN_API_KEY: Type.Optional(Type.String({ pattern: '^vhk_[0-9A-Za-z]{12}_[0-9A-Za-z]{38}$', description: 'admin key ensured at start (format of `vhk_…` keys)' })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', maxLength: 2048, description: 'shared rate-limit counters across instances' })),
   READY_DB_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
+  CONFIG_ENVIRONMENT: Type.String({ default: 'default', pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'environment whose config entries override `default` in app.config' }),
   STATE_RELOAD_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 1000, maximum: 3_600_000 }),
   BATCH_FLUSH_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 60_000 }),
   BATCH_MAX_QUEUE: Type.Integer({ default: 10_000, minimum: 100, maximum: 1_000_000 }),

@@ -5,6 +5,8 @@ import systemLog from './system-log/index.js';
 import health from './health/index.js';
 import apiKeys from './api-keys/index.js';
 import rateLimits from './rate-limits/index.js';
+import maintenance from './maintenance/index.js';
+import readOnlyShield from './read-only-shield/index.js';
 import admin from './admin/index.js';
 import routeIndex from './route-index/index.js';
 import configRegistry from './config-registry/index.js';
@@ -14,7 +16,22 @@ import deployments from './deployments/index.js';
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
  * pack is one line here; `PACKS_DISABLED=a,b` turns packs off at start.
- * Hook order on every request follows this list: tracing context first (TW), then, as later
- * packs land, blocklist (TQ), authentication (UD), rate limit (UC), read-only shield (UJ).
+ * Hook order on every request follows this list: tracing context (TW), then authentication
+ * (UD), rate limit (UC), change freeze (UE), read-only shield (UJ); the blocklist (TQ) goes
+ * before authentication when it lands.
  */
-export const allPacks: Pack[] = [tracing, problemDetails, systemLog, health, apiKeys, rateLimits, admin, routeIndex, configRegistry, featureFlags, deployments];
+export const allPacks: Pack[] = [
+  tracing,
+  problemDetails,
+  systemLog,
+  health,
+  apiKeys,
+  rateLimits,
+  maintenance,
+  readOnlyShield,
+  admin,
+  routeIndex,
+  configRegistry,
+  featureFlags,
+  deployments,
+];

@@ -35,6 +35,7 @@ export const EnvSchema = Type.Object({
   BATCH_MAX_QUEUE: Type.Integer({ default: 10_000, minimum: 100, maximum: 1_000_000 }),
   JOB_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
   METRICS_SNAPSHOT_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 1000, maximum: 86_400_000 }),
+  MAINTENANCE_SWEEP_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 1000, maximum: 3_600_000, description: 'how often the maintenance sweep records passed untils and window starts/ends' }),
   SHUTDOWN_DELAY_MS: Type.Integer({ default: 0, minimum: 0, maximum: 120_000, description: 'time between failing readiness and closing the listener' }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 600_000 }),
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000 }),

@@ -1,0 +1,56 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { hasScope } from '../../src/access.js';
+import type { MaintenanceView } from './effective.js';
+
+export const FREEZE_OVERRIDE_HEADER = 'x-freeze-override';
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const REASON_MIN = 3;
+const REASON_MAX = 500;
+
+/**
+ * The change freeze. Routes declaring `config.freeze: true` refuse non-read methods with 423
+ * while the freeze is on (read from memory), unless the caller holds `admin` and sends
+ * `x-freeze-override: <reason>`; that override is audited (`freeze.override`) once the request
+ * has passed validation, just before its handler runs. A non-admin sending the header gets 403:
+ * it asked for something its key cannot do.
+ * Registered in the root scope after authentication, so `request.caller` is known.
+ */
+export function guardChangeFreeze(app: FastifyInstance, current: () => MaintenanceView): void {
+  // The reason an admin gave, per request, until the audit entry is written. Not a request
+  // decoration: routes registered before this pack (health, api-keys) build their requests
+  // without decorations added later, so the field would be missing there.
+  const overrides = new WeakMap<FastifyRequest, string>();
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config.freeze !== true || SAFE_METHODS.has(request.method)) return;
+    const { freeze } = current();
+    if (!freeze.enabled) return;
+    const header = request.headers[FREEZE_OVERRIDE_HEADER];
+    if (header === undefined) {
+      return reply.problem('locked', {
+        detail: `A change freeze is in force${freeze.reason ? `: ${freeze.reason}` : ''}. An admin may override it with the ${FREEZE_OVERRIDE_HEADER} header.`,
+        extensions: { freezeUntil: freeze.until ? freeze.until.toISOString() : null },
+      });
+    }
+    if (!hasScope(request, 'admin')) {
+      return reply.problem('forbidden', { detail: `Overriding the change freeze needs the admin scope.` });
+    }
+    const reason = typeof header === 'string' ? header.trim() : '';
+    if (reason.length < REASON_MIN || reason.length > REASON_MAX) {
+      return reply.problem('validation-failed', {
+        detail: `The ${FREEZE_OVERRIDE_HEADER} header must give a reason of ${REASON_MIN} to ${REASON_MAX} characters.`,
+        errors: [{ in: 'headers', pointer: `#/${FREEZE_OVERRIDE_HEADER}`, message: `must be ${REASON_MIN} to ${REASON_MAX} characters` }],
+      });
+    }
+    overrides.set(request, reason);
+  });
+
+  app.addHook('preHandler', async (request) => {
+    const reason = overrides.get(request);
+    if (reason === undefined) return;
+    const target = `${request.method} ${request.routeOptions.url ?? ''}`;
+    await app.db.transaction((tx) =>
+      app.audit.record(tx, request, { operation: 'freeze.override', targetType: 'route', targetId: target, reason, after: { method: request.method, url: request.routeOptions.url ?? null } }),
+    );
+  });
+}

@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter } from 'prom-client';
+import { hasScope } from '../../src/access.js';
+import { retryAfterSeconds, shieldVerdict, type ShieldVerdict } from './service.js';
+
+/**
+ * The read-only shield: one `onRequest` hook in the root scope, so it covers every pack's routes.
+ * It runs after authentication (the caller's scopes decide who may still use the maintenance
+ * endpoints) and reads only memory: `app.maintenance.current()` is a cached view recomputed when
+ * the state changes or a window/until boundary passes.
+ */
+export function installShield(app: FastifyInstance): void {
+  const blocked = new Counter({
+    name: 'valhalla_shield_blocked_total',
+    help: 'Requests refused by the read-only shield, by effective mode',
+    labelNames: ['mode'],
+    registers: [app.metrics],
+  });
+  const counters: Record<Exclude<ShieldVerdict, 'pass'>, ReturnType<typeof blocked.labels>> = {
+    'read-only': blocked.labels({ mode: 'read_only' }),
+    maintenance: blocked.labels({ mode: 'maintenance' }),
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
+    const view = app.maintenance.current();
+    const { mode } = view.effective;
+    if (mode === 'normal') return;
+    const config = request.routeOptions.config;
+    const verdict = shieldVerdict(
+      mode,
+      request.method,
+      { url: request.routeOptions.url, notFound: request.is404, public: config.public === true, shield: config.shield },
+      () => ({ admin: hasScope(request, 'admin'), maintenanceWrite: hasScope(request, 'maintenance:write') }),
+    );
+    if (verdict === 'pass') return;
+    counters[verdict].inc();
+    const now = Date.now();
+    const retryAfter = retryAfterSeconds(view.effective.until, now);
+    const untilText = view.effective.until ? ` until ${view.effective.until.toISOString()}` : '';
+    return reply.problem(verdict, {
+      detail:
+        verdict === 'read-only'
+          ? `The service is read-only${untilText}: ${request.method} is refused; reads still answer.`
+          : `The service is in maintenance${untilText}; only health, metrics and documentation answer.`,
+      extensions: { mode, until: view.effective.until?.toISOString() ?? null },
+      headers: retryAfter === undefined ? undefined : { 'retry-after': String(retryAfter) },
+    });
+  });
+}

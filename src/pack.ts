@@ -42,8 +42,12 @@ declare module 'fastify' {
      * 423 while the change freeze is on, unless an `admin` caller sends an override (audited).
      */
     freeze?: boolean;
-    /** `false`: the read-only/maintenance shield never blocks this route (explicit opt-out). */
-    shield?: boolean;
+    /**
+     * `false`: the read-only/maintenance shield never blocks this route (explicit opt-out).
+     * `'read'`: a POST that only reads (a search, an evaluation): allowed in read-only mode like
+     * a GET, blocked in maintenance like any other route.
+     */
+    shield?: boolean | 'read';
   }
 }
 

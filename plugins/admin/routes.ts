@@ -12,8 +12,8 @@ const NoQuery = StrictObject({});
 
 /**
  * The admin API. Read-only: the trail is written by every pack's audited writes, never here.
- * `shield: false`: in maintenance mode operators still see what is going on (SPEC UJ keeps
- * admin operations answering).
+ * In maintenance mode the shield keeps these answering for `admin` callers only (issue: "the
+ * maintenance/admin endpoints for admin callers").
  */
 export const adminRoutes =
   (service: AdminOperationService): FastifyPluginAsyncTypebox =>
@@ -21,7 +21,7 @@ export const adminRoutes =
     app.get(
       '/system/admin',
       {
-        config: { scope: 'system:read', shield: false },
+        config: { scope: 'system:read' },
         schema: {
           tags: TAGS,
           summary: "Overview: instance, every pack's figures (mode, freeze, backlogs, errors) and recent operations",
@@ -54,7 +54,7 @@ export const adminRoutes =
     app.get(
       '/system/admin/operations',
       {
-        config: { scope: 'audit:read', shield: false },
+        config: { scope: 'audit:read' },
         schema: {
           tags: TAGS,
           summary: 'The audit trail of privileged operations, newest first, filterable',
@@ -68,7 +68,7 @@ export const adminRoutes =
     app.get(
       '/system/admin/operations/verify',
       {
-        config: { scope: 'audit:read', shield: false },
+        config: { scope: 'audit:read' },
         schema: {
           tags: TAGS,
           summary: "Verify the audit trail's hash chain and report the first broken link",
@@ -82,7 +82,7 @@ export const adminRoutes =
     app.get(
       '/system/admin/operations/:id',
       {
-        config: { scope: 'audit:read', shield: false },
+        config: { scope: 'audit:read' },
         schema: {
           tags: TAGS,
           summary: 'One audit entry',

@@ -15,7 +15,9 @@ import { buildVerifier } from './verifier.js';
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await createTestApp();
+  // Nothing on a timer may reach the database during the no-query burst: no sampled spans, no
+  // timed flushes or reloads (the test flushes last-use times itself).
+  t = await createTestApp({ TRACE_SAMPLE_RATE: 0, BATCH_FLUSH_INTERVAL_MS: 60_000, STATE_RELOAD_INTERVAL_MS: 3_600_000 });
 });
 afterAll(async () => t?.close());
 

@@ -83,7 +83,7 @@ export const flagRoutes =
     app.post(
       `${PATH}/evaluate`,
       {
-        config: { scope: 'flags:read', shield: false },
+        config: { scope: 'flags:read', shield: 'read' },
         schema: {
           tags: TAGS,
           summary: 'Evaluate many flags (all when `flags` is omitted) for one context, from memory',

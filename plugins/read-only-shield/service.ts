@@ -11,8 +11,8 @@ export interface RouteFacts {
   /** Answered by the not-found handler (unknown route or method): never shielded. */
   notFound: boolean;
   public: boolean;
-  /** `config.shield`; `false` opts the route out. */
-  shield: boolean | undefined;
+  /** `config.shield`; `false` opts the route out, `'read'` makes a POST count as a read. */
+  shield: boolean | 'read' | undefined;
 }
 
 export interface CallerRights {
@@ -50,7 +50,7 @@ export function controlPlaneOpen(url: string | undefined, rights: () => CallerRi
 
 export function shieldVerdict(mode: Mode, method: string, route: RouteFacts, rights: () => CallerRights): ShieldVerdict {
   if (mode === 'normal' || alwaysOpen(route)) return 'pass';
-  if (mode === 'read_only' && SAFE_METHODS.has(method)) return 'pass';
+  if (mode === 'read_only' && (SAFE_METHODS.has(method) || route.shield === 'read')) return 'pass';
   if (controlPlaneOpen(route.url, rights)) return 'pass';
   return mode === 'read_only' ? 'read-only' : 'maintenance';
 }

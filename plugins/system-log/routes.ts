@@ -48,7 +48,8 @@ export const systemLogRoutes =
     app.post(
       '/system/logs/query',
       {
-        config: { scope: 'system:read' },
+        // A search sent as POST: answered in read-only mode like the GET.
+        config: { scope: 'system:read', shield: 'read' },
         schema: {
           tags: ['logs'],
           summary: 'Search system log entries with several values per filter, newest first',

@@ -66,7 +66,7 @@ export const REDACT_PATHS = [
  */
 const LOG_FLUSH_INTERVAL_MS = 100;
 function bufferedStdout(flushMs: number) {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  const destination = pino.destination({ dest: 1, sync: true, minLength: 8192 });
   const timer = setInterval(() => destination.flush(), flushMs);
   timer.unref();
   return {

@@ -212,3 +212,9 @@ function queryCounter(): { count: number; logQuery(): void } {
     },
   };
 }
+
+/** PostgreSQL's SQLSTATE for a unique violation (a duplicate name is the client's 409, not a 500). */
+export const UNIQUE_VIOLATION = '23505';
+
+/** A `LIKE` pattern for "starts with `prefix`": `%`, `_` and `\` in the prefix are literal. */
+export const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;

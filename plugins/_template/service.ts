@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, like, type SQL } from 'drizzle-orm';
-import { pgErrorCode, type Db, type DbOrTx } from '../../db/client.js';
+import { type Db, type DbOrTx, likePrefix, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { ProblemError } from '../../src/problem.js';
 import type { CreateTemplateItem, TemplateItem, TemplateItemFilter, UpdateTemplateItem } from './schemas.js';
@@ -15,8 +15,6 @@ const toTemplateItem = (row: TemplateItemRow): TemplateItem => ({
   updatedAt: row.updatedAt.toISOString(),
 });
 
-/** PostgreSQL's SQLSTATE for a unique violation: https://www.postgresql.org/docs/current/errcodes-appendix.html */
-const UNIQUE_VIOLATION = '23505';
 
 /** A duplicate name is the client's conflict (409), not a server error. */
 function rethrowDuplicateName(name: string) {
@@ -28,8 +26,6 @@ function rethrowDuplicateName(name: string) {
   };
 }
 
-/** `%` and `_` in a prefix are literal characters, not LIKE wildcards. */
-const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 
 /**
  * Template items, without HTTP: reads take the pool, writes take the caller's transaction (`tx`)

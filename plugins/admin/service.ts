@@ -1,5 +1,5 @@
 import { and, desc, eq, gte, like, lt, lte, type SQL } from 'drizzle-orm';
-import type { Db } from '../../db/client.js';
+import { likePrefix, type Db } from '../../db/client.js';
 import { adminOperations } from '../../src/audit/table.js';
 import { verifyAuditChain } from '../../src/audit/writer.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
@@ -25,8 +25,6 @@ const toOperation = (row: OperationRow): Operation => ({
   hash: row.hash,
 });
 
-/** `%` and `_` in a prefix are literal characters, not LIKE wildcards. */
-const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 
 /**
  * Reads the audit trail (`admin_operations`, written only by the kernel's audit writer) and

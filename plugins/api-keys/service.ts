@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { and, arrayContains, asc, eq, gt, isNotNull, isNull, lte, or, sql, type SQL } from 'drizzle-orm';
-import { pgErrorCode, type Db, type DbOrTx } from '../../db/client.js';
+import { type Db, type DbOrTx, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { ProblemError } from '../../src/problem.js';
 import { generateApiKey } from './key-format.js';
@@ -43,8 +43,6 @@ const toKey = (row: KeyRow): ApiKey => ({
   createdAt: row.createdAt.toISOString(),
 });
 
-/** PostgreSQL's SQLSTATE for a unique violation. */
-const UNIQUE_VIOLATION = '23505';
 
 function rethrowDuplicateName(name: string) {
   return (err: unknown): never => {

@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, gt, inArray, like, lt, max, ne, sql, type SQL } from 'drizzle-orm';
-import { pgErrorCode, type Db, type DbOrTx } from '../../db/client.js';
+import { type Db, type DbOrTx, likePrefix, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
 import { decodeCursor, decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { ProblemError } from '../../src/problem.js';
 import {
@@ -70,7 +70,6 @@ export interface ConfigRowValue {
   value: unknown;
 }
 
-const UNIQUE_VIOLATION = '23505';
 
 const where = (key: string, environment: string) => `'${key}' in environment '${environment}'`;
 
@@ -113,8 +112,6 @@ function cursorKeyEnvironment(cursor: string | undefined): [string, string] | un
   return [key, environment];
 }
 
-/** `_` in a key prefix is a literal character, not a LIKE wildcard. */
-const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 
 /** What a finding is about: the key, the value, or a field inside the value. */
 function subject(key: string, f: SecretFinding): string {

@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gt, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
-import { pgErrorCode, type Db, type DbOrTx } from '../../db/client.js';
+import { type Db, type DbOrTx, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { ProblemError, type ProblemErrorItem } from '../../src/problem.js';
 import type {
@@ -81,8 +81,6 @@ const toResult = (row: ResultRow): SmokeResult => ({
   createdAt: row.createdAt.toISOString(),
 });
 
-/** PostgreSQL's SQLSTATE for a unique violation. */
-const UNIQUE_VIOLATION = '23505';
 
 function rethrowDuplicateName(name: string) {
   return (err: unknown): never => {

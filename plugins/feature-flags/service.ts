@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, like, sql, type SQL } from 'drizzle-orm';
 import semver from 'semver';
-import { lockKey, pgErrorCode, type Db, type DbOrTx } from '../../db/client.js';
+import { type Db, type DbOrTx, likePrefix, lockKey, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { ProblemError, type ProblemErrorItem } from '../../src/problem.js';
 import { flagsInCycles, type FlagDefinition } from './evaluate.js';
@@ -26,8 +26,6 @@ const toFlag = (row: FlagRow): Flag => ({
   updatedAt: row.updatedAt.toISOString(),
 });
 
-/** PostgreSQL's SQLSTATE for a unique violation. */
-const UNIQUE_VIOLATION = '23505';
 /** Flag writes run one at a time (across instances), so two writes cannot together form a prerequisite cycle. */
 const FLAG_WRITE_LOCK = lockKey('feature-flags:write');
 /** A served value is sent on every evaluation: keep each one small. */
@@ -38,7 +36,6 @@ const SEMVER_OPERATORS = new Set(['semver_eq', 'semver_gt', 'semver_gte', 'semve
 const SINGLE_VALUE_OPERATORS = new Set(['equals', 'not_equals', ...NUMERIC_OPERATORS, ...SEMVER_OPERATORS]);
 
 const hasAtMost3Decimals = (n: number): boolean => Math.abs(n * 1000 - Math.round(n * 1000)) < 1e-6;
-const likePrefix = (prefix: string): string => `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 
 /** The variant keys a rule or prerequisite may name: `on`/`off` for a boolean flag. */
 const variantKeysOf = (def: Pick<FlagDefinition, 'variants'>): Set<string> =>

@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
-import { pgErrorCode, type Db, type DbOrTx } from '../../db/client.js';
+import { type Db, type DbOrTx, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { ProblemError } from '../../src/problem.js';
 import { buildRuleIndex, matchError, normalizeMatch, parseRoutePattern, type RuleIndex, type RuleScope } from './rules.js';
@@ -21,7 +21,6 @@ const toRule = (row: RateLimitRow): RateLimitRule => ({
   updatedAt: row.updatedAt.toISOString(),
 });
 
-const UNIQUE_VIOLATION = '23505';
 
 interface RuleShape {
   scope: RuleScope;

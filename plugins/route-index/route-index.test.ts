@@ -50,7 +50,7 @@ describe('GET /system/routes (TY)', () => {
       // the rate-limits pack's default limit counts it
       rateLimited: true,
     });
-    expect(find('GET', '/system/admin/operations')).toMatchObject({ pack: 'admin', scope: 'audit:read', shield: false });
+    expect(find('GET', '/system/admin/operations')).toMatchObject({ pack: 'admin', scope: 'audit:read', shield: true }); // admin callers only, in maintenance
     expect(find('GET', '/console')).toMatchObject({ pack: 'admin', public: true, scope: null, shield: false });
     // Public routes are never shielded (probes must answer in maintenance).
     expect(find('GET', '/live')).toMatchObject({ pack: 'health', public: true, shield: false, rateLimited: false });

@@ -1,5 +1,6 @@
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { requestPath } from './error-handler.js';
+import { safeMessage } from './secrets.js';
 
 /**
  * One access-log line per request, written when the response finishes (Fastify's default is
@@ -22,7 +23,7 @@ export class AccessLogController extends LogController {
       ms: Math.round(reply.elapsedTime * 100) / 100,
       ip: request.ip,
     };
-    if (error) reply.log.error({ ...line, err: { message: error.message } }, 'request errored');
+    if (error) reply.log.error({ ...line, err: { message: safeMessage(error) } }, 'request errored');
     else reply.log.info(line, 'request');
   }
 }

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { safeMessage } from './secrets.js';
 
 /**
  * Bounded batching writer for logs, spans, error events and `lastUsedAt` stamps: `push()` never
@@ -46,7 +47,7 @@ export function createBatchWriter<T>(opts: BatchWriterOptions<T>): BatchWriter<T
       } catch (err) {
         failures++;
         if (failures === 1 || failures % 60 === 0) {
-          opts.log.warn({ writer: opts.name, pending: queue.length, err: { message: (err as Error).message } }, 'batch write failed; will retry');
+          opts.log.warn({ writer: opts.name, pending: queue.length, err: { message: safeMessage(err) } }, 'batch write failed; will retry');
         }
         return;
       }

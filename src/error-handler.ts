@@ -11,6 +11,7 @@ import {
   type ProblemKind,
   type ProblemOptions,
 } from './problem.js';
+import { safeMessage } from './secrets.js';
 
 export interface ServerErrorEvent {
   kind: string;
@@ -96,17 +97,6 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, kind: 
   const body = buildProblem(kind, { instance: requestPath(request.url), correlationId: request.id }, options);
   if (options.headers) reply.headers(options.headers);
   return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
-}
-
-/**
- * What may be logged and stored about a server error. drizzle's wrapper puts the SQL text and
- * its parameters (which can hold secrets) in `message`; the driver's own message is in `cause`.
- */
-export function safeMessage(error: unknown): string {
-  const message = String((error as Error)?.message ?? error);
-  const cause = (error as { cause?: unknown })?.cause;
-  if (message.startsWith('Failed query:')) return cause ? `query failed: ${safeMessage(cause)}` : 'query failed';
-  return message.replace(/postgres(ql)?:\/\/[^\s]+/gi, 'postgres://<redacted>').slice(0, 1000);
 }
 
 const isProblemError = (error: unknown): error is ProblemError =>

@@ -40,3 +40,15 @@ export function scrubSecrets(text: string): string {
   }
   return out.replace(NAMED_SECRET, (_m, key: string, sep: string) => `${key}${sep}${REDACTED}`);
 }
+
+/**
+ * An error's message fit for logs and stored rows: drizzle's "Failed query: <sql> params: ..."
+ * becomes the driver's own message (no SQL, no parameters), connection URLs and known
+ * credentials are redacted, and the length is bounded.
+ */
+export function safeMessage(error: unknown): string {
+  const message = String((error as Error)?.message ?? error);
+  const cause = (error as { cause?: unknown })?.cause;
+  if (message.startsWith('Failed query:')) return cause ? `query failed: ${safeMessage(cause)}` : 'query failed';
+  return scrubSecrets(message.replace(/postgres(ql)?:\/\/[^\s]+/gi, 'postgres://<redacted>')).slice(0, 1000);
+}

@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { EnvError, loadEnv } from './env.js';
 import { PackConfigError } from './pack.js';
+import { safeMessage } from './secrets.js';
 
 // `npm start`: build the kernel, listen, and shut down gracefully on SIGTERM/SIGINT:
 // readiness fails first, in-flight requests drain, jobs stop, batched writes flush, the
@@ -31,7 +32,7 @@ try {
 const server = app;
 
 closeWithGrace({ delay: env.SHUTDOWN_TIMEOUT_MS }, async ({ signal, err }) => {
-  if (err) server.log.error({ err: { message: err.message } }, 'shutting down after an uncaught error');
+  if (err) server.log.error({ err: { message: safeMessage(err) } }, 'shutting down after an uncaught error');
   server.log.info({ signal }, 'shutting down');
   server.lifecycle.draining = true;
   if (env.SHUTDOWN_DELAY_MS > 0) await new Promise((r) => setTimeout(r, env.SHUTDOWN_DELAY_MS));

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { sql } from 'drizzle-orm';
 import type { Database, DbOrTx } from '../db/client.js';
+import { safeMessage } from './secrets.js';
 
 /**
  * The one in-memory cache of hot-path state (blocklist, keys, flags, config, mode...). Each
@@ -59,7 +60,7 @@ export function createStateCache(database: Database, log: FastifyBaseLogger, rel
               value = await load();
               loadedAt = Date.now();
             } catch (err) {
-              log.warn({ state: name, err: { message: (err as Error).message } }, 'state reload failed; keeping the last value');
+              log.warn({ state: name, err: { message: safeMessage(err) } }, 'state reload failed; keeping the last value');
             }
           } while (again);
         })().finally(() => {

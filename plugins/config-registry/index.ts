@@ -4,6 +4,7 @@ import type { StateEntry } from '../../src/state-cache.js';
 import { createConfigAccessor, toSnapshot, type ConfigAccessor, type ConfigSnapshot } from './accessor.js';
 import { configRoutes } from './routes.js';
 import { createConfigService, type ConfigService } from './service.js';
+import { safeMessage } from '../../src/secrets.js';
 
 /** What the routes use: the service and the state-cache entry behind `app.config`. */
 export interface ConfigRegistry {
@@ -39,7 +40,7 @@ export default definePack({
     const service = createConfigService({ db: app.db, onSecretRefused: (rules) => rules.forEach((rule) => refusals.inc({ rule })) });
     const { accessor, apply } = createConfigAccessor({
       environment: app.env.CONFIG_ENVIRONMENT,
-      onListenerError: (key, err) => app.log.error({ configKey: key, err: { message: (err as Error)?.message } }, 'config change listener failed'),
+      onListenerError: (key, err) => app.log.error({ configKey: key, err: { message: safeMessage(err) } }, 'config change listener failed'),
     });
     const state = app.stateCache.register(
       'config',

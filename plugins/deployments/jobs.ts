@@ -3,6 +3,7 @@ import type { TraceContext, Tracing } from '../tracing/index.js';
 import type { SmokeRun } from './schemas.js';
 import { judge, type ClaimedRun, type DeploymentService } from './service.js';
 import { runSmokeChecks, type CheckSpan, type SmokeCheckResult } from './smoke-runner.js';
+import { safeMessage } from '../../src/secrets.js';
 
 export const SMOKE_RUN_JOB = 'deployments:smoke-run';
 
@@ -58,7 +59,7 @@ export function createSmokeRunExecutor(deps: SmokeRunExecutorDeps): SmokeRunExec
       try {
         await listener(failure);
       } catch (err) {
-        log.warn({ runId: failure.run.id, err: { message: err instanceof Error ? err.message : String(err) } }, 'a smoke-failure listener threw');
+        log.warn({ runId: failure.run.id, err: { message: safeMessage(err) } }, 'a smoke-failure listener threw');
       }
     }
   }

@@ -23,6 +23,7 @@ import {
   StartSmokeRunQuery,
   UpdateProfileBody,
 } from './schemas.js';
+import { safeMessage } from '../../src/secrets.js';
 
 const TAGS = ['deployments'];
 const ROOT = '/system/deployment';
@@ -284,7 +285,7 @@ export const deploymentRoutes =
     async function waitForVerdict(runId: number): Promise<boolean> {
       const deadline = Date.now() + SMOKE_WAIT_MAX_MS;
       const executed = executor.execute(runId).catch((err: unknown) => {
-        app.log.warn({ runId, err: { message: err instanceof Error ? err.message : String(err) } }, 'smoke run failed to complete');
+        app.log.warn({ runId, err: { message: safeMessage(err) } }, 'smoke run failed to complete');
         return 'error' as const;
       });
       const timeout = new AbortController();

@@ -18,6 +18,7 @@ import {
   type RuleIndex,
 } from './rules.js';
 import type { RateLimitRule, Status } from './schemas.js';
+import { safeMessage } from '../../src/secrets.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -112,7 +113,7 @@ export function createLimiter(deps: LimiterDeps) {
     const now = Date.now();
     if (now - lastErrorLog >= 10_000) {
       lastErrorLog = now;
-      log.warn({ counter, store: deps.store, err: { message: (err as Error)?.message } }, 'rate-limit store unavailable; requests are let through');
+      log.warn({ counter, store: deps.store, err: { message: safeMessage(err) } }, 'rate-limit store unavailable; requests are let through');
     }
   };
   const tell = (event: ExceededEvent) => {

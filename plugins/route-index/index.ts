@@ -4,6 +4,7 @@ import { definePack } from '../../src/pack.js';
 import { routeIndexRoutes } from './routes.js';
 import type { RouteInfo } from './schemas.js';
 import { createRouteIndexService, describeRoute, type RouteIndexService } from './service.js';
+import { safeMessage } from '../../src/secrets.js';
 
 export interface RouteIndex {
   service: RouteIndexService;
@@ -61,7 +62,7 @@ export default definePack({
         if (recorded) app.log.info({ version: app.lifecycle.version, routes: app.routeCatalog.length }, 'route index recorded for this version');
       } catch (err) {
         // Not worth refusing to start over: the next instance of this version records it.
-        app.log.warn({ err: { message: (err as Error).message } }, 'could not record the route index');
+        app.log.warn({ err: { message: safeMessage(err) } }, 'could not record the route index');
       }
     });
   },

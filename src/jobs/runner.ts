@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { and, eq, inArray, lt, lte, or, sql } from 'drizzle-orm';
 import { lockKey, type Database, type DbOrTx } from '../../db/client.js';
 import { jobQueue, jobSchedules } from './table.js';
+import { safeMessage } from '../secrets.js';
 
 /**
  * The kernel's job runner. Queued jobs are rows in `job_queue`, claimed with
@@ -76,7 +77,7 @@ const defaultBackoff = (attempt: number): number => {
   return Math.round(base * (0.8 + Math.random() * 0.4));
 };
 
-const safeError = (err: unknown): string => String((err as Error)?.message ?? err).slice(0, 500);
+const safeError = (err: unknown): string => safeMessage(err).slice(0, 500);
 
 export function createJobRunner(opts: JobRunnerOptions): JobRunner {
   const { database, log, instanceId } = opts;

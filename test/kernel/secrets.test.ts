@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../plugins/api-keys/key-format.js';
-import { credentialFormatsIn, REDACTED, scrubSecrets } from '../../src/secrets.js';
+import { credentialFormatsIn, REDACTED, safeMessage, scrubSecrets } from '../../src/secrets.js';
 
 const key = generateApiKey().token;
 // Built from parts so this file does not itself look like it holds credentials.
@@ -35,5 +35,20 @@ describe('scrubSecrets', () => {
   it('names the formats it finds', () => {
     expect(credentialFormatsIn(`x ${aws} y ${key}`)).toEqual(['Valhalla API key', 'AWS access key id']);
     expect(credentialFormatsIn('nothing here')).toEqual([]);
+  });
+});
+
+describe('safeMessage', () => {
+  it('keeps the driver\'s words and drops the SQL and parameters drizzle puts in the message', () => {
+    const err = Object.assign(new Error('Failed query: update api_keys set secret_hash = $1\nparams: hunter2'), {
+      cause: new Error('relation "api_keys" does not exist'),
+    });
+    expect(safeMessage(err)).toBe('query failed: relation "api_keys" does not exist');
+  });
+
+  it('redacts connection URLs and credentials in any message', () => {
+    const text = safeMessage(new Error(`connect ECONNREFUSED postgres://app:pw@db:5432/x with ${key}`));
+    expect(text).not.toContain('pw@');
+    expect(text).not.toContain(key);
   });
 });

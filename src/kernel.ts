@@ -204,9 +204,10 @@ export default fp(
 
     // Echo the correlation id; while draining, close each connection after its response so
     // idle keep-alive clients cannot hold shutdown open for keepAliveTimeout (72 s).
-    app.addHook('onSend', async (request, reply) => {
+    app.addHook('onSend', (request, reply, payload, done) => {
       reply.header('x-request-id', request.id);
       if (lifecycle.draining) reply.header('connection', 'close');
+      done(null, payload);
     });
 
     app.addHook('onReady', async () => {

@@ -21,36 +21,44 @@ export function guardChangeFreeze(app: FastifyInstance, current: () => Maintenan
   // without decorations added later, so the field would be missing there.
   const overrides = new WeakMap<FastifyRequest, string>();
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.freeze !== true || SAFE_METHODS.has(request.method)) return;
+  // Callback-style hooks: no promise per request on the common path (no freeze, or a read).
+  // A refusal answers and does not call `done`.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config.freeze !== true || SAFE_METHODS.has(request.method)) return done();
     const { freeze } = current();
-    if (!freeze.enabled) return;
+    if (!freeze.enabled) return done();
     const header = request.headers[FREEZE_OVERRIDE_HEADER];
     if (header === undefined) {
-      return reply.problem('locked', {
+      reply.problem('locked', {
         detail: `A change freeze is in force${freeze.reason ? `: ${freeze.reason}` : ''}. An admin may override it with the ${FREEZE_OVERRIDE_HEADER} header.`,
         extensions: { freezeUntil: freeze.until ? freeze.until.toISOString() : null },
       });
+      return;
     }
     if (!hasScope(request, 'admin')) {
-      return reply.problem('forbidden', { detail: `Overriding the change freeze needs the admin scope.` });
+      reply.problem('forbidden', { detail: `Overriding the change freeze needs the admin scope.` });
+      return;
     }
     const reason = typeof header === 'string' ? header.trim() : '';
     if (reason.length < REASON_MIN || reason.length > REASON_MAX) {
-      return reply.problem('validation-failed', {
+      reply.problem('validation-failed', {
         detail: `The ${FREEZE_OVERRIDE_HEADER} header must give a reason of ${REASON_MIN} to ${REASON_MAX} characters.`,
         errors: [{ in: 'headers', pointer: `#/${FREEZE_OVERRIDE_HEADER}`, message: `must be ${REASON_MIN} to ${REASON_MAX} characters` }],
       });
+      return;
     }
     overrides.set(request, reason);
+    done();
   });
 
-  app.addHook('preHandler', async (request) => {
+  app.addHook('preHandler', (request, _reply, done) => {
     const reason = overrides.get(request);
-    if (reason === undefined) return;
+    if (reason === undefined) return done();
     const target = `${request.method} ${request.routeOptions.url ?? ''}`;
-    await app.db.transaction((tx) =>
-      app.audit.record(tx, request, { operation: 'freeze.override', targetType: 'route', targetId: target, reason, after: { method: request.method, url: request.routeOptions.url ?? null } }),
-    );
+    app.db
+      .transaction((tx) =>
+        app.audit.record(tx, request, { operation: 'freeze.override', targetType: 'route', targetId: target, reason, after: { method: request.method, url: request.routeOptions.url ?? null } }),
+      )
+      .then(() => done(), done);
   });
 }

@@ -126,8 +126,8 @@ export function createLimiter(deps: LimiterDeps) {
     }
   };
 
-  async function onRequest(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (deps.isExempt(request)) return;
+  /** Counts the request; true when it answered (429), so the hook must not go on. */
+  async function count(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const facts = callerFacts(request);
     const target = targetOf(request);
     const limit = resolveLimit(rules.get(), facts, target, defaultLimit);
@@ -150,7 +150,7 @@ export function createLimiter(deps: LimiterDeps) {
             extensions: { policy: limit.policy, limit: limit.max, windowSeconds: limit.windowSeconds, retryAfter },
             headers: { 'retry-after': String(retryAfter) },
           });
-          return;
+          return true;
         }
       }
     }
@@ -163,7 +163,7 @@ export function createLimiter(deps: LimiterDeps) {
         used = await quota.incr(caller.clientId, now);
       } catch (err) {
         storeFailed('quota', err);
-        return;
+        return false;
       }
       if (used > caller.dailyQuota) {
         const retryAfter = secondsToUtcMidnight(now);
@@ -174,8 +174,21 @@ export function createLimiter(deps: LimiterDeps) {
           extensions: { quota: caller.dailyQuota, day: utcDay(now), retryAfter },
           headers: { 'retry-after': String(retryAfter), 'x-quota-limit': String(caller.dailyQuota), 'x-quota-remaining': '0', 'x-quota-reset': String(retryAfter) },
         });
+        return true;
       }
     }
+    return false;
+  }
+
+  /**
+   * The onRequest hook, callback style: exempt routes (probes, opt-outs) cost no promise; the
+   * rest are counted, and a 429 answers without calling `done`.
+   */
+  function onRequest(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+    if (deps.isExempt(request)) return done();
+    count(request, reply).then((answered) => {
+      if (!answered) done();
+    }, done);
   }
 
   /** Reads a counter without counting (the status endpoint): `request` only carries the limit to the store. */

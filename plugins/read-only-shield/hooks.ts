@@ -21,10 +21,11 @@ export function installShield(app: FastifyInstance): void {
     maintenance: blocked.labels({ mode: 'maintenance' }),
   };
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback style: no promise per request in normal mode; a refusal answers and does not call `done`.
+  app.addHook('onRequest', (request, reply, done) => {
     const view = app.maintenance.current();
     const { mode } = view.effective;
-    if (mode === 'normal') return;
+    if (mode === 'normal') return done();
     const config = request.routeOptions.config;
     const verdict = shieldVerdict(
       mode,
@@ -32,12 +33,12 @@ export function installShield(app: FastifyInstance): void {
       { url: request.routeOptions.url, notFound: request.is404, public: config.public === true, shield: config.shield },
       () => ({ admin: hasScope(request, 'admin'), maintenanceWrite: hasScope(request, 'maintenance:write') }),
     );
-    if (verdict === 'pass') return;
+    if (verdict === 'pass') return done();
     counters[verdict].inc();
     const now = Date.now();
     const retryAfter = retryAfterSeconds(view.effective.until, now);
     const untilText = view.effective.until ? ` until ${view.effective.until.toISOString()}` : '';
-    return reply.problem(verdict, {
+    reply.problem(verdict, {
       detail:
         verdict === 'read-only'
           ? `The service is read-only${untilText}: ${request.method} is refused; reads still answer.`

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { pgErrorCode, UNIQUE_VIOLATION } from '../db/client.js';
 
 /**
  * RFC 9457 problem details. Every error a client sees is one of these kinds; each kind has a
@@ -110,3 +111,14 @@ export function problemResponses(...statuses: number[]): Record<number, { $ref: 
   for (const s of statuses) out[s] = { $ref: 'Problem#' };
   return out;
 }
+
+/**
+ * For `.catch()` on an insert or update: a unique violation becomes the client's 409 with
+ * `detail`; anything else is rethrown. The constraint, not a read-before-write, decides.
+ */
+export const conflictOnUnique =
+  (detail: string, extensions?: Record<string, unknown>) =>
+  (err: unknown): never => {
+    if (pgErrorCode(err) === UNIQUE_VIOLATION) throw new ProblemError('conflict', { detail, extensions });
+    throw err;
+  };

@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, like, type SQL } from 'drizzle-orm';
-import { type Db, type DbOrTx, likePrefix, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
+import { type Db, type DbOrTx, likePrefix } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
-import { ProblemError } from '../../src/problem.js';
+import { conflictOnUnique } from '../../src/problem.js';
 import type { CreateTemplateItem, TemplateItem, TemplateItemFilter, UpdateTemplateItem } from './schemas.js';
 import { templateItems } from './table.js';
 
@@ -17,14 +17,7 @@ const toTemplateItem = (row: TemplateItemRow): TemplateItem => ({
 
 
 /** A duplicate name is the client's conflict (409), not a server error. */
-function rethrowDuplicateName(name: string) {
-  return (err: unknown): never => {
-    if (pgErrorCode(err) === UNIQUE_VIOLATION) {
-      throw new ProblemError('conflict', { detail: `A template item named '${name}' already exists.`, extensions: { name } });
-    }
-    throw err;
-  };
-}
+const rethrowDuplicateName = (name: string) => conflictOnUnique(`A template item named '${name}' already exists.`, { name });
 
 
 /**

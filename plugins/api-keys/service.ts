@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { and, arrayContains, asc, eq, gt, isNotNull, isNull, lte, or, sql, type SQL } from 'drizzle-orm';
-import { type Db, type DbOrTx, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
+import type { Db, DbOrTx } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
-import { ProblemError } from '../../src/problem.js';
+import { conflictOnUnique, ProblemError } from '../../src/problem.js';
 import { generateApiKey } from './key-format.js';
 import type { ApiClient, ApiKey, ClientFilter, CreateClient, CreateKey, KeyFilter, NewApiKey, UpdateClient } from './schemas.js';
 import { apiClients, apiKeys } from './table.js';
@@ -44,12 +44,7 @@ const toKey = (row: KeyRow): ApiKey => ({
 });
 
 
-function rethrowDuplicateName(name: string) {
-  return (err: unknown): never => {
-    if (pgErrorCode(err) === UNIQUE_VIOLATION) throw new ProblemError('conflict', { detail: `An API client named '${name}' already exists.`, extensions: { name } });
-    throw err;
-  };
-}
+const rethrowDuplicateName = (name: string) => conflictOnUnique(`An API client named '${name}' already exists.`, { name });
 
 /** What the verifier holds in memory: every usable key and every client (suspended included). */
 export interface CredentialRows {

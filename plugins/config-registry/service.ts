@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, gt, inArray, like, lt, max, ne, sql, type SQL } from 'drizzle-orm';
-import { type Db, type DbOrTx, likePrefix, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
+import { type Db, type DbOrTx, likePrefix } from '../../db/client.js';
 import { decodeCursor, decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
-import { ProblemError } from '../../src/problem.js';
+import { conflictOnUnique, ProblemError } from '../../src/problem.js';
 import {
   DEFAULT_ENVIRONMENT,
   ENVIRONMENT_PATTERN,
@@ -75,14 +75,8 @@ const where = (key: string, environment: string) => `'${key}' in environment '${
 
 export const entryNotFound = (key: string, environment: string): ProblemError => new ProblemError('resource-not-found', { detail: `No configuration entry ${where(key, environment)}.`, extensions: { key, environment } });
 
-function concurrentChange(key: string, environment: string) {
-  return (err: unknown): never => {
-    if (pgErrorCode(err) === UNIQUE_VIOLATION) {
-      throw new ProblemError('conflict', { detail: `${where(key, environment)} was changed concurrently; read it again and retry.`, extensions: { key, environment } });
-    }
-    throw err;
-  };
-}
+const concurrentChange = (key: string, environment: string) =>
+  conflictOnUnique(`${where(key, environment)} was changed concurrently; read it again and retry.`, { key, environment });
 
 function versionMismatch(key: string, environment: string, expected: number, current: EntryRow | undefined): ProblemError {
   const now = current ? `is at version ${current.version}` : 'does not exist';

@@ -1,7 +1,7 @@
 import { and, asc, count, desc, eq, gt, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
-import { type Db, type DbOrTx, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
+import type { Db, DbOrTx } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
-import { ProblemError, type ProblemErrorItem } from '../../src/problem.js';
+import { conflictOnUnique, ProblemError, type ProblemErrorItem } from '../../src/problem.js';
 import type {
   CreateProfile,
   Deployment,
@@ -82,14 +82,7 @@ const toResult = (row: ResultRow): SmokeResult => ({
 });
 
 
-function rethrowDuplicateName(name: string) {
-  return (err: unknown): never => {
-    if (pgErrorCode(err) === UNIQUE_VIOLATION) {
-      throw new ProblemError('conflict', { detail: `A deployment profile named '${name}' already exists.`, extensions: { name } });
-    }
-    throw err;
-  };
-}
+const rethrowDuplicateName = (name: string) => conflictOnUnique(`A deployment profile named '${name}' already exists.`, { name });
 
 const invalid = (errors: ProblemErrorItem[]): ProblemError =>
   new ProblemError('validation-failed', { detail: errors.map((e) => `${e.pointer}: ${e.message}`).join('; '), errors });

@@ -1,8 +1,8 @@
 import { and, asc, eq, gt, like, sql, type SQL } from 'drizzle-orm';
 import semver from 'semver';
-import { type Db, type DbOrTx, likePrefix, lockKey, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
+import { type Db, type DbOrTx, likePrefix, lockKey } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
-import { ProblemError, type ProblemErrorItem } from '../../src/problem.js';
+import { conflictOnUnique, ProblemError, type ProblemErrorItem } from '../../src/problem.js';
 import { flagsInCycles, type FlagDefinition } from './evaluate.js';
 import type { CreateFlag, Flag, FlagFilter, UpdateFlag } from './schemas.js';
 import { featureFlags } from './table.js';
@@ -193,10 +193,7 @@ export function createFlagService(deps: { db: Db }) {
         .insert(featureFlags)
         .values({ ...def, description: input.description ?? '', type: input.type ?? 'release' })
         .returning()
-        .catch((err: unknown) => {
-          if (pgErrorCode(err) === UNIQUE_VIOLATION) throw new ProblemError('conflict', { detail: `A flag '${input.key}' already exists.`, extensions: { key: input.key } });
-          throw err;
-        });
+        .catch(conflictOnUnique(`A flag '${input.key}' already exists.`, { key: input.key }));
       return toFlag(row!);
     },
 

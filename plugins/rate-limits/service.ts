@@ -1,7 +1,7 @@
 import { and, asc, eq, gt, type SQL } from 'drizzle-orm';
-import { type Db, type DbOrTx, pgErrorCode, UNIQUE_VIOLATION } from '../../db/client.js';
+import type { Db, DbOrTx } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
-import { ProblemError } from '../../src/problem.js';
+import { conflictOnUnique, ProblemError } from '../../src/problem.js';
 import { buildRuleIndex, matchError, normalizeMatch, parseRoutePattern, type RuleIndex, type RuleScope } from './rules.js';
 import type { CreateRateLimit, RateLimitFilter, RateLimitRule, UpdateRateLimit } from './schemas.js';
 import { rateLimits } from './table.js';
@@ -51,13 +51,8 @@ function normalizeShape(shape: RuleShape): { scope: RuleScope; match: string; ro
 }
 
 function rethrowDuplicate(shape: { scope: string; match: string; route: string }) {
-  return (err: unknown): never => {
-    if (pgErrorCode(err) === UNIQUE_VIOLATION) {
-      const what = `${shape.scope} ${shape.match}${shape.route ? ` ${shape.route}` : ''}`;
-      throw new ProblemError('conflict', { detail: `A rate-limit rule for '${what}' already exists.`, extensions: { scope: shape.scope, match: shape.match, route: shape.route || null } });
-    }
-    throw err;
-  };
+  const what = `${shape.scope} ${shape.match}${shape.route ? ` ${shape.route}` : ''}`;
+  return conflictOnUnique(`A rate-limit rule for '${what}' already exists.`, { scope: shape.scope, match: shape.match, route: shape.route || null });
 }
 
 /**

@@ -101,10 +101,8 @@ const withArticle = (what: string): string => `${/^[aeiou]/i.test(what) ? 'an' :
 
 /**
  * The kernel's one list of credential formats (src/secrets.ts, also used to scrub logs and
- * errors), then formats only this registry refuses: they matter for stored values more than
- * for scrubbing text.
- */
-/**
+ * errors), then the `name=value` assignment rule, which only this registry applies to values.
+ *
  * The shared `bearer token` pattern also matches prose ("use Bearer authentication"), which is
  * fine for scrubbing but would refuse ordinary descriptions: here the token must hold a digit
  * or a symbol, as generated tokens do.
@@ -117,12 +115,6 @@ const FORMATS: ReadonlyArray<{ rule: string; what: string; pattern: RegExp }> = 
     what: withArticle(name),
     pattern: ruleId(name) === 'bearer-token' ? BEARER_TOKEN : new RegExp(pattern.source, pattern.flags.replace('g', '')),
   })),
-  { rule: 'pgp-private-key', what: 'a PGP private key block', pattern: /-----BEGIN PGP PRIVATE KEY BLOCK-----/ },
-  { rule: 'gitlab-token', what: 'a GitLab token', pattern: /\bglpat-[A-Za-z0-9_-]{20,}/ },
-  { rule: 'slack-webhook', what: 'a Slack incoming-webhook URL (the URL is the secret)', pattern: /hooks\.slack\.com\/services\/T[A-Za-z0-9]+\/B[A-Za-z0-9]+\/[A-Za-z0-9]+/ },
-  { rule: 'google-api-key', what: 'a Google API key', pattern: /\bAIza[0-9A-Za-z_-]{35}/ },
-  { rule: 'npm-token', what: 'an npm access token', pattern: /\bnpm_[A-Za-z0-9]{36}\b/ },
-  { rule: 'sendgrid-key', what: 'a SendGrid API key', pattern: /\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}/ },
   {
     rule: 'credential-assignment',
     what: 'a credential assignment such as password=... (a connection string with its password)',

@@ -31,6 +31,8 @@ const toApi = (row: SnapshotRow) => ({
   figures: (row.figures ?? {}) as Partial<SnapshotFigures>,
 });
 
+// Probes are public, never traced and never rate-limited (`rateLimit: false`, @fastify/rate-limit's
+// convention): a load balancer or Prometheus polling them must not be answered 429.
 export const healthRoutes =
   (deps: HealthRoutesDeps): FastifyPluginAsyncTypebox =>
   async (app) => {
@@ -39,7 +41,7 @@ export const healthRoutes =
     app.get(
       '/live',
       {
-        config: { public: true, trace: false, pressureHandler: letThroughUnderPressure },
+        config: { public: true, trace: false, rateLimit: false, pressureHandler: letThroughUnderPressure },
         schema: {
           tags: ['health'],
           summary: 'Liveness: 200 while the process runs (never touches the database)',
@@ -53,7 +55,7 @@ export const healthRoutes =
       '/ready',
       {
         // Let through under pressure so the answer can name the pressure check.
-        config: { public: true, trace: false, pressureHandler: letThroughUnderPressure },
+        config: { public: true, trace: false, rateLimit: false, pressureHandler: letThroughUnderPressure },
         schema: {
           tags: ['health'],
           summary: 'Readiness: database answers, migrations applied, not draining, not under pressure',
@@ -76,7 +78,7 @@ export const healthRoutes =
     app.get(
       '/metrics',
       {
-        config: { public: true, trace: false, pressureHandler: letThroughUnderPressure },
+        config: { public: true, trace: false, rateLimit: false, pressureHandler: letThroughUnderPressure },
         onRequest: async (request, reply) => {
           if (deps.metricsToken !== undefined && !bearerMatches(request.headers.authorization, deps.metricsToken)) {
             return reply.problem('unauthorized', {

@@ -27,12 +27,6 @@ declare module 'fastify' {
   }
 }
 
-/**
- * Probes are never limited: a load balancer or Prometheus polling them must not be answered 429
- * (they are public, cheap and read nothing). Any other route opts out with
- * `config: { rateLimit: false }`, @fastify/rate-limit's own convention.
- */
-export const UNLIMITED_PROBES: ReadonlySet<string> = new Set(['/live', '/ready', '/metrics']);
 
 /** What a listener hears about each request refused with 429. */
 export interface ExceededEvent {

@@ -5,7 +5,7 @@ import { definePack } from '../../src/pack.js';
 import { ProblemError } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { closeRedis, createRedisClient, memoryQuotaCounter, redisQuotaCounter, waitForRedis } from './counters.js';
-import { createLimiter, UNLIMITED_PROBES, type ExceededListener, type Limiter } from './hooks.js';
+import { createLimiter, type ExceededListener, type Limiter } from './hooks.js';
 import { rateLimitRoutes } from './routes.js';
 import { buildRuleIndex, type RuleIndex } from './rules.js';
 import type { RateLimitRule } from './schemas.js';
@@ -95,13 +95,15 @@ export default definePack({
       registers: [app.metrics],
     });
 
-    // Routes registered from here on that opt out; probes (registered earlier) are listed.
-    const optedOut = new Set<string>();
-    app.addHook('onRoute', (route) => {
-      if (route.config?.rateLimit === false) for (const m of [route.method].flat()) optedOut.add(`${String(m).toUpperCase()} ${route.url}`);
-    });
-    const exemptRoute = (method: string, url: string | undefined) =>
-      url !== undefined && (UNLIMITED_PROBES.has(url) || optedOut.has(`${method.toUpperCase()} ${url}`));
+    // A route opts out with `config: { rateLimit: false }` (the probes do); the route index asks
+    // by method and URL, answered from the route catalogue once it is complete.
+    let optedOut: ReadonlySet<string> | null = null;
+    const exemptRoute = (method: string, url: string) => {
+      if (optedOut === null && app.routeCatalog.length > 0) {
+        optedOut = new Set(app.routeCatalog.filter((r) => r.config.rateLimit === false).map((r) => `${r.method} ${r.url}`));
+      }
+      return optedOut?.has(`${method.toUpperCase()} ${url}`) ?? false;
+    };
 
     const listeners = new Set<ExceededListener>();
     const limiter = createLimiter({
@@ -113,7 +115,7 @@ export default definePack({
       limited,
       storeErrors,
       listeners,
-      isExempt: (request) => request.routeOptions.config.rateLimit === false || exemptRoute(request.method, request.routeOptions.url),
+      isExempt: (request) => request.routeOptions.config.rateLimit === false,
       log,
     });
     app.addHook('onRequest', limiter.onRequest);

@@ -8,6 +8,7 @@ import type { Env } from './env.js';
 import { createJobRunner, type JobRunner } from './jobs/runner.js';
 import type { Pack } from './pack.js';
 import { isScope } from './access.js';
+import { problemResponses } from './problem.js';
 import { createStateCache, type StateCache } from './state-cache.js';
 
 export interface Lifecycle {
@@ -181,6 +182,7 @@ export default fp(
     app.decorate('routeCatalog', routeCatalog);
     app.addHook('onRoute', (route) => {
       registered.push(route);
+      documentAccessProblems(route);
     });
     app.addHook('onReady', async () => {
       for (const route of registered) {
@@ -267,4 +269,14 @@ function assertEveryRouteGuarded(routes: ReadonlyArray<RouteEntry>): void {
     else if (r.scope && !isScope(r.scope)) problems.push(`${r.method} ${r.url} declares unknown scope '${r.scope}' (see SCOPES in src/access.ts)`);
   }
   if (problems.length) throw new Error(`unguarded routes:\n  ${problems.join('\n  ')}`);
+}
+
+/**
+ * Every route with a scope can answer 401 and 403 (the authentication hook decides before the
+ * handler): document both once here rather than in every route's schema.
+ */
+function documentAccessProblems(route: RouteOptions): void {
+  const schema = route.schema as { response?: Record<string, unknown> } | undefined;
+  if (!route.config?.scope || !schema?.response) return;
+  schema.response = { ...problemResponses(401, 403), ...schema.response };
 }

@@ -50,4 +50,12 @@ describe('OpenAPI document', () => {
     // hidden from the OpenAPI document, which describes the JSON API.
     expect([...publicUrls].sort()).toEqual(['/console', '/console/app.js', '/console/console.css', '/live', '/metrics', '/problems', '/problems/:kind', '/ready']);
   });
+
+  it('documents 401 and 403 on every operation that needs a key', () => {
+    for (const r of t.app.routeCatalog.filter((e) => e.scope !== null && e.method !== 'HEAD')) {
+      const op = paths[r.url.replace(/:(\w+)/g, '{$1}')]?.[r.method.toLowerCase()];
+      expect(op, `${r.method} ${r.url} in the document`).toBeDefined();
+      expect(Object.keys(op!.responses ?? {}), `${r.method} ${r.url}`).toEqual(expect.arrayContaining(['401', '403']));
+    }
+  });
 });

@@ -4,6 +4,7 @@ import type { Db } from '../../db/client.js';
 import type { ServerErrorEvent } from '../../src/error-handler.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { errorEvents } from './table.js';
+import { bulkInsert } from '../../db/bulk-insert.js';
 
 export type ErrorEventRow = typeof errorEvents.$inferSelect;
 export type ErrorEventInsert = typeof errorEvents.$inferInsert;
@@ -37,7 +38,7 @@ export function toErrorEventRow(event: ServerErrorEvent, instanceId: string): Er
 export function createErrorEventService(deps: { db: Db }) {
   return {
     async insertMany(rows: Array<ErrorEventInsert>): Promise<void> {
-      if (rows.length) await deps.db.insert(errorEvents).values(rows);
+      await bulkInsert(deps.db, errorEvents, rows);
     },
     async list(f: ErrorEventFilter): Promise<Page<ErrorEventRow>> {
       const where: SQL[] = [];

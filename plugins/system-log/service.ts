@@ -5,6 +5,7 @@ import type { Db } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import type { LogLevel } from './schemas.js';
 import { systemLogs } from './table.js';
+import { bulkInsert } from '../../db/bulk-insert.js';
 
 export type SystemLogRow = typeof systemLogs.$inferSelect;
 export type SystemLogInsert = typeof systemLogs.$inferInsert;
@@ -100,7 +101,7 @@ function anyOf<T extends string>(column: PgColumn, values: T[] | undefined): SQL
 export function createSystemLogService(deps: { db: Db }) {
   return {
     async insertMany(rows: SystemLogInsert[]): Promise<void> {
-      if (rows.length) await deps.db.insert(systemLogs).values(rows);
+      await bulkInsert(deps.db, systemLogs, rows);
     },
 
     /** Newest first by id; every filter column has an index ending in `id` (see table.ts). */

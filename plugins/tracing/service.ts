@@ -2,6 +2,7 @@ import { and, asc, count, desc, eq, gte, inArray, lt, lte } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { traceSpans } from './table.js';
+import { bulkInsert } from '../../db/bulk-insert.js';
 
 export type TraceSpanRow = typeof traceSpans.$inferSelect;
 export type TraceSpanInsert = typeof traceSpans.$inferInsert;
@@ -64,7 +65,7 @@ export function buildSpanTree(spans: TraceSpanRow[]): SpanTreeNode[] {
 export function createTraceService(deps: { db: Db }) {
   return {
     async insertMany(rows: TraceSpanInsert[]): Promise<void> {
-      if (rows.length) await deps.db.insert(traceSpans).values(rows);
+      await bulkInsert(deps.db, traceSpans, rows);
     },
 
     /** Root spans (where a trace entered this service), newest first, each with its trace's span count. */

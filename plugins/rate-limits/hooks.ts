@@ -1,5 +1,5 @@
 import { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import { requestPath } from '../../src/error-handler.js';
 import { ProblemError } from '../../src/problem.js';
@@ -18,6 +18,7 @@ import {
   type RuleIndex,
 } from './rules.js';
 import type { RateLimitRule, Status } from './schemas.js';
+import type { CounterStore, WindowCount } from './stores.js';
 import { safeMessage } from '../../src/secrets.js';
 
 declare module 'fastify' {
@@ -42,13 +43,11 @@ export interface ExceededEvent {
 }
 export type ExceededListener = (event: ExceededEvent) => void;
 
-type Check = ReturnType<FastifyInstance['createRateLimit']>;
-
 export interface LimiterDeps {
   rules: StateEntry<RuleIndex<RateLimitRule>>;
   defaultLimit: Limit | null;
-  /** @fastify/rate-limit's limiter over its store (memory or Redis), reading `request.appliedRateLimit`. */
-  check: Check;
+  /** @fastify/rate-limit's counter store (memory or Redis). */
+  counters: CounterStore;
   quota: QuotaCounter;
   store: 'redis' | 'memory';
   limited: Counter<'scope'>;
@@ -100,7 +99,7 @@ function setHeaders(reply: FastifyReply, limit: AppliedLimit, remaining: number,
  * is a protection, not a dependency worth an outage.
  */
 export function createLimiter(deps: LimiterDeps) {
-  const { rules, defaultLimit, check, quota, limited, storeErrors, listeners, log } = deps;
+  const { rules, defaultLimit, counters, quota, limited, storeErrors, listeners, log } = deps;
   let lastErrorLog = 0;
   const storeFailed = (counter: 'requests' | 'quota', err: unknown) => {
     storeErrors.inc({ counter });
@@ -120,94 +119,99 @@ export function createLimiter(deps: LimiterDeps) {
     }
   };
 
-  /** Counts the request; true when it answered (429), so the hook must not go on. */
-  async function count(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
-    const facts = callerFacts(request);
+  /** Answers 429 for a request over its limit. */
+  function refuse(request: FastifyRequest, reply: FastifyReply, limit: AppliedLimit, ttlInSeconds: number): void {
+    const retryAfter = Math.max(1, ttlInSeconds);
+    limited.inc({ scope: limit.scope });
     const target = targetOf(request);
-    const limit = resolveLimit(rules.get(), facts, target, defaultLimit);
-    if (limit) {
-      request.appliedRateLimit = limit;
-      let result: Awaited<ReturnType<Check>> | undefined;
-      try {
-        result = await check(request);
-      } catch (err) {
-        storeFailed('requests', err);
-      }
-      if (result && !result.isAllowed) {
-        setHeaders(reply, limit, result.remaining, result.ttlInSeconds);
-        if (result.isExceeded) {
-          const retryAfter = Math.max(1, result.ttlInSeconds);
-          limited.inc({ scope: limit.scope });
-          tell({ kind: 'rate-limited', scope: limit.scope, policy: limit.policy, ruleId: limit.ruleId, subject: limit.subject, ip: request.ip, method: target.method, path: target.path, at: new Date() });
-          reply.problem('rate-limited', {
-            detail: `Rate limit of ${limit.max} requests per ${limit.windowSeconds} s exceeded; retry in ${retryAfter} s.`,
-            extensions: { policy: limit.policy, limit: limit.max, windowSeconds: limit.windowSeconds, retryAfter },
-            headers: { 'retry-after': String(retryAfter) },
-          });
-          return true;
-        }
-      }
-    }
+    tell({ kind: 'rate-limited', scope: limit.scope, policy: limit.policy, ruleId: limit.ruleId, subject: limit.subject, ip: request.ip, method: target.method, path: target.path, at: new Date() });
+    reply.problem('rate-limited', {
+      detail: `Rate limit of ${limit.max} requests per ${limit.windowSeconds} s exceeded; retry in ${retryAfter} s.`,
+      extensions: { policy: limit.policy, limit: limit.max, windowSeconds: limit.windowSeconds, retryAfter },
+      headers: { 'retry-after': String(retryAfter) },
+    });
+  }
 
+  /** The caller's daily quota, when it has one; `done` is called unless the request was answered. */
+  function countQuota(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     const caller = request.caller;
-    if (caller && caller.dailyQuota !== null) {
-      const now = new Date();
-      let used: number;
-      try {
-        used = await quota.incr(caller.clientId, now);
-      } catch (err) {
-        storeFailed('quota', err);
-        return false;
-      }
-      if (used > caller.dailyQuota) {
+    if (caller === null || caller.dailyQuota === null) return done();
+    const quotaLimit = caller.dailyQuota;
+    const now = new Date();
+    quota.incr(caller.clientId, now).then(
+      (used) => {
+        if (used <= quotaLimit) return done();
         const retryAfter = secondsToUtcMidnight(now);
         limited.inc({ scope: 'quota' });
+        const target = targetOf(request);
         tell({ kind: 'quota-exceeded', scope: 'quota', policy: `quota-${caller.clientId}`, ruleId: null, subject: `client:${caller.clientId}`, ip: request.ip, method: target.method, path: target.path, at: now });
         reply.problem('quota-exceeded', {
-          detail: `Daily quota of ${caller.dailyQuota} requests used; it resets at midnight UTC, in ${retryAfter} s.`,
-          extensions: { quota: caller.dailyQuota, day: utcDay(now), retryAfter },
-          headers: { 'retry-after': String(retryAfter), 'x-quota-limit': String(caller.dailyQuota), 'x-quota-remaining': '0', 'x-quota-reset': String(retryAfter) },
+          detail: `Daily quota of ${quotaLimit} requests used; it resets at midnight UTC, in ${retryAfter} s.`,
+          extensions: { quota: quotaLimit, day: utcDay(now), retryAfter },
+          headers: { 'retry-after': String(retryAfter), 'x-quota-limit': String(quotaLimit), 'x-quota-remaining': '0', 'x-quota-reset': String(retryAfter) },
         });
-        return true;
-      }
-    }
-    return false;
+      },
+      (err: unknown) => {
+        storeFailed('quota', err);
+        done();
+      },
+    );
   }
 
   /**
-   * The onRequest hook, callback style: exempt routes (probes, opt-outs) cost no promise; the
-   * rest are counted, and a 429 answers without calling `done`.
+   * The onRequest hook, callback style and promise-free on the common path: exempt routes
+   * (probes, opt-outs) return at once; the rest resolve their limit from memory and are counted
+   * in the store, whose memory variant answers synchronously. A 429 answers without `done`.
+   * A store that fails lets the request through (see storeFailed).
    */
   function onRequest(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     if (deps.isExempt(request)) return done();
-    count(request, reply).then((answered) => {
-      if (!answered) done();
-    }, done);
+    const index = rules.get();
+    const limit = resolveLimit(index, callerFacts(request), index.routes.length > 0 ? targetOf(request) : null, defaultLimit);
+    if (limit === null) return countQuota(request, reply, done);
+    request.appliedRateLimit = limit;
+    counters.incr(
+      limit.counterKey,
+      (err: Error | null, result: WindowCount | null) => {
+        if (err !== null || result === null) {
+          storeFailed('requests', err);
+          return countQuota(request, reply, done);
+        }
+        const ttlInSeconds = Math.ceil(result.ttl / 1000);
+        setHeaders(reply, limit, Math.max(0, limit.max - result.current), ttlInSeconds);
+        if (result.current > limit.max) return refuse(request, reply, limit, ttlInSeconds);
+        countQuota(request, reply, done);
+      },
+      limit.windowSeconds * 1000,
+      limit.max,
+    );
   }
 
-  /** Reads a counter without counting (the status endpoint): `request` only carries the limit to the store. */
-  async function peek(request: FastifyRequest, limit: AppliedLimit): Promise<Status['limits'][number]> {
-    const saved = request.appliedRateLimit;
-    // A huge max makes `remaining` give back the exact count (the store reports max - current).
-    request.appliedRateLimit = { ...limit, max: Number.MAX_SAFE_INTEGER };
-    try {
-      const r = await check(request, { increment: false });
-      const used = r.isAllowed ? 0 : Number.MAX_SAFE_INTEGER - r.remaining;
-      return {
-        policy: limit.policy,
-        scope: limit.scope,
-        ruleId: limit.ruleId,
-        route: limit.route,
-        subject: limit.subject,
-        max: limit.max,
-        windowSeconds: limit.windowSeconds,
-        used,
-        remaining: Math.max(0, limit.max - used),
-        resetSeconds: used === 0 ? 0 : r.isAllowed ? 0 : r.ttlInSeconds,
-      };
-    } finally {
-      request.appliedRateLimit = saved;
-    }
+  /** Reads a counter without counting it (the status endpoint). */
+  function peek(limit: AppliedLimit): Promise<Status['limits'][number]> {
+    return new Promise((resolve, reject) => {
+      counters.read(
+        limit.counterKey,
+        (err, r) => {
+          if (err !== null || r === null) return reject(err ?? new Error('rate-limit store: empty read'));
+          const used = r.current;
+          resolve({
+            policy: limit.policy,
+            scope: limit.scope,
+            ruleId: limit.ruleId,
+            route: limit.route,
+            subject: limit.subject,
+            max: limit.max,
+            windowSeconds: limit.windowSeconds,
+            used,
+            remaining: Math.max(0, limit.max - used),
+            resetSeconds: used === 0 ? 0 : Math.ceil(Math.max(0, r.ttl) / 1000),
+          });
+        },
+        limit.windowSeconds * 1000,
+        limit.max,
+      );
+    });
   }
 
   /**
@@ -251,7 +255,7 @@ export function createLimiter(deps: LimiterDeps) {
       }
     }
     const usage = [];
-    for (const limit of limits) usage.push(await peek(request, limit));
+    for (const limit of limits) usage.push(await peek(limit));
 
     const clientId = facts.clientId;
     let quotaUsage: Status['quota'] = null;

@@ -7,6 +7,7 @@ import type { StateEntry } from '../../src/state-cache.js';
 import { closeRedis, createRedisClient, memoryQuotaCounter, redisQuotaCounter, waitForRedis } from './counters.js';
 import { createLimiter, type ExceededListener, type Limiter } from './hooks.js';
 import { rateLimitRoutes } from './routes.js';
+import { memoryCounterStore, redisCounterStore } from './stores.js';
 import { buildRuleIndex, type RuleIndex } from './rules.js';
 import type { RateLimitRule } from './schemas.js';
 import { createRateLimitService, type RateLimitService } from './service.js';
@@ -109,7 +110,7 @@ export default definePack({
     const limiter = createLimiter({
       rules,
       defaultLimit: env.RATE_LIMIT_DEFAULT_MAX > 0 ? { max: env.RATE_LIMIT_DEFAULT_MAX, windowSeconds: env.RATE_LIMIT_DEFAULT_WINDOW_SECONDS } : null,
-      check: app.createRateLimit(),
+      counters: redis ? redisCounterStore(redis, env.RATE_LIMIT_REDIS_PREFIX) : memoryCounterStore(MEMORY_COUNTERS),
       quota: redis ? redisQuotaCounter(redis, env.RATE_LIMIT_REDIS_PREFIX) : memoryQuotaCounter(),
       store,
       limited,

@@ -1,6 +1,7 @@
 import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { requestPath } from './error-handler.js';
 import { safeMessage } from './secrets.js';
+import { routeConfigOf } from './pack.js';
 
 /**
  * One access-log line per request, written when the response finishes (Fastify's default is
@@ -18,7 +19,7 @@ export class AccessLogController extends LogController {
     const line = {
       method: request.method,
       path: requestPath(request.url),
-      route: request.routeOptions.url,
+      route: routeConfigOf(request).url,
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 100) / 100,
       ip: request.ip,

@@ -174,6 +174,12 @@ export default fp(
     app.decorate('packs', opts.packs);
     app.decorateRequest('actor', null);
     app.decorateRequest('caller', null);
+    app.decorateRequest('routeConfig', null);
+    // The kernel's hooks run before every pack's: cache the route config once per request.
+    app.addHook('onRequest', (request, _reply, done) => {
+      request.routeConfig = request.routeOptions.config;
+      done();
+    });
 
     // Route options are collected as registered and read once everything is loaded: a pack's own
     // onRoute hook (which stamps `config.pack`) runs after this root-level one.

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyContextConfig, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 
 /**
@@ -49,6 +49,26 @@ declare module 'fastify' {
      */
     shield?: boolean | 'read';
   }
+}
+
+/** A route's `config` with the URL template and method Fastify adds to it. */
+export type RouteConfig = Readonly<FastifyContextConfig & { url?: string; method?: string | string[] }>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The matched route's config, cached by the kernel's first onRequest hook; read it with `routeConfigOf`. */
+    routeConfig: RouteConfig | null;
+  }
+}
+
+/**
+ * The matched route's config (`scope`, `public`, `url`, ...). Hooks read this instead of
+ * `request.routeOptions.config`: Fastify builds a new twelve-field `routeOptions` object on every
+ * read, and a request passes through a dozen hooks. Falls back to `routeOptions` for requests
+ * answered before routing (a malformed URL).
+ */
+export function routeConfigOf(request: FastifyRequest): RouteConfig {
+  return request.routeConfig ?? request.routeOptions.config;
 }
 
 export function definePack(def: PackDefinition): Pack {

@@ -5,6 +5,7 @@ import { scopeSatisfies } from '../../src/access.js';
 import type { Actor } from '../../src/audit/writer.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import type { CredentialVerifier } from './verifier.js';
+import { routeConfigOf } from '../../src/pack.js';
 
 /** `Authorization: Bearer <key>` or `X-API-Key: <key>`; undefined when neither is sent. */
 export function presentedKey(request: FastifyRequest): string | undefined {
@@ -34,7 +35,7 @@ export function addAuthenticationHook(
   const actors = new WeakMap<object, Actor>();
 
   app.addHook('onRequest', function authenticate(request, reply, done) {
-    const scope = request.routeOptions.config.scope;
+    const scope = routeConfigOf(request).scope;
     if (scope === undefined) return done();
     const now = Date.now();
     const result = verifier.get().verify(presentedKey(request), now);

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Histogram, type Registry } from 'prom-client';
 import type { Env } from '../../src/env.js';
 import type { PressureState } from './service.js';
+import { routeConfigOf } from '../../src/pack.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -62,7 +63,7 @@ export function observeHttpRequests(app: FastifyInstance): RequestTotals {
     totals.requests++;
     const status = reply.statusCode;
     if (status >= 500) totals.serverErrors++;
-    childFor(request.routeOptions.url ?? UNMATCHED_ROUTE, request.method, status).observe(reply.elapsedTime / 1000);
+    childFor(routeConfigOf(request).url ?? UNMATCHED_ROUTE, request.method, status).observe(reply.elapsedTime / 1000);
     done();
   });
   return totals;

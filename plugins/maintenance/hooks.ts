@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { hasScope } from '../../src/access.js';
 import type { MaintenanceView } from './effective.js';
+import { routeConfigOf } from '../../src/pack.js';
 
 export const FREEZE_OVERRIDE_HEADER = 'x-freeze-override';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -24,7 +25,7 @@ export function guardChangeFreeze(app: FastifyInstance, current: () => Maintenan
   // Callback-style hooks: no promise per request on the common path (no freeze, or a read).
   // A refusal answers and does not call `done`.
   app.addHook('onRequest', (request, reply, done) => {
-    if (request.routeOptions.config.freeze !== true || SAFE_METHODS.has(request.method)) return done();
+    if (routeConfigOf(request).freeze !== true || SAFE_METHODS.has(request.method)) return done();
     const { freeze } = current();
     if (!freeze.enabled) return done();
     const header = request.headers[FREEZE_OVERRIDE_HEADER];

@@ -11,6 +11,7 @@ import { memoryCounterStore, redisCounterStore } from './stores.js';
 import { buildRuleIndex, type RuleIndex } from './rules.js';
 import type { RateLimitRule } from './schemas.js';
 import { createRateLimitService, type RateLimitService } from './service.js';
+import { routeConfigOf } from '../../src/pack.js';
 
 /** What this pack offers other packs (`app.rateLimits`). */
 export interface RateLimits {
@@ -116,7 +117,7 @@ export default definePack({
       limited,
       storeErrors,
       listeners,
-      isExempt: (request) => request.routeOptions.config.rateLimit === false,
+      isExempt: (request) => routeConfigOf(request).rateLimit === false,
       log,
     });
     app.addHook('onRequest', limiter.onRequest);

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { hasScope } from '../../src/access.js';
 import { retryAfterSeconds, shieldVerdict, type ShieldVerdict } from './service.js';
+import { routeConfigOf } from '../../src/pack.js';
 
 /**
  * The read-only shield: one `onRequest` hook in the root scope, so it covers every pack's routes.
@@ -26,11 +27,11 @@ export function installShield(app: FastifyInstance): void {
     const view = app.maintenance.current();
     const { mode } = view.effective;
     if (mode === 'normal') return done();
-    const config = request.routeOptions.config;
+    const config = routeConfigOf(request);
     const verdict = shieldVerdict(
       mode,
       request.method,
-      { url: request.routeOptions.url, notFound: request.is404, public: config.public === true, shield: config.shield },
+      { url: config.url, notFound: request.is404, public: config.public === true, shield: config.shield },
       () => ({ admin: hasScope(request, 'admin'), maintenanceWrite: hasScope(request, 'maintenance:write') }),
     );
     if (verdict === 'pass') return done();

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { requestPath } from '../../src/error-handler.js';
 import type { TraceSpanInsert } from './service.js';
 import { formatTraceparent, type TraceContextFactory } from './trace-context.js';
+import { routeConfigOf } from '../../src/pack.js';
 
 const headerValue = (value: string | string[] | undefined): string | undefined => (typeof value === 'string' ? value : undefined);
 
@@ -23,8 +24,8 @@ export function createServerSpanHooks(deps: { contexts: TraceContextFactory; pus
     onResponse(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
       const context = request.traceContext;
       // Probes (config.trace === false) carry trace context but are not recorded as spans.
-      if (context !== null && context.sampled && request.routeOptions.config.trace !== false) {
-        const route = request.routeOptions.url ?? null;
+      if (context !== null && context.sampled && routeConfigOf(request).trace !== false) {
+        const route = routeConfigOf(request).url ?? null;
         const durationMs = reply.elapsedTime;
         const statusCode = reply.statusCode;
         push({

@@ -301,14 +301,36 @@ describe('hot path', () => {
       },
     });
     const wrongSecret = formatApiKey(good.keyId, generateApiKey().secret);
+    const wrongChecksum = good.token.slice(0, -1) + (good.token.endsWith('0') ? '1' : '0');
+    // First sight: the SHA-256 of the secret against the stored hash (32 bytes).
+    expect(verifier.verify(good.token)).toMatchObject({ ok: true });
+    // After it: secret and checksum against what was seen (38 bytes), no hashing.
     expect(verifier.verify(good.token)).toMatchObject({ ok: true });
     expect(verifier.verify(wrongSecret)).toEqual({ ok: false, reason: 'mismatch' });
+    expect(verifier.verify(wrongChecksum)).toEqual({ ok: false, reason: 'malformed' });
     expect(verifier.verify(generateApiKey().token)).toEqual({ ok: false, reason: 'unknown' });
     expect(calls).toEqual([
       [32, 32],
-      [32, 32],
+      [38, 38],
+      [38, 38],
+      [38, 38],
       [32, 32],
     ]);
+  });
+
+  it('forgets what it has seen when the snapshot is rebuilt: a changed hash is checked again', () => {
+    const good = generateApiKey();
+    const client = { id: 1, name: 'c', owner: 'o', description: '', scopes: ['admin'], status: 'active', rateLimitMax: null, rateLimitWindowSeconds: null, dailyQuota: null, createdAt: new Date(), updatedAt: new Date() };
+    const first = buildVerifier({ clients: [client], keys: [{ keyId: good.keyId, secretHash: hashSecret(good.secret), clientId: 1, scopes: ['admin'], expiresAt: null }] });
+    expect(first.verify(good.token)).toMatchObject({ ok: true });
+    expect(first.verify(good.token)).toMatchObject({ ok: true });
+    // Same key id, another secret stored (a rebuild after a change): the old token no longer works.
+    const second = buildVerifier({ clients: [client], keys: [{ keyId: good.keyId, secretHash: hashSecret(generateApiKey().secret), clientId: 1, scopes: ['admin'], expiresAt: null }] });
+    expect(second.verify(good.token)).toEqual({ ok: false, reason: 'mismatch' });
+    // Seen keys still honour expiry and suspension.
+    const expired = buildVerifier({ clients: [client], keys: [{ keyId: good.keyId, secretHash: hashSecret(good.secret), clientId: 1, scopes: ['admin'], expiresAt: new Date(Date.now() + 60_000) }] });
+    expect(expired.verify(good.token)).toMatchObject({ ok: true });
+    expect(expired.verify(good.token, Date.now() + 120_000)).toEqual({ ok: false, reason: 'expired' });
   });
 });
 

@@ -1,5 +1,6 @@
 import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { Caller } from '../../src/access.js';
 import type { Counter } from 'prom-client';
 import { requestPath } from '../../src/error-handler.js';
 import { ProblemError } from '../../src/problem.js';
@@ -88,7 +89,7 @@ function setHeaders(reply: FastifyReply, limit: AppliedLimit, remaining: number,
   reply.header('x-ratelimit-limit', limit.max);
   reply.header('x-ratelimit-remaining', remaining);
   reply.header('x-ratelimit-reset', resetSeconds);
-  reply.header('ratelimit-policy', `"${limit.policy}";q=${limit.max};w=${limit.windowSeconds}`);
+  reply.header('ratelimit-policy', limit.policyHeader);
   reply.header('ratelimit', `"${limit.policy}";r=${remaining};t=${resetSeconds}`);
 }
 
@@ -159,6 +160,25 @@ export function createLimiter(deps: LimiterDeps) {
   }
 
   /**
+   * The limit a request counts against. Without route rules it depends only on the caller and
+   * its address, so it is kept per caller (callers are rebuilt, and this forgotten, whenever keys
+   * or clients change) for as long as the rule index and the address stay the same.
+   */
+  const resolved = new WeakMap<Caller, { index: RuleIndex; ip: string; limit: AppliedLimit | null }>();
+  function limitFor(request: FastifyRequest, index: RuleIndex): AppliedLimit | null {
+    const caller = request.caller;
+    if (caller === null || index.routes.length > 0) {
+      return resolveLimit(index, callerFacts(request), index.routes.length > 0 ? targetOf(request) : null, defaultLimit);
+    }
+    const ip = request.ip;
+    const hit = resolved.get(caller);
+    if (hit !== undefined && hit.index === index && hit.ip === ip) return hit.limit;
+    const limit = resolveLimit(index, callerFacts(request), null, defaultLimit);
+    resolved.set(caller, { index, ip, limit });
+    return limit;
+  }
+
+  /**
    * The onRequest hook, callback style and promise-free on the common path: exempt routes
    * (probes, opt-outs) return at once; the rest resolve their limit from memory and are counted
    * in the store, whose memory variant answers synchronously. A 429 answers without `done`.
@@ -166,8 +186,7 @@ export function createLimiter(deps: LimiterDeps) {
    */
   function onRequest(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     if (deps.isExempt(request)) return done();
-    const index = rules.get();
-    const limit = resolveLimit(index, callerFacts(request), index.routes.length > 0 ? targetOf(request) : null, defaultLimit);
+    const limit = limitFor(request, rules.get());
     if (limit === null) return countQuota(request, reply, done);
     request.appliedRateLimit = limit;
     counters.incr(

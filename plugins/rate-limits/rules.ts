@@ -50,6 +50,8 @@ export interface AppliedLimit extends Limit {
    * a deleted rule's counters are never read again (they expire by themselves).
    */
   counterKey: string;
+  /** The `RateLimit-Policy` header value, built once per limit. */
+  policyHeader: string;
 }
 
 /** What is known about who is calling (any part may be unknown). */
@@ -210,7 +212,17 @@ export function callerSubject(facts: CallerFacts): string | null {
 }
 
 function applied(policy: string, scope: AppliedLimit['scope'], ruleId: number | null, route: string | null, limit: Limit, subject: string): AppliedLimit {
-  return { policy, scope, ruleId, route, max: limit.max, windowSeconds: limit.windowSeconds, subject, counterKey: `${policy}:${limit.windowSeconds}:${subject}` };
+  return {
+    policy,
+    scope,
+    ruleId,
+    route,
+    max: limit.max,
+    windowSeconds: limit.windowSeconds,
+    subject,
+    counterKey: `${policy}:${limit.windowSeconds}:${subject}`,
+    policyHeader: `"${policy}";q=${limit.max};w=${limit.windowSeconds}`,
+  };
 }
 
 export const fromRule = (rule: RuleLike, subject: string): AppliedLimit => applied(`rule-${rule.id}`, rule.scope, rule.id, rule.route, rule, subject);

@@ -101,6 +101,16 @@ export const healthRoutes =
       },
     );
 
+    // Everything but the uptime is fixed for the life of the process: built once.
+    const startedAtMs = app.lifecycle.startedAt.getTime();
+    const info = {
+      name: 'valhalla-kernel',
+      version: app.lifecycle.version,
+      instanceId: app.lifecycle.instanceId,
+      startedAt: app.lifecycle.startedAt.toISOString(),
+      driver: app.database.driver,
+      packs: app.packs.map(({ name, code, description }) => ({ name, code, description })),
+    };
     app.get(
       '/system/info',
       {
@@ -112,15 +122,7 @@ export const healthRoutes =
           response: { 200: InfoSchema, ...problemResponses(400) },
         },
       },
-      async () => ({
-        name: 'valhalla-kernel',
-        version: app.lifecycle.version,
-        instanceId: app.lifecycle.instanceId,
-        startedAt: app.lifecycle.startedAt.toISOString(),
-        uptimeSeconds: Math.round((Date.now() - app.lifecycle.startedAt.getTime()) / 1000),
-        driver: app.database.driver,
-        packs: app.packs.map(({ name, code, description }) => ({ name, code, description })),
-      }),
+      async () => ({ ...info, uptimeSeconds: Math.round((Date.now() - startedAtMs) / 1000) }),
     );
 
     app.get(

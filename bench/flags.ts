@@ -101,9 +101,20 @@ export function measureInProcess(seconds: number): InProcessFigures {
   };
 }
 
-/** Creates the bench flags on a running kernel through its API. */
+/**
+ * Creates the bench flags on a running kernel through its API. On PostgreSQL the database
+ * outlives the run, so flags left by an earlier run are deleted first (flags with prerequisites
+ * before the flags they depend on; 404 for those that are not there).
+ */
 export async function seedFlags(origin: string, headers: Record<string, string>): Promise<void> {
-  for (const body of benchFlagBodies()) {
+  const bodies = benchFlagBodies();
+  const dependentsFirst = [...bodies].sort((a, b) => (b.prerequisites?.length ?? 0) - (a.prerequisites?.length ?? 0));
+  for (const body of dependentsFirst) {
+    const removed = await fetch(`${origin}/system/flags/${body.key}`, { method: 'DELETE', headers });
+    if (removed.status !== 204 && removed.status !== 404) throw new Error(`removing an earlier run's bench flag ${body.key}: ${removed.status} ${await removed.text()}`);
+    await removed.arrayBuffer();
+  }
+  for (const body of bodies) {
     const res = await fetch(`${origin}/system/flags`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
     if (res.status !== 201) throw new Error(`creating bench flag ${body.key}: ${res.status} ${await res.text()}`);
   }

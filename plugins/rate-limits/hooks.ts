@@ -22,12 +22,6 @@ import type { RateLimitRule, Status } from './schemas.js';
 import type { CounterStore, WindowCount } from './stores.js';
 import { safeMessage } from '../../src/secrets.js';
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The limit this request was counted against (null: none applied, or not yet resolved). */
-    appliedRateLimit: AppliedLimit | null;
-  }
-}
 
 
 /** What a listener hears about each request refused with 429. */
@@ -188,7 +182,6 @@ export function createLimiter(deps: LimiterDeps) {
     if (deps.isExempt(request)) return done();
     const limit = limitFor(request, rules.get());
     if (limit === null) return countQuota(request, reply, done);
-    request.appliedRateLimit = limit;
     counters.incr(
       limit.counterKey,
       (err: Error | null, result: WindowCount | null) => {

@@ -69,20 +69,19 @@ export default definePack({
     }
     const store = redis ? 'redis' : 'memory';
 
-    // global: false: the plugin adds no route hooks of its own (those would miss the routes of
-    // packs loaded earlier and run after every app-level hook); our hook calls its limiter.
+    // The limiter below counts every request itself through @fastify/rate-limit's stores
+    // (stores.ts). The plugin stays registered, with `global: false` so it adds no hooks of its
+    // own, only for a route that sets its own `config.rateLimit: {...}`: that route then also
+    // gets the plugin's per-address limiter, and its 429 is still a problem.
     await app.register(rateLimitPlugin, {
       global: false,
-      keyGenerator: (request: FastifyRequest) => request.appliedRateLimit?.counterKey ?? '',
-      max: (request: FastifyRequest) => request.appliedRateLimit?.max ?? env.RATE_LIMIT_DEFAULT_MAX,
-      timeWindow: (request: FastifyRequest) => (request.appliedRateLimit?.windowSeconds ?? env.RATE_LIMIT_DEFAULT_WINDOW_SECONDS) * 1000,
+      max: env.RATE_LIMIT_DEFAULT_MAX,
+      timeWindow: env.RATE_LIMIT_DEFAULT_WINDOW_SECONDS * 1000,
       cache: MEMORY_COUNTERS,
       skipOnError: false,
       ...(redis && { redis, nameSpace: env.RATE_LIMIT_REDIS_PREFIX }),
-      // Only for a route that sets its own `config.rateLimit: {...}`: the answer is still a problem.
       errorResponseBuilder: (_request, context) => new ProblemError('rate-limited', { detail: `Rate limit exceeded; retry in ${context.after}.` }),
     });
-    app.decorateRequest('appliedRateLimit', null);
 
     const limited = new Counter({
       name: 'valhalla_rate_limited_total',

@@ -105,8 +105,8 @@ export const FlagSchema = Type.Object({
 });
 export type Flag = Static<typeof FlagSchema>;
 
-export const CreateFlagBody = StrictObject({
-  key: FlagKey,
+/** Every settable field, optional: what a create may give and an update may change. */
+const OptionalFlagFields = {
   description: Type.Optional(FlagFields.description),
   type: Type.Optional(FlagFields.type),
   enabled: Type.Optional(FlagFields.enabled),
@@ -116,20 +116,14 @@ export const CreateFlagBody = StrictObject({
   prerequisites: Type.Optional(FlagFields.prerequisites),
   defaultValue: Type.Optional(FlagFields.defaultValue),
   offValue: Type.Optional(FlagFields.offValue),
-});
+};
+
+export const CreateFlagBody = StrictObject({ key: FlagKey, ...OptionalFlagFields });
 export type CreateFlag = Static<typeof CreateFlagBody>;
 
 export const UpdateFlagBody = StrictObject(
   {
-    description: Type.Optional(FlagFields.description),
-    type: Type.Optional(FlagFields.type),
-    enabled: Type.Optional(FlagFields.enabled),
-    rolloutPercentage: Type.Optional(FlagFields.rolloutPercentage),
-    variants: Type.Optional(FlagFields.variants),
-    rules: Type.Optional(FlagFields.rules),
-    prerequisites: Type.Optional(FlagFields.prerequisites),
-    defaultValue: Type.Optional(FlagFields.defaultValue),
-    offValue: Type.Optional(FlagFields.offValue),
+    ...OptionalFlagFields,
     expectedVersion: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, description: 'refuse with 409 unless the flag is at this version' })),
   },
   { minProperties: 1 },

@@ -12,6 +12,7 @@ import {
   type ProblemOptions,
 } from './problem.js';
 import { safeMessage } from './secrets.js';
+import { routeConfigOf } from './pack.js';
 
 export interface ServerErrorEvent {
   kind: string;
@@ -147,7 +148,7 @@ export default fp(
           message: safeMessage(error),
           stack: error.stack,
           method: request.method,
-          route: request.routeOptions.url ?? requestPath(request.url),
+          route: routeConfigOf(request).url ?? requestPath(request.url),
           url: requestPath(request.url),
           statusCode: status,
           correlationId: request.id,

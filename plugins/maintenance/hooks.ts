@@ -55,10 +55,10 @@ export function guardChangeFreeze(app: FastifyInstance, current: () => Maintenan
   app.addHook('preHandler', (request, _reply, done) => {
     const reason = overrides.get(request);
     if (reason === undefined) return done();
-    const target = `${request.method} ${request.routeOptions.url ?? ''}`;
+    const target = `${request.method} ${routeConfigOf(request).url ?? ''}`;
     app.db
       .transaction((tx) =>
-        app.audit.record(tx, request, { operation: 'freeze.override', targetType: 'route', targetId: target, reason, after: { method: request.method, url: request.routeOptions.url ?? null } }),
+        app.audit.record(tx, request, { operation: 'freeze.override', targetType: 'route', targetId: target, reason, after: { method: request.method, url: routeConfigOf(request).url ?? null } }),
       )
       .then(() => done(), done);
   });

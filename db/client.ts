@@ -14,6 +14,12 @@ export type DbOrTx = Db | Tx;
 
 export type NotificationHandler = (payload: string) => void;
 
+/** Called each time a LISTEN is (re)established: notifications sent while it was down are lost. */
+export type SubscribedHandler = () => void;
+
+/** How long a statement may wait for a live connection by default (`DB_ACQUIRE_TIMEOUT_MS`). */
+export const DEFAULT_ACQUIRE_TIMEOUT_MS = 2000;
+
 export interface Database {
   readonly driver: 'pglite' | 'postgres';
   readonly db: Db;
@@ -22,8 +28,15 @@ export interface Database {
    * it around a burst of requests to show the hot path sends none.
    */
   readonly queryCount: number;
-  /** Subscribes to a PostgreSQL NOTIFY channel; survives reconnects on postgres.js. */
-  listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>>;
+  /**
+   * Subscribes to a PostgreSQL NOTIFY channel. On postgres.js the driver re-subscribes after its
+   * listening connection drops and calls `onSubscribed` each time it has (the first time too);
+   * a re-subscribe that fails is dropped by the driver, which is why the state cache checks its
+   * subscription end to end with heartbeats (src/state-cache.ts).
+   */
+  listen(channel: string, handler: NotificationHandler, onSubscribed?: SubscribedHandler): Promise<() => Promise<void>>;
+  /** `NOTIFY channel, payload` outside Drizzle (not counted in `queryCount`: heartbeats, not app queries). */
+  notify(channel: string, payload: string): Promise<void>;
   /**
    * Runs `fn` while holding the session-level advisory lock `key`, or returns `undefined`
    * without running it when another session holds the lock (`wait: false`).
@@ -41,6 +54,12 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** postgres.js pool size. */
   max?: number;
+  /**
+   * Milliseconds a statement, transaction or reserved connection may wait for a live
+   * connection (postgres.js: connect timeout and queue wait). Past it the caller gets
+   * `DatabaseTimeoutError` (a 503 problem) and the statement is withdrawn: it never runs later.
+   */
+  acquireTimeoutMs?: number;
   applicationName?: string;
 }
 
@@ -90,9 +109,14 @@ async function createPglite(dataDir?: string): Promise<Database> {
     get queryCount() {
       return counter.count;
     },
-    async listen(channel, handler) {
+    async listen(channel, handler, onSubscribed) {
+      // In-process: the subscription cannot drop, so it is established exactly once.
       const unsubscribe = await client.listen(channel, handler);
+      onSubscribed?.();
       return async () => unsubscribe();
+    },
+    async notify(channel, payload) {
+      await client.query('select pg_notify($1, $2)', [channel, payload]);
     },
     async withAdvisoryLock(key, fn, opts = {}) {
       while (held.has(key)) {
@@ -116,28 +140,33 @@ async function createPglite(dataDir?: string): Promise<Database> {
 }
 
 async function createPostgres(url: string, options: DatabaseOptions): Promise<Database> {
+  const acquireMs = options.acquireTimeoutMs ?? DEFAULT_ACQUIRE_TIMEOUT_MS;
   const client = postgres(url, {
     max: options.max ?? 10,
     idle_timeout: 30,
-    connect_timeout: 5,
+    connect_timeout: acquireMs / 1000,
+    backoff: reconnectDelaySeconds,
     onnotice: () => {},
     connection: { application_name: options.applicationName ?? 'valhalla-kernel' },
   });
   const counter = queryCounter();
-  const db: Db = drizzlePostgres({ client, logger: counter });
+  const db: Db = drizzlePostgres({ client: withAcquireDeadline(client, acquireMs), logger: counter });
   return {
     driver: 'postgres',
     db,
     get queryCount() {
       return counter.count;
     },
-    async listen(channel, handler) {
-      const sub = await client.listen(channel, handler);
+    async listen(channel, handler, onSubscribed) {
+      const sub = await client.listen(channel, handler, onSubscribed);
       return () => sub.unlisten();
+    },
+    async notify(channel, payload) {
+      await within(client`select pg_notify(${channel}, ${payload})`, acquireMs);
     },
     async withAdvisoryLock(key, fn, opts = {}) {
       // A session lock needs one connection for its whole life: reserve it from the pool.
-      const conn = await client.reserve();
+      const conn = await reserveWithin(client, acquireMs);
       try {
         if (opts.wait === false) {
           const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${key.toString()}::bigint) as locked`;
@@ -148,6 +177,8 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
         try {
           return await fn();
         } finally {
+          // On a connection that died meanwhile the unlock fails; the server released the lock
+          // with the session.
           await conn`select pg_advisory_unlock(${key.toString()}::bigint)`.catch(() => {});
         }
       } finally {
@@ -162,6 +193,92 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
     },
   };
 }
+
+/**
+ * postgres.js's reconnect delay in seconds after `retries` failed attempts. Its default grows
+ * to 10-20 s and is shared by the pool, so an instance stayed down up to 20 s after the
+ * database came back; this one grows from 50 ms to at most 500 ms, with jitter so instances
+ * do not reconnect in step.
+ */
+function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 0.5) * (0.5 + Math.random() / 2);
+}
+
+/** The query object postgres.js returns: a lazy promise with `cancel()` and, once handed to a connection, `state`. */
+type DriverQuery = PromiseLike<unknown> & { cancel(): unknown };
+
+/**
+ * Arms the acquire deadline on one statement: if it has not been handed to a connection when
+ * the deadline passes (it waits in the driver's queue, or behind a connection still being
+ * opened), it is cancelled. postgres.js then removes it from its queue and rejects it with
+ * SQLSTATE 57014, so a write the client was already told failed is never run after the
+ * database returns. A statement already sent is left alone: its outcome is the server's.
+ */
+function withdrawIfNotSent(query: DriverQuery, ms: number): void {
+  setTimeout(() => {
+    if (!Reflect.get(query, 'state')) query.cancel();
+  }, ms).unref();
+}
+
+/** `promise`, or `DatabaseTimeoutError` after `ms`; a late result is discarded quietly. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  promise.catch(() => {});
+  return withTimeout(promise, ms, 'a database connection');
+}
+
+/** `client.reserve()` within the deadline; a connection that arrives after it is released at once. */
+async function reserveWithin(client: postgres.Sql, ms: number): Promise<postgres.ReservedSql> {
+  const reserving = client.reserve();
+  try {
+    return await within(reserving, ms);
+  } catch (err) {
+    void reserving.then((late) => late.release(), () => {});
+    throw err;
+  }
+}
+
+/**
+ * The client Drizzle is given: postgres.js with the acquire deadline on every statement and
+ * transaction (see `DatabaseOptions.acquireTimeoutMs`). A transaction whose BEGIN could not
+ * run in time fails with `DatabaseTimeoutError`; if the BEGIN goes through later anyway, its
+ * body is never run and it rolls back. Statements inside a transaction hold its connection
+ * and are not deadlined.
+ */
+function withAcquireDeadline(client: postgres.Sql, ms: number): postgres.Sql {
+  const unsafe = (...args: Parameters<postgres.Sql['unsafe']>) => {
+    const pending = client.unsafe(...args);
+    withdrawIfNotSent(pending, ms);
+    return pending;
+  };
+  const begin = (...args: [string, TransactionBody] | [TransactionBody]): Promise<unknown> => {
+    const [mode, body] = args.length === 2 ? args : ['', args[0]];
+    let late = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true;
+        reject(new DatabaseTimeoutError('a database connection', ms));
+      }, ms);
+      timer.unref();
+    });
+    const run = client.begin(mode, async (tx) => {
+      clearTimeout(timer);
+      if (late) throw new DatabaseTimeoutError('a database connection', ms);
+      return body(tx);
+    });
+    run.catch(() => {});
+    return Promise.race([run, deadline]);
+  };
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop === 'unsafe') return unsafe;
+      if (prop === 'begin') return begin;
+      return Reflect.get(target, prop, receiver);
+    },
+  });
+}
+
+type TransactionBody = (tx: postgres.TransactionSql) => unknown;
 
 /** Stable 63-bit advisory-lock key for a name, so packs never pick colliding numbers by hand. */
 export function lockKey(name: string): bigint {
@@ -188,6 +305,8 @@ export function pgErrorCode(err: unknown): string | undefined {
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
   'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT', 'DB_TIMEOUT',
+  // query_canceled: the acquire deadline withdrew the statement (or a statement_timeout fired).
+  '57014',
   '57P01', '57P02', '57P03', '53300',
 ]);
 

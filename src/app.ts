@@ -136,7 +136,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const packs = resolvePacks([...(options.packs ?? allPacks), ...(options.extraPacks ?? [])], env.PACKS_DISABLED);
 
   const ownsDatabase = !options.database;
-  const database = options.database ?? (await createDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR }));
+  const database = options.database ?? (await createDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR, acquireTimeoutMs: env.DB_ACQUIRE_TIMEOUT_MS }));
   try {
     if (options.migrate !== false) await runMigrations(database, env.DATABASE_URL);
   } catch (err) {

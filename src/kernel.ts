@@ -94,7 +94,23 @@ export default fp(
     const metrics = new Registry();
     metrics.setDefaultLabels({ instance: lifecycle.instanceId });
 
-    const stateCache = createStateCache(database, app.log.child({ component: 'state-cache' }), env.STATE_RELOAD_INTERVAL_MS);
+    const resubscribes = new Counter({
+      name: 'valhalla_state_listener_resubscribes_total',
+      help: 'Times the state cache re-subscribed to change notifications (and reloaded all state), by reason',
+      labelNames: ['reason'],
+      registers: [metrics],
+    });
+    const stateCache = createStateCache(database, app.log.child({ component: 'state-cache' }), env.STATE_RELOAD_INTERVAL_MS, {
+      onResubscribe: (reason) => resubscribes.inc({ reason }),
+    });
+    new Gauge({
+      name: 'valhalla_state_listener_up',
+      help: '1 while this instance hears change notifications from the others (verified by heartbeat on PostgreSQL), else 0',
+      registers: [metrics],
+      collect() {
+        this.set(stateCache.listenerStatus().state === 'listening' ? 1 : 0);
+      },
+    });
 
     const jobOutcomes = new Counter({
       name: 'valhalla_jobs_total',

@@ -28,7 +28,7 @@ describe('liveness and readiness', () => {
       const res = await get(url);
       expect(res.statusCode, url).toBe(200);
       const checks = res.json().checks as Array<{ name: string; ok: boolean; latencyMs?: number; message: string }>;
-      expect(checks.map((c) => c.name)).toEqual(['database', 'migrations', 'draining', 'pressure']);
+      expect(checks.map((c) => c.name)).toEqual(['database', 'migrations', 'state-listener', 'draining', 'pressure']);
       expect(checks.every((c) => c.ok)).toBe(true);
       expect(checks[0]!.latencyMs).toEqual(expect.any(Number));
       expect(checks[1]!.message).toMatch(/^(\d+) of \1 applied$/);

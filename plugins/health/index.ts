@@ -24,6 +24,7 @@ export default definePack({
       timeoutMs: env.READY_DB_TIMEOUT_MS,
       isDraining: () => app.lifecycle.draining,
       pressure,
+      stateListener: () => app.stateCache.listenerStatus(),
     });
     const snapshots = createSnapshotStore({ db: app.db });
     const figures = createFiguresCollector({ totals, registry: app.metrics });
@@ -37,6 +38,7 @@ export default definePack({
       driver: app.database.driver,
       jobs: app.jobs,
       stateCacheNames: () => app.stateCache.names(),
+      stateListener: () => app.stateCache.listenerStatus(),
       batchWriters: () => batchWritersPending(app.metrics),
       packs: app.packs,
     };

@@ -3,7 +3,7 @@ import { PageQuerySchema } from '../../src/pagination.js';
 import { QueryTimestamp, StrictObject } from '../../src/schemas.js';
 
 export const CheckSchema = Type.Object({
-  name: Type.Union([Type.Literal('database'), Type.Literal('migrations'), Type.Literal('draining'), Type.Literal('pressure')]),
+  name: Type.Union([Type.Literal('database'), Type.Literal('migrations'), Type.Literal('state-listener'), Type.Literal('draining'), Type.Literal('pressure')]),
   ok: Type.Boolean(),
   latencyMs: Type.Optional(Type.Number({ description: 'time the check took (database round trip)' })),
   message: Type.String(),
@@ -57,7 +57,16 @@ export const HealthSchema = Type.Object({
       queued: Type.Array(Type.String()),
       periodic: Type.Array(Type.String()),
     }),
-    stateCache: Type.Object({ entries: Type.Integer(), names: Type.Array(Type.String()) }),
+    stateCache: Type.Object({
+      entries: Type.Integer(),
+      names: Type.Array(Type.String()),
+      listener: Type.Object({
+        state: Type.Union([Type.Literal('listening'), Type.Literal('lost'), Type.Literal('stopped')]),
+        since: Type.String({ format: 'date-time' }),
+        resubscribes: Type.Integer(),
+        reason: Type.Union([Type.String(), Type.Null()]),
+      }),
+    }),
     batchWriters: Type.Object({
       pending: Type.Integer(),
       writers: Type.Array(Type.Object({ name: Type.String(), pending: Type.Integer() })),

@@ -2,6 +2,7 @@ import { and, desc, eq, gte, lt, lte, type SQL } from 'drizzle-orm';
 import { DatabaseTimeoutError, pgErrorCode, withTimeout, type Database, type Db } from '../../db/client.js';
 import { migrationStatus } from '../../db/migrate.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
+import type { ListenerStatus } from '../../src/state-cache.js';
 import type { Check, Health, SnapshotFigures } from './schemas.js';
 import { metricsSnapshots } from './table.js';
 
@@ -17,6 +18,8 @@ export interface ReadinessDeps {
   timeoutMs: number;
   isDraining: () => boolean;
   pressure: () => PressureState;
+  /** Whether the state cache hears other instances' changes (src/state-cache.ts). */
+  stateListener?: () => Pick<ListenerStatus, 'state' | 'since' | 'reason'>;
   migrationStatus?: (db: Db) => Promise<{ expected: number; applied: number }>;
 }
 
@@ -88,16 +91,25 @@ export function createReadiness(deps: ReadinessDeps) {
     return { name: 'pressure', ok: !p.underPressure, message: p.underPressure ? `shedding load: ${figures}` : figures };
   }
 
+  // An instance that cannot hear changes may keep serving a revoked key or a flipped flag until
+  // the periodic reload: it leaves the load balancer's rotation until it is listening again.
+  function stateListener(): Check {
+    const l = deps.stateListener?.();
+    if (!l || l.state === 'listening') return { name: 'state-listener', ok: true, message: 'listening for changes' };
+    return { name: 'state-listener', ok: false, message: `${l.state} since ${l.since}${l.reason ? `: ${l.reason}` : ''}` };
+  }
+
   return {
     database,
     migrations,
     draining,
     pressure,
+    stateListener,
     /** Every check, in a fixed order; the migration check waits for the database one. */
     async checks(): Promise<{ ready: boolean; checks: Check[] }> {
       const db = await database();
       const { expected: _e, applied: _a, ...mig } = await migrations(db.ok);
-      const checks = [db, mig, draining(), pressure()];
+      const checks = [db, mig, stateListener(), draining(), pressure()];
       return { ready: checks.every((c) => c.ok), checks };
     },
   };
@@ -154,6 +166,7 @@ export interface HealthReportDeps {
   driver: 'pglite' | 'postgres';
   jobs: { running: boolean; definitions: { queued: string[]; periodic: string[] } };
   stateCacheNames: () => string[];
+  stateListener: () => ListenerStatus;
   batchWriters: () => Promise<Array<{ name: string; pending: number }>>;
   packs: ReadonlyArray<{ name: string; code: string; description: string }>;
 }
@@ -166,7 +179,8 @@ export async function healthReport(deps: HealthReportDeps): Promise<Health> {
   const writers = await deps.batchWriters();
   const names = deps.stateCacheNames();
   const { lifecycle } = deps;
-  const ok = database.ok && migrations.ok && !pressure.underPressure && !lifecycle.draining;
+  const listener = deps.stateListener();
+  const ok = database.ok && migrations.ok && listener.state === 'listening' && !pressure.underPressure && !lifecycle.draining;
   return {
     status: ok ? 'ok' : 'degraded',
     version: lifecycle.version,
@@ -185,7 +199,7 @@ export async function healthReport(deps: HealthReportDeps): Promise<Health> {
         rssBytes: pressure.rssBytes,
       },
       jobs: { running: deps.jobs.running, queued: deps.jobs.definitions.queued, periodic: deps.jobs.definitions.periodic },
-      stateCache: { entries: names.length, names },
+      stateCache: { entries: names.length, names, listener },
       batchWriters: { pending: writers.reduce((sum, w) => sum + w.pending, 0), writers },
     },
     packs: deps.packs.map((p) => ({ name: p.name, code: p.code, description: p.description })),

@@ -134,6 +134,41 @@ describe.skipIf(!serverUrl())('two instances through a PostgreSQL outage', () =>
     }
   });
 
+  it('answers 503 within the deadline while the database hangs, and commits none of it later', async () => {
+    proxy.hang();
+    // Pooled connections opened before the hang still work: drop them as a partition would.
+    proxy.cut();
+    proxy.hang();
+    const sent = Date.now();
+    const outcomes = await Promise.all(
+      ['hang.write.1', 'hang.write.2', 'hang.write.3'].map(async (key, i) => {
+        await sleep(i * 300);
+        const started = Date.now();
+        const res = await call(i % 2 ? b : a, 'POST', '/system/flags', { key, type: 'release' });
+        return { key, status: res.statusCode, ms: Date.now() - started };
+      }),
+    );
+    figures.slowestAnswerDuringHang = Math.max(...outcomes.map((o) => o.ms));
+    for (const o of outcomes) {
+      expect(o.status, o.key).toBe(503);
+      expect(o.ms, o.key).toBeLessThan(ACQUIRE_MS + 1500);
+    }
+    expect(Date.now() - sent).toBeLessThan(ACQUIRE_MS * 3);
+    proxy.restore();
+    await vi.waitFor(async () => {
+      expect((await call(a, 'GET', '/ready')).statusCode).toBe(200);
+      expect((await call(b, 'GET', '/ready')).statusCode).toBe(200);
+      expect((await call(b, 'POST', '/system/flags', { key: `after.hang.${Date.now()}`, type: 'release' })).statusCode).toBe(201);
+    }, { timeout: 10_000, interval: 50 });
+    await sleep(1000);
+    const direct = postgres(database.url!, { max: 1, onnotice: () => {} });
+    try {
+      expect(await direct`select key from feature_flags where key like 'hang.write.%'`).toEqual([]);
+    } finally {
+      await direct.end();
+    }
+  });
+
   it('reports the state listener in /ready?verbose and /metrics', async () => {
     const ready = (await call(b, 'GET', '/ready?verbose')).json<{ checks: Array<{ name: string; ok: boolean }> }>();
     expect(ready.checks).toContainEqual(expect.objectContaining({ name: 'state-listener', ok: true }));

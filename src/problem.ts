@@ -31,6 +31,7 @@ export const PROBLEM_KINDS = {
   'read-only': { status: 503, title: 'Read-only mode', description: 'The service is in read-only mode: writes are refused until an operator switches it back; `Retry-After` is set when the end is known.' },
   maintenance: { status: 503, title: 'Maintenance', description: 'The service is in maintenance mode: only health, metrics, docs and, for admin callers, the maintenance and admin endpoints answer.' },
   'database-unavailable': { status: 503, title: 'Database unavailable', description: 'The database did not answer; retry later.' },
+  'counter-store-unavailable': { status: 503, title: 'Counter store unavailable', description: 'The shared rate-limit counter store (Redis) did not answer, so usage held there cannot be read; retry later. Requests themselves are still served: limits fail open while it is down.' },
   'under-pressure': { status: 503, title: 'Under pressure', description: 'The instance is shedding load; retry after `Retry-After` seconds.' },
   'upstream-timeout': { status: 504, title: 'Upstream timeout', description: 'A dependency did not answer in time.' },
 } as const;

@@ -267,16 +267,32 @@ export function createLimiter(deps: LimiterDeps) {
       }
     }
     const usage = [];
-    for (const limit of limits) usage.push(await peek(limit));
+    for (const limit of limits) usage.push(await fromStore(peek(limit)));
 
     const clientId = facts.clientId;
     let quotaUsage: Status['quota'] = null;
     if (clientId !== null) {
       const now = new Date();
-      const used = await quota.read(clientId, now);
+      const used = await fromStore(quota.read(clientId, now));
       quotaUsage = { limit: quotaLimit, used, remaining: quotaLimit === null ? null : Math.max(0, quotaLimit - used), day: utcDay(now), resetSeconds: secondsToUtcMidnight(now) };
     }
     return { subject: key ?? caller ?? 'unknown', store: deps.store, limits: usage, quota: quotaUsage };
+  }
+
+  /**
+   * A read the caller asked for: unlike counting (which fails open), a store that is down or
+   * slow answers 503 `counter-store-unavailable`, never a 500; the cause is logged, not sent.
+   */
+  async function fromStore<T>(read: Promise<T>): Promise<T> {
+    try {
+      return await read;
+    } catch (err) {
+      log.warn({ err: { message: safeMessage(err) } }, 'rate-limit store read failed; answering 503');
+      throw new ProblemError('counter-store-unavailable', {
+        detail: `The ${deps.store === 'redis' ? 'shared counter store (Redis)' : 'counter store'} did not answer; retry later.`,
+        headers: { 'retry-after': '5' },
+      });
+    }
   }
 
   /** Whether requests to a route are limited and by which rule (for the route index). */

@@ -1,3 +1,4 @@
+import { safeMessage } from '../../src/secrets.js';
 import rateLimitPlugin from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
@@ -60,7 +61,7 @@ export default definePack({
       ? createRedisClient(env.REDIS_URL, env.RATE_LIMIT_REDIS_TIMEOUT_MS, (err) => {
           if (Date.now() - redisErrorLogged < 10_000) return;
           redisErrorLogged = Date.now();
-          log.warn({ err: { message: err.message } }, 'redis connection error; rate limits fail open until it returns');
+          log.warn({ err: { message: safeMessage(err) } }, 'redis connection error; rate limits fail open until it returns');
         })
       : null;
     if (redis) {
@@ -78,7 +79,8 @@ export default definePack({
       max: env.RATE_LIMIT_DEFAULT_MAX,
       timeWindow: env.RATE_LIMIT_DEFAULT_WINDOW_SECONDS * 1000,
       cache: MEMORY_COUNTERS,
-      skipOnError: false,
+      // Fail open like the limiter below: a Redis outage never turns a request into a 500.
+      skipOnError: true,
       ...(redis && { redis, nameSpace: env.RATE_LIMIT_REDIS_PREFIX }),
       errorResponseBuilder: (_request, context) => new ProblemError('rate-limited', { detail: `Rate limit exceeded; retry in ${context.after}.` }),
     });

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { createConnection } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { FaultyProxy } from '../../test/helpers/faulty-proxy.js';
 import { asCaller, burst, packsWithTestCaller } from './test-support.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -96,5 +97,58 @@ describe('when Redis does not answer', () => {
     expect(await burst(t.app, '/redis-down', '10.30.0.1', 3)).toEqual([404, 404, 404]);
     expect(await burst(t.app, '/redis-down', '10.30.0.2', 2, { headers: asCaller({ clientId: 9, dailyQuota: 1 }) })).toEqual([404, 404]);
     expect(await errors()).toBeGreaterThanOrEqual(before + 5);
+  });
+});
+
+describe.skipIf(!redisUp)('when Redis is cut off and comes back (through a TCP proxy)', () => {
+  let t: TestApp;
+  let proxy: FaultyProxy;
+  const prefix = `${PREFIX}cut:`;
+  const errorEvents = async () => (await t.inject({ method: 'GET', url: '/system/errors' })).json<{ items: unknown[] }>().items.length;
+
+  beforeAll(async () => {
+    const direct = new URL(REDIS_URL);
+    proxy = new FaultyProxy({ host: direct.hostname, port: Number(direct.port || 6379) });
+    const port = await proxy.listen();
+    t = await createTestApp(
+      { TRACE_SAMPLE_RATE: 0, REDIS_URL: `redis://127.0.0.1:${port}`, RATE_LIMIT_REDIS_PREFIX: prefix },
+      { packs: packsWithTestCaller() },
+    );
+  });
+  afterAll(async () => {
+    proxy?.restore();
+    await t?.close();
+    await proxy?.close();
+  });
+
+  it('fails open on counting and quota, answers 503 problems for usage reads, never a 500, and recovers', async () => {
+    for (const ip of ['10.40.0.1', '10.40.0.3']) {
+      const rule = await t.inject({ method: 'POST', url: '/system/rate-limits', payload: { scope: 'ip', match: ip, max: 2, windowSeconds: 60 } });
+      expect(rule.statusCode).toBe(201);
+    }
+    expect((await t.inject({ method: 'GET', url: '/system/rate-limits/status?key=client:1' })).statusCode).toBe(200);
+    const errorsBefore = await errorEvents();
+
+    proxy.cut();
+    // Counting and the daily quota let requests through while Redis is gone (the rule says 2).
+    expect(await burst(t.app, '/cut', '10.40.0.1', 4)).toEqual([404, 404, 404, 404]);
+    expect(await burst(t.app, '/cut', '10.40.0.2', 3, { headers: asCaller({ clientId: 77, dailyQuota: 1 }) })).toEqual([404, 404, 404]);
+    // Reads of Redis-held usage answer 503, for every kind of subject and for the caller itself.
+    for (const key of ['client:1', 'ip:10.40.0.1', undefined]) {
+      const res = await t.inject({ method: 'GET', url: `/system/rate-limits/status${key ? `?key=${key}` : ''}` });
+      expect(res.statusCode, key).toBe(503);
+      expect(res.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(res.headers['retry-after']).toBe('5');
+      expect(res.json()).toMatchObject({ type: '/problems/counter-store-unavailable', status: 503 });
+      expect(res.body).not.toContain('127.0.0.1');
+    }
+    expect(await errorEvents()).toBe(errorsBefore);
+
+    proxy.restore();
+    await vi.waitFor(async () => {
+      expect((await t.inject({ method: 'GET', url: '/system/rate-limits/status?key=ip:10.40.0.3' })).statusCode).toBe(200);
+    }, { timeout: 10_000, interval: 100 });
+    // Counting is back: the rule's limit of 2 holds again.
+    expect(await burst(t.app, '/back', '10.40.0.3', 3)).toEqual([404, 404, 429]);
   });
 });

@@ -5,6 +5,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 
 /** The Drizzle handle every pack uses; the same type on PGlite and on postgres.js. */
 export type Db = PgDatabase<PgQueryResultHKT>;
@@ -95,9 +96,18 @@ export async function createDatabase(options: DatabaseOptions = {}): Promise<Dat
 }
 
 async function createPglite(dataDir?: string): Promise<Database> {
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  let lock: DataDirLock | undefined;
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true });
+    lock = lockDataDir(dataDir);
+  }
   const client = dataDir ? new PGlite(dataDir) : new PGlite();
-  await client.waitReady;
+  try {
+    await client.waitReady;
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
   const counter = queryCounter();
   const db: Db = drizzlePglite({ client, logger: counter });
   // PGlite is one connection in this process: advisory locks are re-entrant for it, so an
@@ -134,7 +144,11 @@ async function createPglite(dataDir?: string): Promise<Database> {
       await withTimeout(client.query('select 1'), timeoutMs, 'database');
     },
     async close() {
-      if (!client.closed) await client.close();
+      try {
+        if (!client.closed) await client.close();
+      } finally {
+        lock?.release();
+      }
     },
   };
 }

@@ -47,8 +47,8 @@ export interface StateCacheOptions {
    * reloads every entry, since notifications sent meanwhile are gone. Default 500.
    */
   heartbeatMs?: number;
-  /** Called with the reason each time the cache re-subscribes (for metrics). */
-  onResubscribe?: (reason: string) => void;
+  /** Called each time the cache re-subscribes (for metrics), with why. */
+  onResubscribe?: (reason: ResubscribeReason) => void;
 }
 
 export interface StateCache {
@@ -63,6 +63,13 @@ export interface StateCache {
 }
 
 const HEARTBEAT_PREFIX = '~heartbeat:';
+
+/**
+ * - `driver-reconnect`: postgres.js re-established the LISTEN after its connection dropped;
+ * - `after-outage`: the database was unreachable, so the subscription was renewed once it answered;
+ * - `heartbeat-missed`: the database answered but the listener did not hear the heartbeat.
+ */
+export type ResubscribeReason = 'driver-reconnect' | 'after-outage' | 'heartbeat-missed';
 
 export function createStateCache(
   database: Database,
@@ -108,7 +115,7 @@ export function createStateCache(
     subscriptions++;
     if (subscriptions === 1 || !running || resubscribing) return;
     status.resubscribes++;
-    options.onResubscribe?.('reconnected');
+    options.onResubscribe?.('driver-reconnect');
     log.info({ resubscribes: status.resubscribes }, 'state listener re-subscribed; reloading all state');
     setState('listening', null);
     void reloadAll();
@@ -119,7 +126,7 @@ export function createStateCache(
   }
 
   /** Drops whatever is left of the old subscription and subscribes again; then reloads all. */
-  async function resubscribe(reason: string): Promise<void> {
+  async function resubscribe(why: ResubscribeReason, reason: string): Promise<void> {
     setState('lost', reason);
     const old = unlisten;
     unlisten = undefined;
@@ -128,7 +135,7 @@ export function createStateCache(
       await quietly(old?.());
       await subscribe();
       status.resubscribes++;
-      options.onResubscribe?.(reason);
+      options.onResubscribe?.(why);
       log.warn({ reason, resubscribes: status.resubscribes }, 'state listener re-subscribed; reloading all state');
       setState('listening', null);
       await reloadAll();
@@ -151,7 +158,7 @@ export function createStateCache(
       return;
     }
     if (status.state === 'lost') {
-      await resubscribe(status.reason ?? 'database came back');
+      await resubscribe('after-outage', 'the database answers again');
       return;
     }
     // A busy event loop or database can delay the echo: allow it a second before calling it lost.
@@ -159,7 +166,7 @@ export function createStateCache(
     while (heartbeatHeard < seq && Date.now() < deadline && running) await sleep(10);
     if (heartbeatHeard < seq && running) {
       log.warn('state listener lost: its heartbeat did not come back');
-      await resubscribe('heartbeat not received');
+      await resubscribe('heartbeat-missed', 'heartbeat not received');
     }
   }
 

@@ -44,6 +44,15 @@ export function scopeSatisfies(granted: ReadonlySet<string>, required: string): 
   return false;
 }
 
+/** The other scopes that satisfy `required` (scopeSatisfies), for documentation. */
+export function alsoSatisfying(required: string): string[] {
+  if (required === 'admin') return [];
+  const colon = required.lastIndexOf(':');
+  const area = required.slice(0, colon);
+  const others = colon >= 0 && required.slice(colon + 1) === 'read' ? [`${area}:write`, 'system:read'] : [];
+  return [...new Set([...others, 'admin'])].filter((s) => s !== required);
+}
+
 /**
  * The authenticated API client behind a request (set by the api-keys pack's onRequest hook,
  * null on public routes and before authentication).

@@ -7,8 +7,8 @@ import { createBatchWriter, type BatchWriter, type BatchWriterOptions } from './
 import type { Env } from './env.js';
 import { createJobRunner, type JobRunner } from './jobs/runner.js';
 import type { Pack } from './pack.js';
+import { createApiDocs, type ApiDocs } from './api-docs.js';
 import { isScope } from './access.js';
-import { problemResponses } from './problem.js';
 import { createStateCache, type StateCache } from './state-cache.js';
 
 export interface Lifecycle {
@@ -68,6 +68,8 @@ declare module 'fastify' {
     packs: ReadonlyArray<Pack['meta']>;
     /** Every route registered after the kernel (all packs' routes), in registration order. */
     routeCatalog: ReadonlyArray<RouteEntry>;
+    /** What request hooks add to the OpenAPI document of every route (src/api-docs.ts). */
+    apiDocs: ApiDocs;
   }
   interface FastifyRequest {
     /** Who is calling; null until an authentication pack sets it (audit records it as anonymous). */
@@ -172,6 +174,7 @@ export default fp(
     }));
     app.decorate('overview', overview);
     app.decorate('packs', opts.packs);
+    app.decorate('apiDocs', createApiDocs());
     app.decorateRequest('actor', null);
     app.decorateRequest('caller', null);
     app.decorateRequest('routeConfig', null);
@@ -188,7 +191,6 @@ export default fp(
     app.decorate('routeCatalog', routeCatalog);
     app.addHook('onRoute', (route) => {
       registered.push(route);
-      documentAccessProblems(route);
     });
     app.addHook('onReady', async () => {
       for (const route of registered) {
@@ -275,14 +277,4 @@ function assertEveryRouteGuarded(routes: ReadonlyArray<RouteEntry>): void {
     else if (r.scope && !isScope(r.scope)) problems.push(`${r.method} ${r.url} declares unknown scope '${r.scope}' (see SCOPES in src/access.ts)`);
   }
   if (problems.length) throw new Error(`unguarded routes:\n  ${problems.join('\n  ')}`);
-}
-
-/**
- * Every route with a scope can answer 401 and 403 (the authentication hook decides before the
- * handler): document both once here rather than in every route's schema.
- */
-function documentAccessProblems(route: RouteOptions): void {
-  const schema = route.schema as { response?: Record<string, unknown> } | undefined;
-  if (!route.config?.scope || !schema?.response) return;
-  schema.response = { ...problemResponses(401, 403), ...schema.response };
 }

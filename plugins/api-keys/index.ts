@@ -2,7 +2,7 @@ import { Counter, Gauge } from 'prom-client';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { bootstrapAdminKey, printGeneratedKey } from './bootstrap.js';
-import { addAuthenticationHook, createLastUsedRecorder } from './hooks.js';
+import { addAuthenticationHook, createLastUsedRecorder, documentAuthentication } from './hooks.js';
 import { apiKeyRoutes } from './routes.js';
 import { createApiKeyService, type ApiKeyService } from './service.js';
 import { buildVerifier, EMPTY_VERIFIER, type CredentialVerifier } from './verifier.js';
@@ -54,6 +54,7 @@ export default definePack({
       },
     });
     addAuthenticationHook(app, { verifier, failures, used: recorder.used });
+    documentAuthentication(app);
 
     const timer = setInterval(() => void recorder.flush(), app.env.BATCH_FLUSH_INTERVAL_MS);
     timer.unref();

@@ -151,3 +151,10 @@ export function bearerMatches(authorization: string | undefined, token: string):
   if (presented === undefined) return false;
   return timingSafeEqual(digest(presented), digest(token));
 }
+
+/** The OpenAPI side of load shedding: with a pressure limit set, every route not let through may answer 503. */
+export function documentLoadShedding(app: FastifyInstance, env: Env): void {
+  const shedding = env.PRESSURE_MAX_EVENT_LOOP_DELAY_MS > 0 || env.PRESSURE_MAX_HEAP_BYTES > 0 || env.PRESSURE_MAX_RSS_BYTES > 0;
+  if (!shedding) return;
+  app.apiDocs.describe(({ config }) => (config.pressureHandler === undefined ? { problems: [{ kind: 'under-pressure', headers: ['Retry-After'] }] } : undefined));
+}

@@ -2,7 +2,7 @@ import { Gauge } from 'prom-client';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { createMaintenanceClock, EMPTY_SNAPSHOT, MODES, type MaintenanceSnapshot, type MaintenanceView } from './effective.js';
-import { guardChangeFreeze } from './hooks.js';
+import { documentChangeFreeze, guardChangeFreeze } from './hooks.js';
 import { createChangeEvents, createSweep, type ChangeEvents, type MaintenanceChangeListener, type SweepResult } from './jobs.js';
 import { maintenanceRoutes } from './routes.js';
 import { createMaintenanceService, statusBody, type MaintenanceService } from './service.js';
@@ -79,6 +79,7 @@ export default definePack({
     });
 
     guardChangeFreeze(app, current);
+    documentChangeFreeze(app);
 
     new Gauge({
       name: 'valhalla_maintenance_mode',

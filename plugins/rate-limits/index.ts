@@ -5,7 +5,7 @@ import { definePack } from '../../src/pack.js';
 import { ProblemError } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { closeRedis, createRedisClient, memoryQuotaCounter, redisQuotaCounter, waitForRedis } from './counters.js';
-import { createLimiter, type ExceededListener, type Limiter } from './hooks.js';
+import { createLimiter, documentRateLimits, type ExceededListener, type Limiter } from './hooks.js';
 import { rateLimitRoutes } from './routes.js';
 import { memoryCounterStore, redisCounterStore } from './stores.js';
 import { buildRuleIndex, type RuleIndex } from './rules.js';
@@ -120,6 +120,7 @@ export default definePack({
       log,
     });
     app.addHook('onRequest', limiter.onRequest);
+    documentRateLimits(app);
 
     app.decorate('rateLimits', {
       service,

@@ -90,6 +90,7 @@ interface Stash {
 const REQUEST_ID = 'X-Request-ID';
 const LOCATION = 'Location';
 const RETRY_AFTER = 'Retry-After';
+const WWW_AUTHENTICATE = 'WWW-Authenticate';
 const KERNEL_HEADERS: Record<string, HeaderDoc> = {
   [REQUEST_ID]: {
     description: 'Correlation id: an inbound value of at most 128 characters of `[A-Za-z0-9._:-]` is kept, anything else replaced; echoed on every response and in every problem and log line.',
@@ -97,6 +98,7 @@ const KERNEL_HEADERS: Record<string, HeaderDoc> = {
   },
   [LOCATION]: { description: 'URL of the created (201) or accepted (202) resource.', schema: { type: 'string' } },
   [RETRY_AFTER]: { description: 'Seconds after which the request may succeed.', schema: { type: 'integer', minimum: 0 } },
+  [WWW_AUTHENTICATE]: { description: 'The authentication challenge (RFC 9110 §11.6.1), e.g. `Bearer realm="valhalla"`.', schema: { type: 'string' } },
 };
 
 export interface ApiDocs {
@@ -162,6 +164,10 @@ export function createApiDocs(): ApiDocs {
       const given = (schema ?? {}) as FastifySchema & { operationId?: string; description?: string; security?: unknown; response?: Record<string, unknown> };
       const response: Record<string, unknown> = { ...given.response };
       const stash: Stash = { kinds: {}, responseHeaders: { '2xx': [] }, requestHeaders: [REQUEST_ID] };
+      // Problem statuses the route declares itself: any kind of that status.
+      for (const [status, body] of Object.entries(response)) {
+        if (isProblemRef(body)) addUnique((stash.kinds[status] ??= []), kindsOfStatus(Number(status)));
+      }
       let security: OperationDocs['security'];
       const notes: string[] = [];
 
@@ -179,9 +185,8 @@ export function createApiDocs(): ApiDocs {
           addUnique((stash.responseHeaders[status] ??= []), sent);
         }
       }
-      // Problem statuses the route declares itself: any kind of that status.
-      for (const [status, body] of Object.entries(response)) {
-        if (isProblemRef(body)) addUnique((stash.kinds[status] ??= []), kindsOfStatus(Number(status)));
+      for (const status of Object.keys(response)) {
+        if (status === '401') addUnique((stash.responseHeaders[status] ??= []), [WWW_AUTHENTICATE]);
         if (status === '201' || status === '202') addUnique((stash.responseHeaders[status] ??= []), [LOCATION]);
         if (status === '503') addUnique((stash.responseHeaders[status] ??= []), [RETRY_AFTER]);
       }
@@ -238,8 +243,8 @@ export function createApiDocs(): ApiDocs {
             const names = [REQUEST_ID, ...(stash.responseHeaders[status] ?? []), ...(/^2\d\d$/.test(status) ? stash.responseHeaders['2xx']! : [])];
             res.headers = { ...res.headers };
             for (const name of new Set(names)) res.headers[name] = headerRef(name);
-            const media = res.content?.['application/json'];
-            if (media && isProblemRef(media.schema)) {
+            const media = Object.values(res.content ?? {}).find((m) => isProblemRef(m.schema));
+            if (media) {
               // The error handler answers every problem as application/problem+json (RFC 9457).
               res.content = { [PROBLEM_CONTENT_TYPE.split(';')[0]!]: media };
               const kinds = stash.kinds[status] ?? kindsOfStatus(Number(status));

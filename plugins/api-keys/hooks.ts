@@ -103,14 +103,13 @@ export function createLastUsedRecorder(write: (uses: ReadonlyMap<string, Date>) 
 export function documentAuthentication(app: FastifyInstance): void {
   app.apiDocs.securityScheme('bearerApiKey', { type: 'http', scheme: 'bearer', bearerFormat: 'vhk_ API key', description: 'An API key as `Authorization: Bearer vhk_…`.' });
   app.apiDocs.securityScheme('apiKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key as `X-API-Key: vhk_…`.' });
-  app.apiDocs.header('WWW-Authenticate', { description: 'The authentication challenge: `Bearer realm="valhalla"`.', schema: { type: 'string' } });
   app.apiDocs.describe(({ config }): OperationDocs => {
     const scope = config.scope;
     if (scope === undefined) return { security: [] };
     const others = alsoSatisfying(scope);
     return {
       security: [{ bearerApiKey: [scope] }, { apiKeyHeader: [scope] }],
-      problems: [{ kind: 'unauthorized', headers: ['WWW-Authenticate'] }, { kind: 'forbidden' }],
+      problems: [{ kind: 'unauthorized' }, { kind: 'forbidden' }],
       note: `**Scope:** \`${scope}\`${others.length ? `, or one that includes it: ${others.map((s) => `\`${s}\``).join(', ')}` : ''}.`,
     };
   });

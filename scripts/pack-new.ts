@@ -228,14 +228,16 @@ function main(): void {
   table ${many.snake}, routes /system/${many.kebab}, type ${one.pascal}, service app.${many.camel}
 
 Next steps:
-  1. npm run db:generate -- --name ${spell(name).snake}
-     writes the migration that creates the ${many.snake} table (commit drizzle/ with the pack)
-  2. npm test
-     or only this pack: npx vitest run plugins/${name}
-  3. Shape it to what the pack does: table.ts, schemas.ts, service.ts, routes.ts, then its test.${
+  1. Shape plugins/${name}/table.ts to what the pack stores (columns, indexes, unique names) first:
+     the migration should create the table as it will be, not the template's copy.
+  2. npm run db:generate -- --name ${spell(name).snake}
+     writes the migration that creates the ${many.snake} table; review it, commit drizzle/ with the pack
+     (to redo it before committing, see "Tables and migrations" in docs/packs.md)
+  3. Shape schemas.ts, service.ts, routes.ts and the pack's scopes (index.ts), then its test.${
     code ? '' : `\n     Set the pack's two-letter code in plugins/${name}/index.ts (still 'XX'), or pass --code next time.`
   }
-     Move the pack in plugins/index.ts if it must load before another pack. See docs/packs.md.`);
+     Move the pack in plugins/index.ts if it must load before another pack. See docs/packs.md.
+  4. npm test, or only this pack: npx vitest run plugins/${name}`);
 }
 
 try {

@@ -202,6 +202,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
           components: {},
         },
         refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+        // Security, hook answers (401/403/423/429/503), headers and operationIds: src/api-docs.ts.
+        transform: (args) => root.apiDocs.transform(args, 'openapiObject' in args ? args.openapiObject : args.swaggerObject),
+        transformObject: (doc) => ('openapiObject' in doc ? root.apiDocs.transformObject(doc.openapiObject) : doc.swaggerObject),
       });
       // The docs UI and the OpenAPI document are public: they describe the API, they hold no data.
       await root.register(async function docs(scope) {

@@ -7,8 +7,8 @@ import { createBatchWriter, type BatchWriter, type BatchWriterOptions } from './
 import type { Env } from './env.js';
 import { createJobRunner, type JobRunner } from './jobs/runner.js';
 import type { Pack } from './pack.js';
-import { isScope } from './access.js';
-import { problemResponses } from './problem.js';
+import { createApiDocs, type ApiDocs } from './api-docs.js';
+import { createScopeCatalog, type ScopeCatalog } from './access.js';
 import { createStateCache, type StateCache } from './state-cache.js';
 
 export interface Lifecycle {
@@ -68,6 +68,10 @@ declare module 'fastify' {
     packs: ReadonlyArray<Pack['meta']>;
     /** Every route registered after the kernel (all packs' routes), in registration order. */
     routeCatalog: ReadonlyArray<RouteEntry>;
+    /** What request hooks add to the OpenAPI document of every route (src/api-docs.ts). */
+    apiDocs: ApiDocs;
+    /** The kernel's scopes and those the loaded packs declare. */
+    scopes: ScopeCatalog;
   }
   interface FastifyRequest {
     /** Who is calling; null until an authentication pack sets it (audit records it as anonymous). */
@@ -188,6 +192,9 @@ export default fp(
     }));
     app.decorate('overview', overview);
     app.decorate('packs', opts.packs);
+    app.decorate('apiDocs', createApiDocs());
+    const scopes = createScopeCatalog(opts.packs);
+    app.decorate('scopes', scopes);
     app.decorateRequest('actor', null);
     app.decorateRequest('caller', null);
     app.decorateRequest('routeConfig', null);
@@ -204,7 +211,6 @@ export default fp(
     app.decorate('routeCatalog', routeCatalog);
     app.addHook('onRoute', (route) => {
       registered.push(route);
-      documentAccessProblems(route);
     });
     app.addHook('onReady', async () => {
       for (const route of registered) {
@@ -223,7 +229,7 @@ export default fp(
         }
       }
       registered.length = 0;
-      assertEveryRouteGuarded(routeCatalog);
+      assertEveryRouteGuarded(routeCatalog, scopes);
     });
 
     // Echo the correlation id; while draining, close each connection after its response so
@@ -280,25 +286,17 @@ function createOverview(): Overview {
 
 /**
  * A route that declares neither a scope nor `public: true` stops the start-up, so no route is
- * open by accident; so does a scope that is not in SCOPES (a typo would lock everyone out).
+ * open by accident; so does a scope no loaded pack declares (a typo would lock everyone out).
  */
-function assertEveryRouteGuarded(routes: ReadonlyArray<RouteEntry>): void {
+function assertEveryRouteGuarded(routes: ReadonlyArray<RouteEntry>, scopes: ScopeCatalog): void {
   const problems: string[] = [];
   for (const r of routes) {
     if (r.method === 'HEAD' && routes.some((g) => g.method === 'GET' && g.url === r.url)) continue;
     if (r.public && r.scope) problems.push(`${r.method} ${r.url} is public but also declares scope '${r.scope}'`);
     else if (!r.public && !r.scope) problems.push(`${r.method} ${r.url} declares neither config.scope nor config.public`);
-    else if (r.scope && !isScope(r.scope)) problems.push(`${r.method} ${r.url} declares unknown scope '${r.scope}' (see SCOPES in src/access.ts)`);
+    else if (r.scope && !scopes.has(r.scope)) {
+      problems.push(`${r.method} ${r.url} declares unknown scope '${r.scope}': neither the kernel nor a loaded pack declares it (definePack({ scopes }))`);
+    }
   }
   if (problems.length) throw new Error(`unguarded routes:\n  ${problems.join('\n  ')}`);
-}
-
-/**
- * Every route with a scope can answer 401 and 403 (the authentication hook decides before the
- * handler): document both once here rather than in every route's schema.
- */
-function documentAccessProblems(route: RouteOptions): void {
-  const schema = route.schema as { response?: Record<string, unknown> } | undefined;
-  if (!route.config?.scope || !schema?.response) return;
-  schema.response = { ...problemResponses(401, 403), ...schema.response };
 }

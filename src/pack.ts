@@ -1,5 +1,6 @@
 import type { FastifyContextConfig, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { createScopeCatalog, KERNEL_SCOPES, PACK_SCOPE_NAME, type Scope, type ScopeDescriptions } from './access.js';
 
 /**
  * The pack contract. A pack is a folder `plugins/<name>/` whose `index.ts` default-exports
@@ -18,12 +19,18 @@ export interface PackDefinition {
   code: string;
   description: string;
   dependencies?: string[];
+  /**
+   * The scopes this pack's routes require, with what each allows (`'widgets:read': 'Read
+   * widgets'`); API keys can be granted them while the pack is loaded. Add them to the
+   * `ScopeRegistry` type too (src/access.ts shows how) so routes naming them type-check.
+   */
+  scopes?: ScopeDescriptions;
   register?: (app: FastifyInstance) => Promise<void>;
   routes?: FastifyPluginAsync;
 }
 
 export interface Pack {
-  readonly meta: Readonly<Required<Pick<PackDefinition, 'name' | 'code' | 'description' | 'dependencies'>>>;
+  readonly meta: Readonly<Required<Pick<PackDefinition, 'name' | 'code' | 'description' | 'dependencies' | 'scopes'>>>;
   readonly plugin: FastifyPluginAsync;
 }
 
@@ -31,8 +38,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Name of the pack that registered the route (set by the kernel). */
     pack?: string;
-    /** Scope an API key needs for this route (one of SCOPES in src/access.ts); required unless `public`. */
-    scope?: string;
+    /**
+     * Scope an API key needs for this route: the kernel's (src/access.ts) or one a loaded pack
+     * declares in `definePack({ scopes })`; required unless `public`.
+     */
+    scope?: Scope;
     /** Route needs no API key (probes, docs, problem type documentation). */
     public?: boolean;
     /** `false`: never recorded as a span (probes scraped every few seconds). */
@@ -73,7 +83,13 @@ export function routeConfigOf(request: FastifyRequest): RouteConfig {
 
 export function definePack(def: PackDefinition): Pack {
   if (!/^[a-z][a-z0-9-]*$/.test(def.name)) throw new Error(`pack name '${def.name}' must be kebab-case`);
-  const meta = { name: def.name, code: def.code, description: def.description, dependencies: def.dependencies ?? [] };
+  const scopes = def.scopes ?? {};
+  for (const scope of Object.keys(scopes)) {
+    if (!PACK_SCOPE_NAME.test(scope) || Object.hasOwn(KERNEL_SCOPES, scope)) {
+      throw new Error(`pack '${def.name}' declares scope '${scope}': a pack's scopes are '<area>:<action>' in lower-case kebab (e.g. 'widgets:read'), not one of the kernel's`);
+    }
+  }
+  const meta = { name: def.name, code: def.code, description: def.description, dependencies: def.dependencies ?? [], scopes };
   const plugin = fp(
     async function pack(app: FastifyInstance) {
       if (def.register) await def.register(app);
@@ -123,6 +139,11 @@ export function resolvePacks(all: Pack[], disabledList: string): Pack[] {
       if (!loaded.has(dep)) throw new PackConfigError(`pack '${pack.meta.name}' needs pack '${dep}', listed after it: move '${dep}' earlier in plugins/index.ts`);
     }
     loaded.add(pack.meta.name);
+  }
+  try {
+    createScopeCatalog(enabled.map((p) => p.meta));
+  } catch (err) {
+    throw new PackConfigError((err as Error).message);
   }
   return enabled;
 }

@@ -1,3 +1,4 @@
+import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { templateItemRoutes } from './routes.js';
@@ -20,6 +21,16 @@ declare module 'fastify' {
   }
 }
 
+/** The scopes this pack's routes require; API keys can hold them while the pack is loaded. */
+const scopes = {
+  'template:read': 'Read template items',
+  'template:write': 'Create, change and delete template items',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
 /**
  * The template pack (XX): template items with full CRUD, each write audited in the same
  * transaction, and their names held in memory for the hot path. docs/packs.md explains each part.
@@ -28,6 +39,7 @@ export default definePack({
   name: 'template',
   code: 'XX',
   description: 'Template items: CRUD, audited writes and hot-path state (describe your pack here)',
+  scopes,
   dependencies: [],
   // Root scope: decorate what other packs may use, register state-cache entries, jobs, hooks.
   async register(app) {

@@ -23,7 +23,7 @@ export const templateItemRoutes =
     app.post(
       PATH,
       {
-        config: { scope: 'system:write' },
+        config: { scope: 'template:write' },
         schema: {
           tags: TAGS,
           summary: 'Create a template item',
@@ -46,7 +46,7 @@ export const templateItemRoutes =
     app.get(
       PATH,
       {
-        config: { scope: 'system:read' },
+        config: { scope: 'template:read' },
         schema: {
           tags: TAGS,
           summary: 'List template items, oldest first',
@@ -60,7 +60,7 @@ export const templateItemRoutes =
     app.get(
       `${PATH}/:id`,
       {
-        config: { scope: 'system:read' },
+        config: { scope: 'template:read' },
         schema: {
           tags: TAGS,
           summary: 'One template item',
@@ -78,7 +78,7 @@ export const templateItemRoutes =
     app.patch(
       `${PATH}/:id`,
       {
-        config: { scope: 'system:write' },
+        config: { scope: 'template:write' },
         schema: {
           tags: TAGS,
           summary: 'Change a template item',
@@ -104,7 +104,7 @@ export const templateItemRoutes =
     app.delete(
       `${PATH}/:id`,
       {
-        config: { scope: 'system:write' },
+        config: { scope: 'template:write' },
         schema: {
           tags: TAGS,
           summary: 'Delete a template item',

@@ -165,6 +165,16 @@ describe('template pack (XX)', () => {
     await vi.waitFor(() => expect(t.app.templateItems.hasName('hot-path')).toBe(false), { timeout: 5000, interval: 20 });
   });
 
+  it('needs its own scopes: template:read to read, template:write to change', async () => {
+    const reader = await t.keyWith(['template:read']);
+    const headers = { authorization: `Bearer ${reader.token}` };
+    expect((await t.inject({ method: 'GET', url: PATH, headers })).statusCode).toBe(200);
+    const write = await t.inject({ method: 'POST', url: PATH, headers, payload: { name: 'scoped' } });
+    expect(write.statusCode).toBe(403);
+    expect(write.json()).toMatchObject({ requiredScope: 'template:write' });
+    expect(t.app.scopes.entries.filter((e) => e.pack === 'template').map((e) => e.scope)).toEqual(['template:read', 'template:write']);
+  });
+
   it('documents its routes with the pack name and a scope', async () => {
     const doc = (await t.inject({ method: 'GET', url: '/docs/json' })).json();
     expect(Object.keys(doc.paths[PATH])).toEqual(expect.arrayContaining(['get', 'post']));

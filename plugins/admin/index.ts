@@ -1,3 +1,4 @@
+import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import { consoleRoutes } from './console.js';
 import { adminRoutes } from './routes.js';
@@ -10,6 +11,15 @@ declare module 'fastify' {
   }
 }
 
+/** The scopes this pack's routes require; API keys can hold them while the pack is loaded. */
+const scopes = {
+  'audit:read': 'Read the admin operations trail and verify its hash chain',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
 /**
  * UF: the admin ops console. Reads the tamper-evident audit trail that the kernel writes
  * (`admin_operations`, src/audit), verifies its hash chain, gathers every pack's overview
@@ -19,6 +29,7 @@ export default definePack({
   name: 'admin',
   code: 'UF',
   description: 'Admin overview, the audit trail of privileged operations with hash-chain verification, and the web console',
+  scopes,
   async register(app) {
     app.decorate('adminOperations', createAdminOperationService({ db: app.db }));
   },

@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import { pgErrorCode } from '../../db/client.js';
-import { scopeSatisfies } from '../../src/access.js';
+import { alsoSatisfying, scopeSatisfies } from '../../src/access.js';
 import type { Actor } from '../../src/audit/writer.js';
+import type { OperationDocs } from '../../src/api-docs.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import type { CredentialVerifier } from './verifier.js';
 import { routeConfigOf } from '../../src/pack.js';
@@ -93,4 +94,23 @@ export function createLastUsedRecorder(write: (uses: ReadonlyMap<string, Date>) 
       await flushing;
     },
   };
+}
+
+/**
+ * The OpenAPI side of the hook above: two ways to present a key, each operation's scope (in its
+ * security requirement and its description), 401 with the challenge and 403 where a key is needed.
+ */
+export function documentAuthentication(app: FastifyInstance): void {
+  app.apiDocs.securityScheme('bearerApiKey', { type: 'http', scheme: 'bearer', bearerFormat: 'vhk_ API key', description: 'An API key as `Authorization: Bearer vhk_…`.' });
+  app.apiDocs.securityScheme('apiKeyHeader', { type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'An API key as `X-API-Key: vhk_…`.' });
+  app.apiDocs.describe(({ config }): OperationDocs => {
+    const scope = config.scope;
+    if (scope === undefined) return { security: [] };
+    const others = alsoSatisfying(scope);
+    return {
+      security: [{ bearerApiKey: [scope] }, { apiKeyHeader: [scope] }],
+      problems: [{ kind: 'unauthorized' }, { kind: 'forbidden' }],
+      note: `**Scope:** \`${scope}\`${others.length ? `, or one that includes it: ${others.map((s) => `\`${s}\``).join(', ')}` : ''}.`,
+    };
+  });
 }

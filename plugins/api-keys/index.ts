@@ -1,8 +1,9 @@
 import { Counter, Gauge } from 'prom-client';
+import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { bootstrapAdminKey, printGeneratedKey } from './bootstrap.js';
-import { addAuthenticationHook, createLastUsedRecorder } from './hooks.js';
+import { addAuthenticationHook, createLastUsedRecorder, documentAuthentication } from './hooks.js';
 import { apiKeyRoutes } from './routes.js';
 import { createApiKeyService, type ApiKeyService } from './service.js';
 import { buildVerifier, EMPTY_VERIFIER, type CredentialVerifier } from './verifier.js';
@@ -22,6 +23,15 @@ declare module 'fastify' {
   }
 }
 
+/** The scopes this pack's routes require; API keys can hold them while the pack is loaded. */
+const scopes = {
+  'clients:read': 'List API clients and their keys (never the secrets); creating and changing them needs `admin`',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
 /**
  * API clients and keys (UD), and authentication for every route: each route declares the scope
  * it needs (`config.scope`), public routes say so (`config.public`), and the kernel refuses to
@@ -32,6 +42,7 @@ export default definePack({
   name: 'api-keys',
   code: 'UD',
   description: 'API clients and keys: authentication and scopes on every route, key lifecycle, bootstrap admin key',
+  scopes,
   dependencies: [],
   async register(app) {
     const service = createApiKeyService({ db: app.db });
@@ -54,6 +65,7 @@ export default definePack({
       },
     });
     addAuthenticationHook(app, { verifier, failures, used: recorder.used });
+    documentAuthentication(app);
 
     const timer = setInterval(() => void recorder.flush(), app.env.BATCH_FLUSH_INTERVAL_MS);
     timer.unref();

@@ -9,14 +9,12 @@ import {
   ApiClientSchema,
   ApiKeySchema,
   ClientQuery,
-  CreateClientBody,
-  CreateKeyBody,
   KeyParams,
   KeyQuery,
   NewApiKeySchema,
   RevokeKeyBody,
   RotateKeyBody,
-  UpdateClientBody,
+  scopedBodies,
   type NewApiKey,
 } from './schemas.js';
 
@@ -38,6 +36,7 @@ export const apiKeyRoutes =
   ({ service, verifier }: ApiKeys): FastifyPluginAsyncTypebox =>
   async (app) => {
     const changed = async (tx: DbOrTx) => app.stateCache.notify(tx, verifier.name);
+    const { CreateClientBody, UpdateClientBody, CreateKeyBody } = scopedBodies(app.scopes.names);
 
     app.post(
       PATH,

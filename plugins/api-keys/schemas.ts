@@ -1,13 +1,20 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { SCOPES } from '../../src/access.js';
 import { PageQuerySchema } from '../../src/pagination.js';
 import { IsoDate, Nullable, StrictObject } from '../../src/schemas.js';
 
-export const ScopeSchema = Type.Union(
-  Object.keys(SCOPES).map((s) => Type.Literal(s)),
-  { description: 'one of the scopes listed in the README (src/access.ts)' },
-);
-const Scopes = Type.Array(ScopeSchema, { minItems: 1, maxItems: Object.keys(SCOPES).length, uniqueItems: true });
+/**
+ * A scope of this instance: the kernel's or one a loaded pack declares (`app.scopes`). The list
+ * is known at start, so the bodies that grant scopes are built then (scopedBodies). A scope of a
+ * disabled pack cannot be granted; keys that already hold one keep it, inert until the pack is back.
+ */
+const scopeList = (names: readonly string[], description: string) =>
+  Type.Array(
+    Type.Union(
+      names.map((s) => Type.Literal(s)),
+      { description: "a scope of this instance: the kernel's or one a loaded pack declares" },
+    ),
+    { minItems: 1, maxItems: names.length, uniqueItems: true, description },
+  );
 
 const ClientName = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'unique; letters, digits, `.`, `_`, `-`' });
 const Owner = Type.String({ minLength: 1, maxLength: 200, description: 'team or person responsible for the client' });
@@ -40,31 +47,6 @@ export const ApiClientSchema = Type.Object({
 });
 export type ApiClient = Static<typeof ApiClientSchema>;
 
-export const CreateClientBody = StrictObject({
-  name: ClientName,
-  owner: Owner,
-  description: Type.Optional(Description),
-  scopes: Scopes,
-  status: Type.Optional(Status),
-  rateLimit: Type.Optional(RateLimitOverride),
-  dailyQuota: Type.Optional(DailyQuota),
-});
-export type CreateClient = Static<typeof CreateClientBody>;
-
-export const UpdateClientBody = StrictObject(
-  {
-    name: Type.Optional(ClientName),
-    owner: Type.Optional(Owner),
-    description: Type.Optional(Description),
-    scopes: Type.Optional(Scopes),
-    status: Type.Optional(Status),
-    rateLimit: Type.Optional(RateLimitOverride),
-    dailyQuota: Type.Optional(DailyQuota),
-    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, description: 'recorded in the audit trail' })),
-  },
-  { minProperties: 1 },
-);
-export type UpdateClient = Static<typeof UpdateClientBody>;
 
 export const ClientQuery = StrictObject({
   ...PageQuerySchema.properties,
@@ -95,12 +77,43 @@ export const NewApiKeySchema = Type.Intersect([
 ]);
 export type NewApiKey = Static<typeof NewApiKeySchema>;
 
-export const CreateKeyBody = StrictObject({
-  name: Type.String({ minLength: 1, maxLength: 100 }),
-  scopes: Type.Optional(Type.Array(ScopeSchema, { minItems: 1, maxItems: Object.keys(SCOPES).length, uniqueItems: true, description: "a subset of the client's scopes; default: all of them" })),
-  expiresAt: Type.Optional(IsoDate('when the key stops working; must be in the future')),
-});
-export type CreateKey = Static<typeof CreateKeyBody>;
+/** The bodies that grant scopes, for the scopes of this instance (`app.scopes.names`). */
+export function scopedBodies(scopes: readonly string[]) {
+  const clientScopes = scopeList(scopes, 'what keys of this client may hold');
+  return {
+    CreateClientBody: StrictObject({
+      name: ClientName,
+      owner: Owner,
+      description: Type.Optional(Description),
+      scopes: clientScopes,
+      status: Type.Optional(Status),
+      rateLimit: Type.Optional(RateLimitOverride),
+      dailyQuota: Type.Optional(DailyQuota),
+    }),
+    UpdateClientBody: StrictObject(
+      {
+        name: Type.Optional(ClientName),
+        owner: Type.Optional(Owner),
+        description: Type.Optional(Description),
+        scopes: Type.Optional(clientScopes),
+        status: Type.Optional(Status),
+        rateLimit: Type.Optional(RateLimitOverride),
+        dailyQuota: Type.Optional(DailyQuota),
+        reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, description: 'recorded in the audit trail' })),
+      },
+      { minProperties: 1 },
+    ),
+    CreateKeyBody: StrictObject({
+      name: Type.String({ minLength: 1, maxLength: 100 }),
+      scopes: Type.Optional(scopeList(scopes, "a subset of the client's scopes; default: all of them")),
+      expiresAt: Type.Optional(IsoDate('when the key stops working; must be in the future')),
+    }),
+  };
+}
+type ScopedBodies = ReturnType<typeof scopedBodies>;
+export type CreateClient = Static<ScopedBodies['CreateClientBody']>;
+export type UpdateClient = Static<ScopedBodies['UpdateClientBody']>;
+export type CreateKey = Static<ScopedBodies['CreateKeyBody']>;
 
 export const RevokeKeyBody = StrictObject({ reason: Type.String({ minLength: 1, maxLength: 500 }) });
 

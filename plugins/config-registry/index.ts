@@ -1,4 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
+import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { createConfigAccessor, toSnapshot, type ConfigAccessor, type ConfigSnapshot } from './accessor.js';
@@ -20,6 +21,16 @@ declare module 'fastify' {
   }
 }
 
+/** The scopes this pack's routes require; API keys can hold them while the pack is loaded. */
+const scopes = {
+  'config:read': 'Read configuration entries, history and the effective config',
+  'config:write': 'Change configuration entries and roll them back',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
 /**
  * The config & environment registry (TZ): JSON values per key and environment, with history,
  * rollback and an effective view; secrets refused. Packs read it through `app.config`, held in
@@ -29,6 +40,7 @@ export default definePack({
   name: 'config-registry',
   code: 'TZ',
   description: 'Config & environment registry: per-environment JSON entries, history and rollback, no secrets; app.config for packs',
+  scopes,
   dependencies: [],
   async register(app) {
     const refusals = new Counter({

@@ -1,4 +1,5 @@
 import { Counter, Histogram } from 'prom-client';
+import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import { createSmokeRunExecutor, SMOKE_RUN_JOB, type SmokeFailedListener, type SmokeRunExecutor } from './jobs.js';
 import { deploymentRoutes } from './routes.js';
@@ -21,6 +22,16 @@ declare module 'fastify' {
   }
 }
 
+/** The scopes this pack's routes require; API keys can hold them while the pack is loaded. */
+const scopes = {
+  'deployments:read': 'Read deployment profiles, deployments and smoke runs',
+  'deployments:write': 'Change deployment profiles, record deployments, start smoke runs',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
 /**
  * UB: deployment profiles (one service in one environment, with its smoke checks), the history of
  * recorded deployments, and smoke runs that call the configured endpoints over real HTTP. A run
@@ -31,6 +42,7 @@ export default definePack({
   name: 'deployments',
   code: 'UB',
   description: 'Deployment profiles, deployment history and HTTP smoke runs with per-check results',
+  scopes,
   dependencies: [],
   async register(app) {
     const service = createDeploymentService({ db: app.db });

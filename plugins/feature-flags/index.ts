@@ -1,4 +1,5 @@
 import { Counter } from 'prom-client';
+import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { compileFlags, type Evaluation, type EvaluationContext, type FlagSet } from './evaluate.js';
@@ -24,6 +25,16 @@ declare module 'fastify' {
   }
 }
 
+/** The scopes this pack's routes require; API keys can hold them while the pack is loaded. */
+const scopes = {
+  'flags:read': 'Read feature flags and evaluate them',
+  'flags:write': 'Create, change and delete feature flags',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
 /**
  * UA feature flags: kill switch, fractional rollout, weighted variants, ordered targeting rules,
  * prerequisites; deterministic murmurhash3 bucketing; evaluation in memory (evaluate.ts).
@@ -32,6 +43,7 @@ export default definePack({
   name: 'feature-flags',
   code: 'UA',
   description: 'Feature flags: kill switch, percentage rollout, weighted variants, targeting rules and prerequisites, evaluated in memory',
+  scopes,
   async register(app) {
     const service = createFlagService({ db: app.db });
     let current: FlagSet = compileFlags([]);

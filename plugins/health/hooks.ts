@@ -151,3 +151,18 @@ export function bearerMatches(authorization: string | undefined, token: string):
   if (presented === undefined) return false;
   return timingSafeEqual(digest(presented), digest(token));
 }
+
+/**
+ * The OpenAPI side of this pack's hooks: /metrics takes METRICS_TOKEN when one is set, and with a
+ * pressure limit set every route not let through may answer 503.
+ */
+export function documentHealthHooks(app: FastifyInstance, env: Env): void {
+  if (env.METRICS_TOKEN !== undefined) {
+    // Answered before the api-keys pack's rule (health loads first): /metrics takes its own token.
+    app.apiDocs.securityScheme('metricsToken', { type: 'http', scheme: 'bearer', description: 'The METRICS_TOKEN as `Authorization: Bearer <token>`; /metrics only.' });
+    app.apiDocs.describe(({ url }) => (url === '/metrics' ? { security: [{ metricsToken: [] }] } : undefined));
+  }
+  const shedding = env.PRESSURE_MAX_EVENT_LOOP_DELAY_MS > 0 || env.PRESSURE_MAX_HEAP_BYTES > 0 || env.PRESSURE_MAX_RSS_BYTES > 0;
+  if (!shedding) return;
+  app.apiDocs.describe(({ config }) => (config.pressureHandler === undefined ? { problems: [{ kind: 'under-pressure', headers: ['Retry-After'] }] } : undefined));
+}

@@ -1,5 +1,5 @@
 import { definePack } from '../../src/pack.js';
-import { collectDefaultMetricsOnce, observeHttpRequests, shedLoadUnderPressure, type RequestTotals } from './hooks.js';
+import { collectDefaultMetricsOnce, documentHealthHooks, observeHttpRequests, shedLoadUnderPressure, type RequestTotals } from './hooks.js';
 import { batchWritersPending, createFiguresCollector, defineSnapshotJob } from './jobs.js';
 import { healthRoutes } from './routes.js';
 import { createReadiness, createSnapshotStore, type HealthReportDeps, type Readiness, type SnapshotStore } from './service.js';
@@ -19,6 +19,7 @@ export default definePack({
     collectDefaultMetricsOnce(app.metrics);
     const totals = observeHttpRequests(app);
     const pressure = await shedLoadUnderPressure(app, env);
+    documentHealthHooks(app, env);
     const readiness = createReadiness({
       database: app.database,
       timeoutMs: env.READY_DB_TIMEOUT_MS,

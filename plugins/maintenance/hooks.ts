@@ -63,3 +63,16 @@ export function guardChangeFreeze(app: FastifyInstance, current: () => Maintenan
       .then(() => done(), done);
   });
 }
+
+/** The OpenAPI side of the freeze: a freezable write may answer 423, and reads the override header. */
+export function documentChangeFreeze(app: FastifyInstance): void {
+  app.apiDocs.header('X-Freeze-Override', {
+    description: `While a change freeze is on: the reason (${REASON_MIN} to ${REASON_MAX} characters) an \`admin\` caller overrides it for this request; audited. Others get 403.`,
+    schema: { type: 'string', minLength: REASON_MIN, maxLength: REASON_MAX },
+  });
+  app.apiDocs.describe(({ method, config }) =>
+    config.freeze === true && !SAFE_METHODS.has(method)
+      ? { problems: [{ kind: 'locked' }, { kind: 'forbidden' }, { kind: 'validation-failed' }], requestHeaders: ['X-Freeze-Override'] }
+      : undefined,
+  );
+}

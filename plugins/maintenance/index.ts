@@ -1,8 +1,9 @@
 import { Gauge } from 'prom-client';
+import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { createMaintenanceClock, EMPTY_SNAPSHOT, MODES, type MaintenanceSnapshot, type MaintenanceView } from './effective.js';
-import { guardChangeFreeze } from './hooks.js';
+import { documentChangeFreeze, guardChangeFreeze } from './hooks.js';
 import { createChangeEvents, createSweep, type ChangeEvents, type MaintenanceChangeListener, type SweepResult } from './jobs.js';
 import { maintenanceRoutes } from './routes.js';
 import { createMaintenanceService, statusBody, type MaintenanceService } from './service.js';
@@ -36,6 +37,16 @@ declare module 'fastify' {
   }
 }
 
+/** The scopes this pack's routes require; API keys can hold them while the pack is loaded. */
+const scopes = {
+  'maintenance:read': 'Read the mode, scheduled windows and the change freeze',
+  'maintenance:write': 'Change the mode, schedule windows, switch the change freeze',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
 /**
  * UE: maintenance mode, scheduled windows and the change freeze. The effective state is computed
  * in memory on every instance from one state-cache entry (so a window starts, and an `until`
@@ -46,6 +57,7 @@ export default definePack({
   name: 'maintenance',
   code: 'UE',
   description: 'Maintenance mode (normal, read-only, maintenance) with until, scheduled windows and the change freeze',
+  scopes,
   dependencies: [],
   async register(app) {
     const service = createMaintenanceService({ db: app.db });
@@ -79,6 +91,7 @@ export default definePack({
     });
 
     guardChangeFreeze(app, current);
+    documentChangeFreeze(app);
 
     new Gauge({
       name: 'valhalla_maintenance_mode',

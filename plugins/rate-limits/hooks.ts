@@ -1,5 +1,5 @@
 import { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Caller } from '../../src/access.js';
 import type { Counter } from 'prom-client';
 import { requestPath } from '../../src/error-handler.js';
@@ -21,8 +21,6 @@ import {
 import type { RateLimitRule, Status } from './schemas.js';
 import type { CounterStore, WindowCount } from './stores.js';
 import { safeMessage } from '../../src/secrets.js';
-
-
 
 /** What a listener hears about each request refused with 429. */
 export interface ExceededEvent {
@@ -312,3 +310,37 @@ export function createLimiter(deps: LimiterDeps) {
   return { onRequest, status, describeRoute };
 }
 export type Limiter = ReturnType<typeof createLimiter>;
+
+const LIMIT_HEADERS = ['RateLimit', 'RateLimit-Policy', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'];
+const QUOTA_HEADERS = ['X-Quota-Limit', 'X-Quota-Remaining', 'X-Quota-Reset'];
+
+/**
+ * The OpenAPI side of the limiter: every route but the opted-out ones (`config.rateLimit: false`)
+ * can answer 429 and carries the limit headers when a limit applies; routes with a key also
+ * count against the client's daily quota.
+ */
+export function documentRateLimits(app: FastifyInstance): void {
+  const headers: Record<string, string> = {
+    RateLimit: 'IETF draft: `"<policy>";r=<remaining>;t=<seconds to reset>`, when a limit applies.',
+    'RateLimit-Policy': 'IETF draft: `"<policy>";q=<max>;w=<window seconds>`, when a limit applies.',
+    'X-RateLimit-Limit': 'Requests allowed in the window, when a limit applies.',
+    'X-RateLimit-Remaining': 'Requests left in the window, when a limit applies.',
+    'X-RateLimit-Reset': 'Seconds until the window resets, when a limit applies.',
+    'X-Quota-Limit': "The client's requests per UTC day.",
+    'X-Quota-Remaining': 'Requests left today (0 on this answer).',
+    'X-Quota-Reset': 'Seconds until midnight UTC, when the quota resets.',
+  };
+  for (const [name, description] of Object.entries(headers)) {
+    app.apiDocs.header(name, { description, schema: name.startsWith('RateLimit') ? { type: 'string' } : { type: 'integer', minimum: 0 } });
+  }
+  app.apiDocs.describe(({ config }) => {
+    if (config.rateLimit === false) return undefined;
+    return {
+      problems: [
+        { kind: 'rate-limited', headers: ['Retry-After', ...LIMIT_HEADERS] },
+        ...(config.scope === undefined ? [] : [{ kind: 'quota-exceeded' as const, headers: ['Retry-After', ...QUOTA_HEADERS] }]),
+      ],
+      successHeaders: LIMIT_HEADERS,
+    };
+  });
+}

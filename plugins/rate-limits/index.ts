@@ -2,11 +2,12 @@ import { safeMessage } from '../../src/secrets.js';
 import rateLimitPlugin from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
 import { Counter } from 'prom-client';
+import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import { ProblemError } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { closeRedis, createRedisClient, memoryQuotaCounter, redisQuotaCounter, waitForRedis } from './counters.js';
-import { createLimiter, type ExceededListener, type Limiter } from './hooks.js';
+import { createLimiter, documentRateLimits, type ExceededListener, type Limiter } from './hooks.js';
 import { rateLimitRoutes } from './routes.js';
 import { memoryCounterStore, redisCounterStore } from './stores.js';
 import { buildRuleIndex, type RuleIndex } from './rules.js';
@@ -40,6 +41,16 @@ declare module 'fastify' {
 /** Counters kept by the in-memory store (an LRU): enough for many active callers per instance. */
 const MEMORY_COUNTERS = 100_000;
 
+/** The scopes this pack's routes require; API keys can hold them while the pack is loaded. */
+const scopes = {
+  'rate-limits:read': 'Read rate-limit rules and current usage',
+  'rate-limits:write': 'Create, change and delete rate-limit rules',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
 /**
  * UC: rate limits and daily quotas on @fastify/rate-limit. Rules live in `rate_limits` and in
  * memory on every instance; counters live in Redis when REDIS_URL is set (shared by every
@@ -50,6 +61,7 @@ export default definePack({
   name: 'rate-limits',
   code: 'UC',
   description: 'Rate limits by API key, client, route, IP or globally (most specific rule wins), per-client daily quotas, Redis-shared counters',
+  scopes,
   async register(app) {
     const env = app.env;
     const service = createRateLimitService({ db: app.db });
@@ -122,6 +134,7 @@ export default definePack({
       log,
     });
     app.addHook('onRequest', limiter.onRequest);
+    documentRateLimits(app);
 
     app.decorate('rateLimits', {
       service,

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { hasScope } from '../../src/access.js';
-import { retryAfterSeconds, shieldVerdict, type ShieldVerdict } from './service.js';
+import { alwaysOpen, retryAfterSeconds, shieldVerdict, type ShieldVerdict } from './service.js';
 import { routeConfigOf } from '../../src/pack.js';
 
 /**
@@ -47,5 +47,18 @@ export function installShield(app: FastifyInstance): void {
       extensions: { mode, until: view.effective.until?.toISOString() ?? null },
       headers: retryAfter === undefined ? undefined : { 'retry-after': String(retryAfter) },
     });
+  });
+}
+
+/**
+ * The OpenAPI side of the shield: a route it may close answers 503 `maintenance`, and writes
+ * (not GET/HEAD/OPTIONS, not `shield: 'read'`) also 503 `read-only`, with Retry-After when the
+ * end is known.
+ */
+export function documentShield(app: FastifyInstance): void {
+  app.apiDocs.describe(({ method, url, config }) => {
+    if (alwaysOpen({ url, notFound: false, public: config.public === true, shield: config.shield })) return undefined;
+    const reads = method === 'GET' || method === 'HEAD' || method === 'OPTIONS' || config.shield === 'read';
+    return { problems: [...(reads ? [] : [{ kind: 'read-only' as const, headers: ['Retry-After'] }]), { kind: 'maintenance', headers: ['Retry-After'] }] };
   });
 }

@@ -1,5 +1,5 @@
 import { definePack } from '../../src/pack.js';
-import { installShield } from './hooks.js';
+import { documentShield, installShield } from './hooks.js';
 
 /**
  * UJ: the read-only shield. In `read_only`, writes (POST, PUT, PATCH, DELETE) get 503 `read-only`;
@@ -16,5 +16,6 @@ export default definePack({
   dependencies: ['maintenance'],
   async register(app) {
     installShield(app);
+    documentShield(app);
   },
 });

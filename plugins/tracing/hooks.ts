@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { requestPath } from '../../src/error-handler.js';
 import type { TraceSpanInsert } from './service.js';
 import { formatTraceparent, type TraceContextFactory } from './trace-context.js';
@@ -47,4 +47,11 @@ export function createServerSpanHooks(deps: { contexts: TraceContextFactory; pus
       done();
     },
   };
+}
+
+/** The OpenAPI side of tracing: every traced route reads the W3C Trace Context headers. */
+export function documentTraceContext(app: FastifyInstance): void {
+  app.apiDocs.header('traceparent', { description: 'W3C Trace Context (https://www.w3.org/TR/trace-context/): the caller\'s span; answered with this request\'s own.', schema: { type: 'string', maxLength: 55 } });
+  app.apiDocs.header('tracestate', { description: 'W3C Trace Context vendor state, passed on with `traceparent`.', schema: { type: 'string', maxLength: 512 } });
+  app.apiDocs.describe(({ config }) => (config.trace === false ? undefined : { requestHeaders: ['traceparent', 'tracestate'] }));
 }

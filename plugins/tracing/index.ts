@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { performance } from 'node:perf_hooks';
 import { definePack } from '../../src/pack.js';
-import { createServerSpanHooks } from './hooks.js';
+import { createServerSpanHooks, documentTraceContext } from './hooks.js';
 import { tracingRoutes } from './routes.js';
 import { createTraceService, type SpanStatus, type TraceSpanInsert, type TraceSpanRow } from './service.js';
 import { createTraceContextFactory, propagationHeaders, type PropagationHeaders, type TraceContext } from './trace-context.js';
@@ -111,6 +111,7 @@ export default definePack({
     const hooks = createServerSpanHooks({ contexts, push: (row) => writer.push(row), instanceId });
     app.addHook('onRequest', hooks.onRequest);
     app.addHook('onResponse', hooks.onResponse);
+    documentTraceContext(app);
   },
   routes: async (app) => {
     await app.register(tracingRoutes(createTraceService({ db: app.db })));

@@ -125,6 +125,29 @@ describe('operators', () => {
     expect(matches({ attribute: 'key', operator: 'in', values: ['u1', 'u2'] }, {}, 'u2')).toBe(true);
     expect(matches({ attribute: 'key', operator: 'in', values: ['u1'] }, { key: 'u9' }, 'u1')).toBe(false);
   });
+
+  // Issue 10, item 2: Object.prototype's names are not attributes a context carries.
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', 'isPrototypeOf'])(
+    'an inherited name (%s) is a missing attribute: no operator matches it, not even not_in',
+    (attribute) => {
+      for (const operator of ['not_in', 'not_equals'] as const) {
+        expect(matches({ attribute, operator, values: ['enterprise'] }, {})).toBe(false);
+        expect(matches({ attribute, operator, values: ['enterprise'] }, { country: 'NZ' })).toBe(false);
+      }
+      expect(matches({ attribute, operator: 'contains', values: ['function'] }, {})).toBe(false);
+      expect(matches({ attribute, operator: 'starts_with', values: ['['] }, {})).toBe(false);
+    },
+  );
+
+  it('an attribute named like an Object.prototype member still matches when the context carries it', () => {
+    const attributes = Object.fromEntries([
+      ['constructor', 'acme'],
+      ['__proto__', 'p'],
+    ]);
+    expect(matches({ attribute: 'constructor', operator: 'in', values: ['acme'] }, attributes)).toBe(true);
+    expect(matches({ attribute: '__proto__', operator: 'equals', values: ['p'] }, attributes)).toBe(true);
+    expect(matches({ attribute: 'constructor', operator: 'not_in', values: ['enterprise'] }, attributes)).toBe(true);
+  });
 });
 
 describe('reasons', () => {

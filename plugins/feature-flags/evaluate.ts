@@ -115,6 +115,10 @@ export interface FlagSet {
 
 const ON: CompiledVariant = { key: 'on', value: true, upTo: BUCKETS };
 const OFF: CompiledVariant = { key: 'off', value: false, upTo: 0 };
+const BOOLEAN_VARIANTS: ReadonlyMap<string, CompiledVariant> = new Map([
+  ['on', ON],
+  ['off', OFF],
+]);
 
 const asString = (v: Scalar): string => (typeof v === 'string' ? v : String(v));
 function asNumber(v: Scalar): number | undefined {
@@ -226,7 +230,7 @@ function compileFlag(def: FlagDefinition): CompiledFlag {
   }
   if (!boolean && upTo !== BUCKETS) throw new Error('variant weights do not sum to 100');
   const variantNamed = (key: string): CompiledVariant => {
-    const found = boolean ? { on: ON, off: OFF }[key] : variants.get(key);
+    const found = (boolean ? BOOLEAN_VARIANTS : variants).get(key);
     if (!found) throw new Error(`unknown variant '${key}'`);
     return found;
   };
@@ -330,8 +334,18 @@ export function subjectOf(context: EvaluationContext): string | undefined {
   return key === undefined || key === '' ? undefined : key;
 }
 
+/**
+ * The context's own attribute only: an attribute named `constructor` or `toString` that the
+ * context does not carry is missing (and never matches), not Object.prototype's function.
+ */
+function attributeOf(context: EvaluationContext, name: string, subject: string | undefined): AttributeValue | undefined {
+  const attributes = context.attributes;
+  if (attributes !== undefined && Object.hasOwn(attributes, name)) return attributes[name];
+  return name === 'key' ? subject : undefined;
+}
+
 function ruleMatches(rule: CompiledRule, context: EvaluationContext, subject: string | undefined): boolean {
-  const value = rule.attribute === 'key' && !(context.attributes && Object.hasOwn(context.attributes, 'key')) ? subject : context.attributes?.[rule.attribute];
+  const value = attributeOf(context, rule.attribute, subject);
   if (value === undefined || value === null) return false;
   if (Array.isArray(value)) {
     const any = value.some((v: string | number) => rule.match(v));

@@ -316,6 +316,31 @@ describe('feature flags (UA): evaluation endpoints', () => {
     expect(colour).toEqual((await evaluate({ context: { key: 'user-9' }, flags: ['eval.colour'] })).json().flags[0]);
   });
 
+  // Issue 10, item 2: a rule on an inherited property name answered TARGETING_MATCH for a
+  // context without that attribute (README: a missing attribute never matches).
+  it('a rule on `constructor`, `toString`, `__proto__` or `hasOwnProperty` never matches a context without it', async () => {
+    for (const attribute of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const key = `proto.${attribute.replace(/_/g, '')}`.toLowerCase();
+      await created({ key, enabled: true, rolloutPercentage: 0, rules: [{ attribute, operator: 'not_in', values: ['enterprise'] }] });
+      const bulk = (await evaluate({ context: { key: 'u1', attributes: { plan: 'free' } }, flags: [key] })).json().flags[0];
+      expect(bulk, attribute).toMatchObject({ reason: 'DEFAULT', value: false });
+      const single = (await t.inject({ method: 'GET', url: `${PATH}/${key}/evaluate?subject=u1&attr.plan=free` })).json();
+      expect(single, attribute).toMatchObject({ reason: 'DEFAULT', value: false });
+      // Carried by the context (query: any name; body: any name but __proto__, refused as poisoning), it is an ordinary attribute.
+      const given = (await t.inject({ method: 'GET', url: `${PATH}/${key}/evaluate?subject=u1&attr.${attribute}=free` })).json();
+      expect(given, attribute).toMatchObject({ reason: 'TARGETING_MATCH' });
+      const listed = (await t.inject({ method: 'GET', url: `${PATH}/${key}/evaluate?subject=u1&attr.${attribute}=a&attr.${attribute}=enterprise` })).json();
+      expect(listed, attribute).toMatchObject({ reason: 'DEFAULT' });
+    }
+    const body = (await evaluate({ context: { key: 'u1', attributes: { constructor: 'free' } }, flags: ['proto.constructor'] })).json().flags[0];
+    expect(body).toMatchObject({ reason: 'TARGETING_MATCH' });
+  });
+
+  it('a rule serving a variant named like an Object.prototype member is refused (boolean flags have on/off only)', async () => {
+    const res = await create({ key: 'proto.variant', rules: [{ attribute: 'plan', operator: 'in', values: ['x'], variant: 'constructor' }] });
+    expect(res.statusCode, res.body).toBe(422);
+  });
+
   it('the kill switch and prerequisites take effect on the next evaluation', async () => {
     const url = `${PATH}/eval.checkout/evaluate?subject=user-1&attr.country=NZ`;
     expect((await patch('eval.base', { enabled: false })).statusCode).toBe(200);

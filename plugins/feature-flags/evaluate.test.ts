@@ -118,7 +118,17 @@ describe('operators', () => {
     expect(at('semver_lte', '2.4.0')).toBe(true);
     expect(at('semver_lte', '2.4.1')).toBe(false);
     expect(at('semver_gt', 'not-a-version')).toBe(false);
+    // SemVer 2.0.0 exactly: no `v`, no `=`, no surrounding whitespace, no leading zeros.
+    for (const loose of ['v2.4.0', 'V2.4.0', '=2.4.0', ' 2.4.0', '2.4.0 ', '2.4.0\n', '02.4.0', '2.04.0', '2.4']) {
+      expect(at('semver_eq', loose), JSON.stringify(loose)).toBe(false);
+      expect(at('semver_gte', loose), JSON.stringify(loose)).toBe(false);
+    }
     expect(matches({ attribute: 'appVersion', operator: 'semver_gt', values: ['2.4.0'] }, { appVersion: 3 })).toBe(false);
+  });
+
+  it('a stored rule whose version is not SemVer 2.0.0 makes the flag ERROR rather than compare loosely', () => {
+    const result = one(flag('loose', { rules: [{ attribute: 'appVersion', operator: 'semver_eq', values: ['v2.4.0'] }] }), { key: 'u1', attributes: { appVersion: '2.4.0' } });
+    expect(result).toMatchObject({ reason: 'ERROR', errorCode: 'GENERAL' });
   });
 
   it('attribute `key` is the subject key unless the context has its own `key` attribute', () => {

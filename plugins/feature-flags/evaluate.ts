@@ -1,5 +1,6 @@
-import { SemVer } from 'semver';
+import type { SemVer } from 'semver';
 import { murmurhash3x86_32 } from './murmurhash3.js';
+import { parseSemver } from './semver.js';
 import type { ErrorCode, Operator, Prerequisite, Reason, Rule, Variant } from './schemas.js';
 
 /**
@@ -139,11 +140,7 @@ function asSemver(v: Scalar): SemVer | undefined {
   if (typeof v !== 'string') return undefined;
   let parsed = parsedVersions.get(v);
   if (parsed === undefined) {
-    try {
-      parsed = new SemVer(v);
-    } catch {
-      parsed = null;
-    }
+    parsed = parseSemver(v) ?? null;
     if (parsedVersions.size >= PARSED_VERSIONS_MAX) parsedVersions.clear();
     parsedVersions.set(v, parsed);
   }
@@ -198,7 +195,8 @@ export function compileMatcher(operator: Operator, values: ReadonlyArray<string 
     case 'semver_lt':
     case 'semver_lte': {
       if (values.length !== 1 || typeof values[0] !== 'string') throw new Error('needs exactly one version string');
-      const bound = new SemVer(values[0]);
+      const bound = parseSemver(values[0]);
+      if (bound === undefined) throw new Error(`'${values[0]}' is not a semantic version`);
       const test = {
         semver_eq: (c: number) => c === 0,
         semver_gt: (c: number) => c > 0,

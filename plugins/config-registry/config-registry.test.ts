@@ -463,6 +463,17 @@ describe('config registry (TZ): secrets are refused with 422', () => {
     expect(ok.statusCode).toBe(201);
   });
 
+  // Issue 10, item 4: these were stored with 201.
+  it('refuses Slack workflow and trigger webhook URLs and other gitleaks families', async () => {
+    const digits = (n: number) => Array.from({ length: n }, (_, i) => String((i * 7 + 3) % 10)).join('');
+    const workflow = ['https://hooks', '.slack.com/workflows/', 'T0ACME0001/', 'A0FLOW0001/', digits(18), '/', RANDOM_TOKEN.slice(0, 24)].join('');
+    const trigger = ['https://hooks', '.slack.com/triggers/', 'T0ACME0001/', digits(13), '/', 'ab12'.repeat(8)].join('');
+    await refused('alerts.slack_workflow', { value: workflow }, 'slack-webhook', '#/value');
+    await refused('alerts.slack_trigger', { value: { url: trigger } }, 'slack-webhook', '#/value/url');
+    await refused('llm.anthropic', { value: ['sk-', 'ant-api03-', 'x'.repeat(93), 'AA'].join('') }, 'anthropic-api-key', '#/value');
+    await refused('ci.vault', { value: ['hv', 's.', RANDOM_TOKEN, RANDOM_TOKEN, RANDOM_TOKEN].join('') }, 'hashicorp-vault-token', '#/value');
+  });
+
   it('refuses a secret that reaches an existing entry or a rollback, and counts refusals', async () => {
     expect((await put('guard.webhook', { value: 'https://example.com/hook' })).statusCode).toBe(201);
     const res = await put('guard.webhook', { value: ['https://hooks.slack.com/services/', 'T0000/B0000/', 'abcdefghijklmnop1234'].join('') });

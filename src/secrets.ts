@@ -145,6 +145,27 @@ export const CREDENTIAL_PATTERNS: ReadonlyArray<CredentialPattern> = [
   { name: 'Sourcegraph token', pattern: /\bsgp_(?:(?:[0-9a-fA-F]{16}|local)_)?[0-9a-fA-F]{40}\b/g, gitleaks: ['sourcegraph-access-token'] },
   { name: 'Square token', pattern: /\b(?:EAAA|sq0atp-)[\w-]{22,60}/g, gitleaks: ['square-access-token'] },
   { name: 'Twilio API key', pattern: /\bSK[0-9a-fA-F]{32}\b/g, gitleaks: ['twilio-api-key'] },
+  // Rules that gitleaks only applies next to the vendor's name, here where the value carries a
+  // prefix or a structure of its own.
+  { name: 'Atlassian API token', pattern: /\bATATT3[\w=-]{186}/g, gitleaks: ['atlassian-api-token'] },
+  { name: 'Defined Networking token', pattern: /\bdnkey-[\w=-]{26}-[\w=-]{52}/g, gitleaks: ['defined-networking-api-token'] },
+  {
+    name: 'Dropbox token',
+    pattern: /\bsl\.[\w=-]{135,}|\b[A-Za-z0-9]{11}AAAAAAAAAA[\w=-]{43}(?![\w=-])/g,
+    gitleaks: ['dropbox-short-lived-api-token', 'dropbox-long-lived-api-token'],
+  },
+  { name: 'Mailchimp API key', pattern: /\b[0-9a-f]{32}-us\d{1,2}\b/g, gitleaks: ['mailchimp-api-key'] },
+  { name: 'Mapbox token', pattern: /\b[ps]k\.[A-Za-z0-9]{60}\.[A-Za-z0-9_-]{22}\b/g, gitleaks: ['mapbox-api-token'] },
+  {
+    name: 'New Relic key',
+    pattern: /\bNR(?:AK-[A-Za-z0-9]{27}|II-[A-Za-z0-9-]{32}|JS-[0-9a-f]{19})\b/g,
+    gitleaks: ['new-relic-user-api-key', 'new-relic-insert-key', 'new-relic-browser-api-token'],
+  },
+  { name: 'Plaid access token', pattern: /\baccess-(?:sandbox|development|production)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g, gitleaks: ['plaid-api-token'] },
+  { name: 'SonarQube token', pattern: /\bsq[upa]_[0-9a-f]{40}\b/g, gitleaks: ['sonar-api-token'] },
+  { name: 'Telegram bot token', pattern: /\b\d{5,16}:A[\w-]{34}(?![\w-])/g, gitleaks: ['telegram-bot-api-token'] },
+  { name: 'Typeform token', pattern: /\btfp_[\w.=-]{59}/g, gitleaks: ['typeform-api-token'] },
+  { name: 'Yandex Cloud API key', pattern: /\bAQVN[\w-]{35,38}(?![\w-])/g, gitleaks: ['yandex-api-key'] },
   { name: 'password in a URL', pattern: /\b[a-z][a-z0-9+.-]*:\/\/[^\s/:@]*:[^\s/@]+@/gi, gitleaks: ['sidekiq-sensitive-url'] },
   { name: 'bearer token', pattern: /\bbearer\s+[0-9A-Za-z._~+/=-]{8,}/gi },
 ];

@@ -199,7 +199,10 @@ function errorCode(err: unknown, depth = 0): string | undefined {
 
 const shorten = (text: string): string => (text.length > 60 ? `${text.slice(0, 57)}...` : text);
 
-/** A W3C traceparent for a new, unsampled trace (when no tracing service is there to make one). */
+/**
+ * A W3C traceparent for a new, unsampled trace (when no tracing service is there to make one):
+ * flags `02`, the Level 2 random-trace-id flag, since the whole id is random.
+ */
 export function randomTraceparent(): string {
-  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00`;
+  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-02`;
 }

@@ -22,7 +22,8 @@ const echoPack = definePack({
           summary: 'echo',
           params: StrictObject({ n: Type.Integer() }),
           querystring: StrictObject({ limit: Type.Optional(Type.Integer()), tags: Type.Optional(Type.Array(Type.String())) }),
-          headers: Type.Object({ 'x-count': Type.Optional(Type.Integer()) }),
+          // Declared in mixed case, as Fastify allows: names are matched case-insensitively.
+          headers: Type.Object({ 'X-Count': Type.Optional(Type.Integer()) }),
           body: StrictObject({
             name: Type.Optional(Type.String()),
             count: Type.Optional(Type.Integer()),
@@ -71,10 +72,13 @@ describe('request bodies are not type-coerced', () => {
     expect(res.json().body).toEqual(payload);
   });
 
-  it('still coerces the text parts: params, querystring and headers', async () => {
+  it('still coerces the text parts: params, querystring and headers (header names in any case)', async () => {
     const res = await t.inject({ method: 'POST', url: '/system/fixture/echo/7?limit=20&tags=work', headers: { 'x-count': '5' }, payload: {} });
     expect(res.statusCode, res.body).toBe(200);
     expect(res.json()).toMatchObject({ params: { n: 7 }, query: { limit: 20, tags: ['work'] }, count: 5 });
+    const badHeader = await t.inject({ method: 'POST', url: '/system/fixture/echo/7', headers: { 'x-count': 'many' }, payload: {} });
+    expect(badHeader.statusCode).toBe(400);
+    expect(badHeader.json().errors[0]).toMatchObject({ in: 'headers' });
   });
 });
 

@@ -207,4 +207,3 @@ describe('credential formats held against gitleaks default rules', () => {
   });
 });
 
-export { SLACK_TRIGGER, SLACK_WORKFLOW };

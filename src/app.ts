@@ -15,6 +15,7 @@ import { loadEnv, type Env } from './env.js';
 import { AccessLogController } from './access-log.js';
 import errorHandling, { sendProblem } from './error-handler.js';
 import finiteNumbers from './finite-numbers.js';
+import { buildValidator } from './validator-compiler.js';
 import kernel, { type Lifecycle } from './kernel.js';
 import { resolvePacks, type Pack } from './pack.js';
 import { ProblemSchema } from './problem.js';
@@ -180,7 +181,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
         detail: error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path parameter is too long.' : 'The URL could not be decoded.',
       }),
     // allowUnionTypes: `type: ['string', 'number']` keeps a number a number; with coercion on,
-    // `anyOf: [string, number]` would turn 18 into "18" in its first branch.
+    // `anyOf: [string, number]` would turn 18 into "18" in its first branch. Coercion applies to
+    // the querystring, params and headers only; bodies are validated without it (buildValidator).
+    schemaController: { compilersFactory: { buildValidator } },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true, allowUnionTypes: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

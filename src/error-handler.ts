@@ -13,6 +13,7 @@ import {
 } from './problem.js';
 import { safeMessage } from './secrets.js';
 import { routeConfigOf } from './pack.js';
+import { ownValue } from './own-property.js';
 
 export interface ServerErrorEvent {
   kind: string;
@@ -108,7 +109,7 @@ function classify(error: FastifyError): { kind: ProblemKind; options: ProblemOpt
   if (error.validation) {
     return { kind: 'validation-failed', options: { detail: 'The request does not match the schema.', errors: validationItems(error) } };
   }
-  const byCode = error.code ? FASTIFY_CODES[error.code] : undefined;
+  const byCode = error.code ? ownValue(FASTIFY_CODES, error.code) : undefined;
   if (byCode) {
     const safeDetail = byCode === 'validation-failed' ? undefined : clientDetail(error);
     return { kind: byCode, options: { detail: safeDetail } };

@@ -17,8 +17,8 @@ export const QueryTimestamp = (description: string) => Type.String({ format: 'da
 
 /**
  * `T | null` for a primitive or object schema, as one JSON Schema `type: [t, 'null']`. Prefer it to
- * `Type.Union([T, Type.Null()])` in bodies: with Fastify's type coercion, Ajv turns a value
- * that fails `T` (0, '', false) into null for the null branch, so `{ "dailyQuota": 0 }` would
- * silently mean "no quota".
+ * `Type.Union([T, Type.Null()])`: where Ajv coerces types, it turns a value that fails `T` (0, '',
+ * false) into null for the null branch, so `{ "dailyQuota": 0 }` would silently mean "no quota".
+ * Bodies are no longer coerced (src/validator-compiler.ts), but one shape serves both.
  */
 export const Nullable = <T extends TSchema & { type: string }>(schema: T) => Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] });

@@ -49,7 +49,7 @@ describe.skipIf(!authenticated)('admin and route index access', () => {
     const { token, keyId, clientId } = await t.keyWith(['admin']);
     const res = await t.inject({
       method: 'POST',
-      url: '/system/clients',
+      url: '/system/api-clients',
       payload: { name: `audited-${Date.now()}`, owner: 'tests', scopes: ['flags:read'] },
       headers: { ...authHeader(token), 'x-request-id': 'admin-access-write-1' },
     });

@@ -25,12 +25,12 @@ const as = (token: string) => ({ headers: authHeader(token) });
 const get = (url: string, token: string, app: FastifyInstance = t.app) => t.inject({ method: 'GET', url, ...as(token) }, app);
 
 async function newClient(body: Record<string, unknown> = {}) {
-  const res = await t.inject({ method: 'POST', url: '/system/clients', payload: { name: `c-${Math.random().toString(36).slice(2)}`, owner: 'team-a', scopes: ['system:read'], ...body } });
+  const res = await t.inject({ method: 'POST', url: '/system/api-clients', payload: { name: `c-${Math.random().toString(36).slice(2)}`, owner: 'team-a', scopes: ['system:read'], ...body } });
   expect(res.statusCode, res.body).toBe(201);
   return res.json<{ id: number; name: string; scopes: string[] }>();
 }
 async function newKey(clientId: number, body: Record<string, unknown> = {}) {
-  const res = await t.inject({ method: 'POST', url: `/system/clients/${clientId}/keys`, payload: { name: 'k', ...body } });
+  const res = await t.inject({ method: 'POST', url: `/system/api-clients/${clientId}/keys`, payload: { name: 'k', ...body } });
   expect(res.statusCode, res.body).toBe(201);
   return res.json<{ token: string; keyId: string; scopes: string[]; expiresAt: string | null }>();
 }
@@ -63,7 +63,7 @@ describe('key format', () => {
     const secret = parseApiKey(key.token)!.secret;
     expect(row!.secretHash).toBe(hashSecret(secret));
     expect(JSON.stringify(row)).not.toContain(secret);
-    const read = await t.inject({ method: 'GET', url: `/system/clients/${client.id}/keys/${key.keyId}` });
+    const read = await t.inject({ method: 'GET', url: `/system/api-clients/${client.id}/keys/${key.keyId}` });
     expect(read.statusCode).toBe(200);
     expect(read.body).not.toContain(secret);
     expect(read.json()).not.toHaveProperty('token');
@@ -109,10 +109,10 @@ describe('authentication (401)', () => {
     const client = await newClient();
     const key = await newKey(client.id);
     expect((await get('/system/info', key.token)).statusCode).toBe(200);
-    const suspend = await t.inject({ method: 'PATCH', url: `/system/clients/${client.id}`, payload: { status: 'suspended', reason: 'leaked in a log' } });
+    const suspend = await t.inject({ method: 'PATCH', url: `/system/api-clients/${client.id}`, payload: { status: 'suspended', reason: 'leaked in a log' } });
     expect(suspend.statusCode).toBe(200);
     expectUnauthorized(await get('/system/info', key.token));
-    await t.inject({ method: 'PATCH', url: `/system/clients/${client.id}`, payload: { status: 'active' } });
+    await t.inject({ method: 'PATCH', url: `/system/api-clients/${client.id}`, payload: { status: 'active' } });
     expect((await get('/system/info', key.token)).statusCode).toBe(200);
     const ops = await t.app.db.select({ operation: adminOperations.operation, reason: adminOperations.reason }).from(adminOperations).where(eq(adminOperations.targetId, String(client.id)));
     expect(ops).toEqual(expect.arrayContaining([{ operation: 'api-client.suspend', reason: 'leaked in a log' }, { operation: 'api-client.reactivate', reason: null }]));
@@ -133,29 +133,60 @@ describe('scopes (403)', () => {
     expect(res.statusCode).toBe(403);
     expect(res.headers['content-type']).toContain('application/problem+json');
     expect(res.json()).toMatchObject({ status: 403, requiredScope: 'system:read' });
-    expect((await get('/system/clients', key.token)).statusCode).toBe(200);
+    expect((await get('/system/api-clients', key.token)).statusCode).toBe(200);
   });
 
   it('lets system:read read every area but write none, and only admin manage keys', async () => {
     const client = await newClient({ scopes: ['system:read'] });
     const key = await newKey(client.id);
-    expect((await get('/system/clients', key.token)).statusCode).toBe(200);
-    const write = await t.inject({ method: 'POST', url: '/system/clients', payload: { name: 'escalate', owner: 'x', scopes: ['admin'] }, ...as(key.token) });
+    expect((await get('/system/api-clients', key.token)).statusCode).toBe(200);
+    const write = await t.inject({ method: 'POST', url: '/system/api-clients', payload: { name: 'escalate', owner: 'x', scopes: ['admin'] }, ...as(key.token) });
     expect(write.statusCode).toBe(403);
     expect(write.json()).toMatchObject({ requiredScope: 'admin' });
   });
 
   it("gives a key only its client's scopes, and narrowing the client narrows its keys at once", async () => {
     const client = await newClient({ scopes: ['system:read', 'clients:read'] });
-    const refused = await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys`, payload: { name: 'k', scopes: ['admin'] } });
+    const refused = await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys`, payload: { name: 'k', scopes: ['admin'] } });
     expect(refused.statusCode).toBe(422);
     expect(refused.json().detail).toContain('admin');
     const key = await newKey(client.id);
     expect(key.scopes).toEqual(['system:read', 'clients:read']);
     expect((await get('/system/info', key.token)).statusCode).toBe(200);
-    await t.inject({ method: 'PATCH', url: `/system/clients/${client.id}`, payload: { scopes: ['clients:read'] } });
+    await t.inject({ method: 'PATCH', url: `/system/api-clients/${client.id}`, payload: { scopes: ['clients:read'] } });
     expect((await get('/system/info', key.token)).statusCode).toBe(403);
-    expect((await get('/system/clients', key.token)).statusCode).toBe(200);
+    expect((await get('/system/api-clients', key.token)).statusCode).toBe(200);
+  });
+});
+
+// Issue 10, item 7: the seed lists GET/POST /system/api-clients; /system/clients was ours.
+describe('the seed\'s path /system/api-clients', () => {
+  it('serves clients, keys, rotate and revoke under /system/api-clients only', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json<{ paths: Record<string, Record<string, unknown>> }>();
+    const paths = Object.keys(doc.paths).filter((p) => p.includes('clients'));
+    expect(paths.sort()).toEqual(
+      [
+        '/system/api-clients',
+        '/system/api-clients/{id}',
+        '/system/api-clients/{id}/keys',
+        '/system/api-clients/{id}/keys/{keyId}',
+        '/system/api-clients/{id}/keys/{keyId}/revoke',
+        '/system/api-clients/{id}/keys/{keyId}/rotate',
+      ].sort(),
+    );
+    expect(Object.keys(doc.paths['/system/api-clients']!).sort()).toEqual(['get', 'post']);
+
+    const created = await t.inject({ method: 'POST', url: '/system/api-clients', payload: { name: 'seed-path-client', owner: 'tests', scopes: ['system:read'] } });
+    expect(created.statusCode, created.body).toBe(201);
+    expect(created.headers.location).toBe(`/system/api-clients/${created.json().id}`);
+    const key = await t.inject({ method: 'POST', url: `/system/api-clients/${created.json().id}/keys`, payload: { name: 'k', scopes: ['system:read'] } });
+    expect(key.headers.location).toBe(`/system/api-clients/${created.json().id}/keys/${key.json().keyId}`);
+    expect((await t.inject({ method: 'GET', url: '/system/api-clients' })).json().items.map((c: { name: string }) => c.name)).toContain('seed-path-client');
+
+    for (const [method, url] of [['GET', '/system/clients'], ['POST', '/system/clients'], ['GET', `/system/clients/${created.json().id}`]] as const) {
+      const res = await t.inject({ method, url, ...(method === 'POST' ? { payload: {} } : {}) });
+      expect(res.statusCode, `${method} ${url}`).toBe(404);
+    }
   });
 });
 
@@ -165,10 +196,10 @@ describe('key lifecycle', () => {
     const key = await newKey(client.id);
     expect((await get('/system/info', key.token)).statusCode).toBe(200);
 
-    const rotated = await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys/${key.keyId}/rotate`, payload: { graceSeconds: 1, reason: 'quarterly' } });
+    const rotated = await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys/${key.keyId}/rotate`, payload: { graceSeconds: 1, reason: 'quarterly' } });
     expect(rotated.statusCode).toBe(201);
     const { old, replacement } = rotated.json<{ old: { replacedBy: string; expiresAt: string }; replacement: { token: string; keyId: string } }>();
-    expect(rotated.headers.location).toBe(`/system/clients/${client.id}/keys/${replacement.keyId}`);
+    expect(rotated.headers.location).toBe(`/system/api-clients/${client.id}/keys/${replacement.keyId}`);
     expect(rotated.headers['cache-control']).toBe('no-store');
     expect(old.replacedBy).toBe(replacement.keyId);
     expect((await get('/system/info', key.token)).statusCode).toBe(200);
@@ -176,23 +207,23 @@ describe('key lifecycle', () => {
     await vi.waitFor(async () => expectUnauthorized(await get('/system/info', key.token)), { timeout: 4000, interval: 100 });
     expect((await get('/system/info', replacement.token)).statusCode).toBe(200);
 
-    const revoked = await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys/${replacement.keyId}/revoke`, payload: { reason: 'done' } });
+    const revoked = await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys/${replacement.keyId}/revoke`, payload: { reason: 'done' } });
     expect(revoked.statusCode).toBe(200);
     expect(revoked.json()).toMatchObject({ status: 'revoked', revokedReason: 'done' });
     expectUnauthorized(await get('/system/info', replacement.token));
 
-    const listed = await t.inject({ method: 'GET', url: `/system/clients/${client.id}/keys` });
+    const listed = await t.inject({ method: 'GET', url: `/system/api-clients/${client.id}/keys` });
     expect(listed.json().items.map((k: { keyId: string; status: string }) => [k.keyId, k.status])).toEqual([
       [key.keyId, 'expired'],
       [replacement.keyId, 'revoked'],
     ]);
-    expect((await t.inject({ method: 'GET', url: `/system/clients/${client.id}/keys?status=revoked` })).json().items).toHaveLength(1);
+    expect((await t.inject({ method: 'GET', url: `/system/api-clients/${client.id}/keys?status=revoked` })).json().items).toHaveLength(1);
   });
 
   it('revokes at once when rotating with no grace period', async () => {
     const client = await newClient();
     const key = await newKey(client.id);
-    const rotated = await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys/${key.keyId}/rotate`, payload: { graceSeconds: 0 } });
+    const rotated = await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys/${key.keyId}/rotate`, payload: { graceSeconds: 0 } });
     expect(rotated.statusCode).toBe(201);
     expectUnauthorized(await get('/system/info', key.token));
     expect((await get('/system/info', rotated.json().replacement.token)).statusCode).toBe(200);
@@ -201,20 +232,20 @@ describe('key lifecycle', () => {
   it('deleting a client removes its keys', async () => {
     const client = await newClient();
     const key = await newKey(client.id);
-    expect((await t.inject({ method: 'DELETE', url: `/system/clients/${client.id}` })).statusCode).toBe(204);
+    expect((await t.inject({ method: 'DELETE', url: `/system/api-clients/${client.id}` })).statusCode).toBe(204);
     expectUnauthorized(await get('/system/info', key.token));
-    expect((await t.inject({ method: 'GET', url: `/system/clients/${client.id}` })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'GET', url: `/system/api-clients/${client.id}` })).statusCode).toBe(404);
   });
 
   it('refuses to revoke, suspend or delete the last usable admin key', async () => {
     const admin = await t.app.apiKeys.service.listClients({ limit: 500 });
     const bootstrap = admin.items.find((c) => c.name === 'bootstrap-admin')!;
     const keyId = t.adminKey.slice(4, 16);
-    const revoke = await t.inject({ method: 'POST', url: `/system/clients/${bootstrap.id}/keys/${keyId}/revoke`, payload: { reason: 'oops' } });
+    const revoke = await t.inject({ method: 'POST', url: `/system/api-clients/${bootstrap.id}/keys/${keyId}/revoke`, payload: { reason: 'oops' } });
     expect(revoke.statusCode).toBe(409);
     expect(revoke.json().detail).toContain('no usable admin key');
-    expect((await t.inject({ method: 'PATCH', url: `/system/clients/${bootstrap.id}`, payload: { status: 'suspended' } })).statusCode).toBe(409);
-    expect((await t.inject({ method: 'DELETE', url: `/system/clients/${bootstrap.id}` })).statusCode).toBe(409);
+    expect((await t.inject({ method: 'PATCH', url: `/system/api-clients/${bootstrap.id}`, payload: { status: 'suspended' } })).statusCode).toBe(409);
+    expect((await t.inject({ method: 'DELETE', url: `/system/api-clients/${bootstrap.id}` })).statusCode).toBe(409);
     expect((await get('/system/info', t.adminKey)).statusCode).toBe(200);
   });
 });
@@ -232,26 +263,26 @@ describe('bad input (4xx)', () => {
       [{ name: 'x', owner: '', scopes: ['admin'] }, '/owner'],
     ];
     for (const [payload, pointer] of cases) {
-      const res = await t.inject({ method: 'POST', url: '/system/clients', payload });
+      const res = await t.inject({ method: 'POST', url: '/system/api-clients', payload });
       expect(res.statusCode, JSON.stringify(payload)).toBe(400);
       expect(JSON.stringify(res.json().errors), JSON.stringify(payload)).toContain(pointer);
     }
-    expect((await t.inject({ method: 'GET', url: '/system/clients?status=gone' })).statusCode).toBe(400);
-    expect((await t.inject({ method: 'PATCH', url: '/system/clients/1', payload: {} })).statusCode).toBe(400);
+    expect((await t.inject({ method: 'GET', url: '/system/api-clients?status=gone' })).statusCode).toBe(400);
+    expect((await t.inject({ method: 'PATCH', url: '/system/api-clients/1', payload: {} })).statusCode).toBe(400);
   });
 
   it('answers 404 for unknown clients and keys, 400 for a bad key id, 409 for a taken name', async () => {
-    expect((await t.inject({ method: 'GET', url: '/system/clients/999999' })).statusCode).toBe(404);
-    expect((await t.inject({ method: 'PATCH', url: '/system/clients/999999', payload: { owner: 'x' } })).statusCode).toBe(404);
-    expect((await t.inject({ method: 'DELETE', url: '/system/clients/999999' })).statusCode).toBe(404);
-    expect((await t.inject({ method: 'POST', url: '/system/clients/999999/keys', payload: { name: 'k' } })).statusCode).toBe(404);
-    expect((await t.inject({ method: 'GET', url: '/system/clients/999999/keys' })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'GET', url: '/system/api-clients/999999' })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'PATCH', url: '/system/api-clients/999999', payload: { owner: 'x' } })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'DELETE', url: '/system/api-clients/999999' })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'POST', url: '/system/api-clients/999999/keys', payload: { name: 'k' } })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'GET', url: '/system/api-clients/999999/keys' })).statusCode).toBe(404);
     const client = await newClient();
-    expect((await t.inject({ method: 'GET', url: `/system/clients/${client.id}/keys/AAAAAAAAAAAA` })).statusCode).toBe(404);
-    expect((await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys/AAAAAAAAAAAA/revoke`, payload: { reason: 'x' } })).statusCode).toBe(404);
-    expect((await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys/AAAAAAAAAAAA/rotate`, payload: { graceSeconds: 0 } })).statusCode).toBe(404);
-    expect((await t.inject({ method: 'GET', url: `/system/clients/${client.id}/keys/short` })).statusCode).toBe(400);
-    const dup = await t.inject({ method: 'POST', url: '/system/clients', payload: { name: client.name, owner: 'o', scopes: ['system:read'] } });
+    expect((await t.inject({ method: 'GET', url: `/system/api-clients/${client.id}/keys/AAAAAAAAAAAA` })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys/AAAAAAAAAAAA/revoke`, payload: { reason: 'x' } })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys/AAAAAAAAAAAA/rotate`, payload: { graceSeconds: 0 } })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'GET', url: `/system/api-clients/${client.id}/keys/short` })).statusCode).toBe(400);
+    const dup = await t.inject({ method: 'POST', url: '/system/api-clients', payload: { name: client.name, owner: 'o', scopes: ['system:read'] } });
     expect(dup.statusCode).toBe(409);
     expect(dup.headers['content-type']).toContain('application/problem+json');
   });
@@ -259,16 +290,16 @@ describe('bad input (4xx)', () => {
   it('answers 409 to revoking twice or rotating a revoked key, 422 to an expiry in the past, 400 to a bad grace', async () => {
     const client = await newClient();
     const key = await newKey(client.id);
-    const url = `/system/clients/${client.id}/keys/${key.keyId}`;
+    const url = `/system/api-clients/${client.id}/keys/${key.keyId}`;
     expect((await t.inject({ method: 'POST', url: `${url}/rotate`, payload: { graceSeconds: -1 } })).statusCode).toBe(400);
     expect((await t.inject({ method: 'POST', url: `${url}/rotate`, payload: { graceSeconds: 999_999_999 } })).statusCode).toBe(400);
     expect((await t.inject({ method: 'POST', url: `${url}/revoke`, payload: {} })).statusCode).toBe(400);
     expect((await t.inject({ method: 'POST', url: `${url}/revoke`, payload: { reason: 'r' } })).statusCode).toBe(200);
     expect((await t.inject({ method: 'POST', url: `${url}/revoke`, payload: { reason: 'r' } })).statusCode).toBe(409);
     expect((await t.inject({ method: 'POST', url: `${url}/rotate`, payload: { graceSeconds: 0 } })).statusCode).toBe(409);
-    const past = await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys`, payload: { name: 'k', expiresAt: '2020-01-01T00:00:00Z' } });
+    const past = await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys`, payload: { name: 'k', expiresAt: '2020-01-01T00:00:00Z' } });
     expect(past.statusCode).toBe(422);
-    expect((await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys`, payload: { name: 'k', expiresAt: 'tomorrow' } })).statusCode).toBe(400);
+    expect((await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys`, payload: { name: 'k', expiresAt: 'tomorrow' } })).statusCode).toBe(400);
   });
 });
 
@@ -283,7 +314,7 @@ describe('hot path', () => {
 
     await t.app.apiKeys.flushLastUsed();
     expect(t.app.database.queryCount).toBe(before + 1); // one UPDATE for both keys
-    const listed = await t.inject({ method: 'GET', url: `/system/clients/${client.id}/keys` });
+    const listed = await t.inject({ method: 'GET', url: `/system/api-clients/${client.id}/keys` });
     for (const k of listed.json().items) expect(Date.parse(k.lastUsedAt)).toBeGreaterThan(Date.now() - 60_000);
   });
 
@@ -340,7 +371,7 @@ describe.skipIf(!serverUrl())('several instances (PostgreSQL)', () => {
     const client = await newClient();
     const key = await newKey(client.id);
     await vi.waitFor(async () => expect((await get('/system/info', key.token, other)).statusCode).toBe(200), { timeout: 1000, interval: 20 });
-    await t.inject({ method: 'POST', url: `/system/clients/${client.id}/keys/${key.keyId}/revoke`, payload: { reason: 'leaked' } });
+    await t.inject({ method: 'POST', url: `/system/api-clients/${client.id}/keys/${key.keyId}/revoke`, payload: { reason: 'leaked' } });
     const revokedAt = Date.now();
     await vi.waitFor(async () => expectUnauthorized(await get('/system/info', key.token, other)), { timeout: 1000, interval: 20 });
     expect(Date.now() - revokedAt).toBeLessThan(1000);
@@ -351,7 +382,7 @@ describe.skipIf(!serverUrl())('several instances (PostgreSQL)', () => {
     const client = await newClient();
     const key = await newKey(client.id);
     await vi.waitFor(async () => expect((await get('/system/info', key.token, other)).statusCode).toBe(200), { timeout: 1000, interval: 20 });
-    await t.inject({ method: 'PATCH', url: `/system/clients/${client.id}`, payload: { status: 'suspended' } }, other);
+    await t.inject({ method: 'PATCH', url: `/system/api-clients/${client.id}`, payload: { status: 'suspended' } }, other);
     await vi.waitFor(async () => expectUnauthorized(await get('/system/info', key.token)), { timeout: 1000, interval: 20 });
   });
 });
@@ -373,7 +404,7 @@ describe('bootstrap', () => {
       second = await buildApp({ logger: false, migrate: false, env: testEnv(db), database: await db.connectAgain() });
       expect(printed.join('').match(/vhk_/g)).toHaveLength(1);
       spy.mockRestore();
-      const res = await second.inject({ method: 'GET', url: '/system/clients', headers: authHeader(token!) });
+      const res = await second.inject({ method: 'GET', url: '/system/api-clients', headers: authHeader(token!) });
       expect(res.statusCode).toBe(200);
       expect(res.json().items).toMatchObject([{ name: 'bootstrap-admin', scopes: ['admin'] }]);
     } finally {
@@ -389,7 +420,7 @@ describe('bootstrap', () => {
     const spare = await newKey(extra.id);
     const bootstrap = (await t.app.apiKeys.service.listClients({ limit: 500 })).items.find((c) => c.name === 'bootstrap-admin')!;
     const keyId = t.adminKey.slice(4, 16);
-    const revoke = await t.inject({ method: 'POST', url: `/system/clients/${bootstrap.id}/keys/${keyId}/revoke`, payload: { reason: 'rotating the bootstrap key' } });
+    const revoke = await t.inject({ method: 'POST', url: `/system/api-clients/${bootstrap.id}/keys/${keyId}/revoke`, payload: { reason: 'rotating the bootstrap key' } });
     expect(revoke.statusCode).toBe(200);
     const restarted = await t.another();
     expectUnauthorized(await get('/system/info', t.adminKey, restarted));

@@ -19,7 +19,7 @@ import {
 } from './schemas.js';
 
 const TAGS = ['api-keys'];
-const PATH = '/system/clients';
+const PATH = '/system/api-clients';
 
 const clientNotFound = (id: number) => problemError('resource-not-found', `No API client ${id}.`);
 const keyNotFound = (id: number, keyId: string) => problemError('resource-not-found', `API client ${id} has no key ${keyId}.`);

@@ -178,6 +178,51 @@ describe('config registry (TZ): entries', () => {
   });
 });
 
+// Issue 10, item 7: the seed's `POST /system/config` answered 405.
+describe('config registry (TZ): POST /system/config (the seed\'s create)', () => {
+  const post = (body: Body) => t.inject({ method: 'POST', url: PATH, payload: body });
+
+  it('creates an entry from a body with the key: 201 with Location, audited, readable at once', async () => {
+    const res = await post({ key: 'seed.max_rows', value: 250, description: 'rows per page', reason: 'seed path' });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.headers.location).toBe(`${PATH}/seed.max_rows`);
+    expect(res.json()).toMatchObject({ key: 'seed.max_rows', environment: 'default', value: 250, type: 'number', description: 'rows per page', version: 1 });
+    expect((await get('seed.max_rows')).json()).toEqual(res.json());
+    expect(t.app.config.get('seed.max_rows')).toBe(250);
+    expect(await auditRows('seed.max_rows')).toEqual([expect.objectContaining({ operation: 'config.create', reason: 'seed path' })]);
+    expect((await history('seed.max_rows')).json().items).toEqual([expect.objectContaining({ version: 1, operation: 'create' })]);
+
+    const staged = await post({ key: 'seed.max_rows', environment: 'staging', value: 10 });
+    expect(staged.statusCode).toBe(201);
+    expect(staged.headers.location).toBe(`${PATH}/seed.max_rows?environment=staging`);
+  });
+
+  it('answers 409 when the key already has an entry in that environment, and changes nothing', async () => {
+    expect((await post({ key: 'seed.exists', value: 'a' })).statusCode).toBe(201);
+    const again = await post({ key: 'seed.exists', value: 'b' });
+    expect(again.statusCode).toBe(409);
+    expect(again.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(again.json()).toMatchObject({ type: '/problems/conflict', key: 'seed.exists', environment: 'default', currentVersion: 1 });
+    expect((await get('seed.exists')).json()).toMatchObject({ value: 'a', version: 1 });
+    // A deleted entry can be created again.
+    expect((await del('seed.exists', '?reason=gone')).statusCode).toBe(204);
+    expect((await post({ key: 'seed.exists', value: 'c' })).statusCode).toBe(201);
+  });
+
+  it('refuses what PUT refuses: bad keys and bodies with 400, secrets with 422 pointing into the body', async () => {
+    for (const body of [{ value: 1 }, { key: 'nodot', value: 1 }, { key: 'a.b', value: 1, extra: true }, { key: 'a.b' }, { key: 'a.b', value: 1, environment: 'Prod' }]) {
+      expect((await post(body)).statusCode, JSON.stringify(body)).toBe(400);
+    }
+    const named = await post({ key: 'smtp.password', value: 'x' });
+    expect(named.statusCode).toBe(422);
+    expect(named.json().errors).toEqual([{ in: 'body', pointer: '#/key', message: "names a secret ('password')" }]);
+    const valued = await post({ key: 'ci.hook', value: { url: ['https://hooks', '.slack.com/triggers/', 'T0ACME0001/', '1234567890123/', 'ab12'.repeat(8)].join('') } });
+    expect(valued.statusCode).toBe(422);
+    expect(valued.json().errors).toEqual([expect.objectContaining({ in: 'body', pointer: '#/value/url' })]);
+    expect((await get('ci.hook')).statusCode).toBe(404);
+  });
+});
+
 describe('config registry (TZ): history and rollback', () => {
   it('keeps every version, deletes included, and rolls back by writing a new version', async () => {
     await put('hist.mode', { value: 'fast', description: 'v1', reason: 'first' });
@@ -463,6 +508,17 @@ describe('config registry (TZ): secrets are refused with 422', () => {
     expect(ok.statusCode).toBe(201);
   });
 
+  // Issue 10, item 4: these were stored with 201.
+  it('refuses Slack workflow and trigger webhook URLs and other gitleaks families', async () => {
+    const digits = (n: number) => Array.from({ length: n }, (_, i) => String((i * 7 + 3) % 10)).join('');
+    const workflow = ['https://hooks', '.slack.com/workflows/', 'T0ACME0001/', 'A0FLOW0001/', digits(18), '/', RANDOM_TOKEN.slice(0, 24)].join('');
+    const trigger = ['https://hooks', '.slack.com/triggers/', 'T0ACME0001/', digits(13), '/', 'ab12'.repeat(8)].join('');
+    await refused('alerts.slack_workflow', { value: workflow }, 'slack-webhook', '#/value');
+    await refused('alerts.slack_trigger', { value: { url: trigger } }, 'slack-webhook', '#/value/url');
+    await refused('llm.anthropic', { value: ['sk-', 'ant-api03-', 'x'.repeat(93), 'AA'].join('') }, 'anthropic-api-key', '#/value');
+    await refused('ci.vault', { value: ['hv', 's.', RANDOM_TOKEN, RANDOM_TOKEN, RANDOM_TOKEN].join('') }, 'hashicorp-vault-token', '#/value');
+  });
+
   it('refuses a secret that reaches an existing entry or a rollback, and counts refusals', async () => {
     expect((await put('guard.webhook', { value: 'https://example.com/hook' })).statusCode).toBe(201);
     const res = await put('guard.webhook', { value: ['https://hooks.slack.com/services/', 'T0000/B0000/', 'abcdefghijklmnop1234'].join('') });
@@ -613,13 +669,13 @@ describe('config registry (TZ): access', () => {
 describe('config registry (TZ): documentation', () => {
   it('documents every route with a scope; writes are subject to the change freeze', async () => {
     const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json();
-    expect(Object.keys(doc.paths[PATH])).toEqual(['get']);
+    expect(Object.keys(doc.paths[PATH]).sort()).toEqual(['get', 'post']);
     expect(Object.keys(doc.paths[`${PATH}/effective`])).toEqual(['get']);
     expect(Object.keys(doc.paths[`${PATH}/{key}`]).sort()).toEqual(['delete', 'get', 'put']);
     expect(Object.keys(doc.paths[`${PATH}/{key}/history`])).toEqual(['get']);
     expect(Object.keys(doc.paths[`${PATH}/{key}/rollback`])).toEqual(['post']);
     const routes = t.app.routeCatalog.filter((r) => r.pack === 'config-registry' && r.method !== 'HEAD');
-    expect(routes).toHaveLength(7);
+    expect(routes).toHaveLength(8);
     for (const r of routes) expect(r.scope, `${r.method} ${r.url}`).toBe(r.method === 'GET' ? 'config:read' : 'config:write');
   });
 });

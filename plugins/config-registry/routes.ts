@@ -8,6 +8,7 @@ import {
   ConfigEntrySchema,
   ConfigHistoryItemSchema,
   ConfigListQuery,
+  CreateEntryBody,
   DEFAULT_ENVIRONMENT,
   DeleteQuery,
   EffectivePageSchema,
@@ -58,6 +59,31 @@ export const configRoutes =
         },
       },
       async (request) => service.list({ ...request.query, limit: pageLimit(request.query) }),
+    );
+
+    // The seed's create: the key in the body. PUT /system/config/{key} creates or replaces.
+    app.post(
+      PATH,
+      {
+        config: { scope: 'config:write', freeze: true },
+        schema: {
+          tags: TAGS,
+          summary: 'Create a configuration entry (key in the body); 409 when the key already has one in that environment',
+          body: CreateEntryBody,
+          response: { 201: ConfigEntrySchema, ...problemResponses(400, 401, 403, 409, 415, 422, 423, 503) },
+        },
+      },
+      async (request, reply) => {
+        const { key, environment = DEFAULT_ENVIRONMENT, reason } = request.body;
+        const created = await app.db.transaction(async (tx) => {
+          const entry = await service.create(tx, request.body, meta(request, reason));
+          await app.audit.record(tx, request, { operation: 'config.create', targetType: TARGET, targetId: `${key}@${environment}`, reason: reason ?? null, after: entry });
+          await app.stateCache.notify(tx, state.name);
+          return entry;
+        });
+        await state.reload();
+        return reply.code(201).header('location', entryUrl(key, environment)).send(created);
+      },
     );
 
     app.get(

@@ -132,6 +132,17 @@ export const PutEntryBody = StrictObject({
 });
 export type PutEntry = Static<typeof PutEntryBody>;
 
+/** `POST /system/config` (the seed's create): the key and environment in the body. */
+export const CreateEntryBody = StrictObject({
+  key: ConfigKey,
+  environment: EnvironmentQuery,
+  value: PutEntryBody.properties.value,
+  type: Type.Optional(configTypeSchema('default: inferred from the value; `json` holds an object or an array')),
+  description: Type.Optional(Type.String({ maxLength: 1000, description: 'default: empty' })),
+  reason: Type.Optional(Reason),
+});
+export type CreateEntry = Static<typeof CreateEntryBody>;
+
 export const RollbackBody = StrictObject({
   environment: EnvironmentQuery,
   version: version('the version whose value, type and description become the new version'),

@@ -12,10 +12,9 @@ import { CREDENTIAL_PATTERNS } from '../../src/secrets.js';
  *    (`password_min_length`, `token_ttl_seconds`, `smtp.password_env`, `api_key_header`) passes:
  *    storing the *name* of the environment variable that holds a secret is the intended pattern.
  * 2. Known credential formats anywhere inside a string: the kernel's list in src/secrets.ts (our
- *    `vhk_` keys, PEM private keys, AWS access key ids, GitHub, Slack and Stripe tokens, JWTs,
- *    URLs with a password, bearer tokens) plus PGP private key blocks, GitLab, Google, npm and SendGrid tokens, Slack
- *    webhook URLs and `password=...` assignments in connection strings. The patterns follow the
- *    vendors' documented prefixes, as secret scanners (gitleaks, GitHub secret scanning) do.
+ *    `vhk_` keys, PEM and PGP private keys, JWTs, URLs with a password, bearer tokens, and the
+ *    vendor formats of gitleaks' default rule set: AWS, GitHub, GitLab, Slack tokens and webhook
+ *    URLs, Stripe, OpenAI, Vault...) plus `password=...` assignments in connection strings.
  * 3. Long random-looking tokens: a run of at least 32 characters from the base64/base64url
  *    alphabet with at least one letter and one digit, Shannon entropy ≥ 4.0 bits per character
  *    and frequent switches between lower case, upper case and digits. Strings are first cut at

@@ -14,6 +14,7 @@ import {
   type EffectivePage,
   type HistoryFilter,
   type HistoryOperation,
+  type CreateEntry,
   type PutEntry,
 } from './schemas.js';
 import { findSecrets, type SecretFinding } from './secret-detector.js';
@@ -114,7 +115,7 @@ function subject(key: string, f: SecretFinding): string {
 }
 
 /** Explains a refused secret without repeating it: the findings say where and which rule. */
-export function secretRefusal(key: string, findings: SecretFinding[]): ProblemError {
+export function secretRefusal(key: string, findings: SecretFinding[], keyIn: 'params' | 'body' = 'params'): ProblemError {
   const [first] = findings;
   const why = first ? `${subject(key, first)} ${first.message}` : 'it matches a secret rule';
   return new ProblemError('unprocessable', {
@@ -123,7 +124,7 @@ export function secretRefusal(key: string, findings: SecretFinding[]): ProblemEr
       'the audit trail and exports): keep the secret in an environment variable or a secret manager and store only its name here, ' +
       `e.g. 'smtp.password_env': "SMTP_PASSWORD".`,
     errors: findings.slice(0, 20).map((f) =>
-      f.pointer === undefined ? { in: 'params', pointer: '#/key', message: f.message } : { in: 'body', pointer: `#/value${f.pointer}`, message: f.message },
+      f.pointer === undefined ? { in: keyIn, pointer: '#/key', message: f.message } : { in: 'body', pointer: `#/value${f.pointer}`, message: f.message },
     ),
     extensions: { rules: [...new Set(findings.map((f) => f.rule))] },
   });
@@ -136,14 +137,14 @@ export function secretRefusal(key: string, findings: SecretFinding[]): ProblemEr
 export function createConfigService(deps: { db: Db; onSecretRefused?: (rules: string[]) => void }) {
   const { db } = deps;
 
-  /** Type, size and secret checks shared by PUT and rollback. Throws the problem to answer. */
-  function checkEntry(key: string, type: ConfigType, value: unknown): void {
+  /** Type, size and secret checks shared by POST, PUT and rollback. Throws the problem to answer. */
+  function checkEntry(key: string, type: ConfigType, value: unknown, keyIn: 'params' | 'body' = 'params'): void {
     const problems = valueProblems(type, value);
     if (problems.length) throw new ProblemError('validation-failed', { detail: `The value does not fit type '${type}'.`, errors: problems });
     const findings = findSecrets(key, value);
     if (findings.length) {
       deps.onSecretRefused?.([...new Set(findings.map((f) => f.rule))]);
-      throw secretRefusal(key, findings);
+      throw secretRefusal(key, findings, keyIn);
     }
   }
 
@@ -268,6 +269,21 @@ export function createConfigService(deps: { db: Db; onSecretRefused?: (rules: st
       checkEntry(key, type, input.value);
       const description = input.description ?? current?.description ?? '';
       return write(tx, { key, environment, value: input.value, type, description }, current, current ? 'update' : 'create', meta);
+    },
+
+    /** Creates the entry; 409 when the key already has one in this environment (PUT changes it). */
+    async create(tx: DbOrTx, input: CreateEntry, meta: ChangeMeta): Promise<ConfigEntry> {
+      const { key, environment = DEFAULT_ENVIRONMENT } = input;
+      const type = input.type ?? inferType(input.value);
+      checkEntry(key, type, input.value, 'body');
+      const current = await lockEntry(tx, key, environment);
+      if (current) {
+        throw new ProblemError('conflict', {
+          detail: `An entry ${where(key, environment)} already exists (version ${current.version}); change it with PUT /system/config/${key}.`,
+          extensions: { key, environment, currentVersion: current.version },
+        });
+      }
+      return (await write(tx, { key, environment, value: input.value, type, description: input.description ?? '' }, undefined, 'create', meta)).after;
     },
 
     /** The deleted entry, or undefined when there was none. The history keeps a `delete` version. */

@@ -529,6 +529,32 @@ describe('smoke runs', () => {
     expect((await t.inject({ method: 'GET', url: `${ROOT}/smoke-runs/${queued.id}` })).json().results).toHaveLength(1);
   });
 
+  // Issue 10, item 5: the checks' requests carried traceparent but dropped the caller's tracestate.
+  it('forwards the caller\'s tracestate and random-trace-id flag on every check, also from a queued run', async () => {
+    const profile = await profileWith([check('good', '/good'), check('status', '/status', { expectedStatus: 500 })]);
+    const traceId = 'ab'.repeat(16);
+    const headers = { traceparent: `00-${traceId}-${'cd'.repeat(8)}-03`, tracestate: 'rojo=00f067aa0ba902b7 \t, \tcongo=t61rcWkgMzE' };
+    for (const wait of [true, false]) {
+      target.seen.length = 0;
+      const res = await t.inject({ method: 'POST', url: `${PROFILES}/${profile.id}/smoke-runs${wait ? '?wait=true' : ''}`, headers });
+      expect(res.statusCode, res.body).toBe(wait ? 201 : 202);
+      const runId = res.json().id;
+      await vi.waitFor(async () => {
+        await t.app.jobs.runDueQueued();
+        expect((await t.inject({ method: 'GET', url: `${ROOT}/smoke-runs/${runId}` })).json().status).not.toMatch(/queued|running/);
+      }, { timeout: 10_000, interval: 50 });
+      expect(target.seen).toHaveLength(2);
+      for (const seen of target.seen) {
+        expect(seen.headers.tracestate, seen.path).toBe('rojo=00f067aa0ba902b7,congo=t61rcWkgMzE');
+        expect(seen.headers.traceparent, seen.path).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-03$`));
+      }
+    }
+    // Without a tracestate none is sent.
+    target.seen.length = 0;
+    await t.inject({ method: 'POST', url: `${PROFILES}/${profile.id}/smoke-runs?wait=true`, headers: { traceparent: headers.traceparent } });
+    expect(target.seen.map((seen) => seen.headers.tracestate)).toEqual([undefined, undefined]);
+  });
+
   it('starts a run with a recorded deployment (runSmoke) and links the two', async () => {
     const profile = await profileWith([check('good', '/good')]);
     const res = await t.inject({ method: 'POST', url: `${PROFILES}/${profile.id}/deployments`, payload: { version: '2.0.0', commitSha: 'deadbeef', runSmoke: true } });

@@ -4,6 +4,7 @@ import type { SmokeRun } from './schemas.js';
 import { judge, type ClaimedRun, type DeploymentService } from './service.js';
 import { runSmokeChecks, type CheckSpan, type SmokeCheckResult } from './smoke-runner.js';
 import { safeMessage } from '../../src/secrets.js';
+import { parseTraceparent, parseTracestate } from '../tracing/trace-context.js';
 
 export const SMOKE_RUN_JOB = 'deployments:smoke-run';
 
@@ -39,13 +40,18 @@ export interface SmokeRunExecutorDeps {
   onFinished?: (run: SmokeRun, results: readonly SmokeCheckResult[]) => void;
 }
 
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-
-/** The span of the request that started the run, as a parent for the run's own span. */
-function parentFrom(traceparent: string | null): TraceContext | null {
-  const m = traceparent ? TRACEPARENT.exec(traceparent) : null;
-  if (!m) return null;
-  return { traceId: m[1]!, spanId: m[2]!, parentSpanId: null, sampled: (parseInt(m[3]!, 16) & 1) === 1, traceState: null };
+/** The span of the request that started the run (and its tracestate), as a parent for the run's own span. */
+function parentFrom(claim: Pick<ClaimedRun, 'traceparent' | 'tracestate'>): TraceContext | null {
+  const inbound = parseTraceparent(claim.traceparent ?? undefined);
+  if (!inbound) return null;
+  return {
+    traceId: inbound.traceId,
+    spanId: inbound.parentId,
+    parentSpanId: null,
+    sampled: inbound.sampled,
+    randomTraceId: inbound.randomTraceId,
+    traceState: parseTracestate(claim.tracestate ?? undefined),
+  };
 }
 
 export function createSmokeRunExecutor(deps: SmokeRunExecutorDeps): SmokeRunExecutor {
@@ -67,7 +73,7 @@ export function createSmokeRunExecutor(deps: SmokeRunExecutorDeps): SmokeRunExec
   async function run(claim: ClaimedRun, signal: AbortSignal): Promise<SmokeRun | undefined> {
     const profile = (await service.profileSummary(claim.profileId)) ?? null;
     const runSpan = tracing?.startSpan(`smoke run ${profile?.name ?? claim.profileId}`, {
-      parent: parentFrom(claim.traceparent),
+      parent: parentFrom(claim),
       kind: 'internal',
       attributes: { 'smoke.run_id': claim.id, 'smoke.profile_id': claim.profileId },
     });

@@ -24,6 +24,7 @@ import {
   UpdateProfileBody,
 } from './schemas.js';
 import { safeMessage } from '../../src/secrets.js';
+import { formatTraceparent } from '../tracing/trace-context.js';
 
 const TAGS = ['deployments'];
 const ROOT = '/system/deployment';
@@ -41,10 +42,13 @@ const runNotFound = (id: number) => problemError('resource-not-found', `No smoke
 /** Who did it, as the history shows it: `client:12`, `bootstrap`, `anonymous`. */
 export const actorLabel = (actor: Actor | null): string => (!actor ? 'anonymous' : actor.id ? `${actor.type}:${actor.id}` : actor.type);
 
-/** The request's own span, so a queued run's spans still join the trace that asked for it. */
-function traceparentOf(request: FastifyRequest): string | null {
+/**
+ * The request's own span and its caller's tracestate, stored with the run, so a queued run's
+ * spans still join the trace that asked for it and its checks forward the tracestate.
+ */
+function traceOf(request: FastifyRequest): { traceparent: string | null; tracestate: string | null } {
   const ctx = request.traceContext ?? null;
-  return ctx ? `00-${ctx.traceId}-${ctx.spanId}-${ctx.sampled ? '01' : '00'}` : null;
+  return ctx ? { traceparent: formatTraceparent(ctx), tracestate: ctx.traceState } : { traceparent: null, tracestate: null };
 }
 
 const DeploymentParams = StrictObject({
@@ -191,7 +195,7 @@ export const deploymentRoutes =
           if (!recorded) throw profileNotFound(id);
           let smokeRunId: number | null = null;
           if (request.body.runSmoke) {
-            const run = await service.createRun(tx, id, { deploymentId: recorded.deployment.id, requestedBy: actorLabel(request.actor), traceparent: traceparentOf(request) });
+            const run = await service.createRun(tx, id, { deploymentId: recorded.deployment.id, requestedBy: actorLabel(request.actor), ...traceOf(request) });
             smokeRunId = run!.id;
             await app.jobs.enqueue(SMOKE_RUN_JOB, { runId: smokeRunId }, { tx });
           }
@@ -263,7 +267,7 @@ export const deploymentRoutes =
       async (request, reply) => {
         const { id } = request.params;
         const run = await app.db.transaction(async (tx) => {
-          const created = await service.createRun(tx, id, { requestedBy: actorLabel(request.actor), traceparent: traceparentOf(request) });
+          const created = await service.createRun(tx, id, { requestedBy: actorLabel(request.actor), ...traceOf(request) });
           if (!created) throw profileNotFound(id);
           // The queued job is the durable way the run happens: a worker (or this instance) picks it up.
           await app.jobs.enqueue(SMOKE_RUN_JOB, { runId: created.id }, { tx });

@@ -285,7 +285,7 @@ export function createDeploymentService(deps: { db: Db }) {
     },
 
     /** A queued run of the profile's current checks. Undefined: no profile. */
-    async createRun(tx: DbOrTx, profileId: number, opts: { deploymentId?: number | null; requestedBy: string; traceparent: string | null }): Promise<SmokeRun | undefined> {
+    async createRun(tx: DbOrTx, profileId: number, opts: { deploymentId?: number | null; requestedBy: string; traceparent: string | null; tracestate?: string | null }): Promise<SmokeRun | undefined> {
       const profile = await profileRow(tx, profileId);
       if (!profile) return undefined;
       const [row] = await tx
@@ -298,6 +298,7 @@ export function createDeploymentService(deps: { db: Db }) {
           concurrency: profile.concurrency,
           requestedBy: opts.requestedBy,
           traceparent: opts.traceparent,
+          tracestate: opts.tracestate ?? null,
           totalChecks: profile.smokeChecks.length,
         })
         .returning();

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { ownValue } from '../../src/own-property.js';
 
 /**
  * The smoke runner: executes a profile's checks over real HTTP, a few at a time, and judges each
@@ -179,7 +180,7 @@ const NETWORK_ERRORS: Record<string, string> = {
 export function describeFetchError(err: unknown): string {
   const code = errorCode(err);
   if (code === undefined) return 'request failed';
-  const known = NETWORK_ERRORS[code];
+  const known = ownValue(NETWORK_ERRORS, code);
   if (known) return known;
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_/.test(code)) return `TLS error (${code})`;
   return `request failed (${code})`;
@@ -198,7 +199,10 @@ function errorCode(err: unknown, depth = 0): string | undefined {
 
 const shorten = (text: string): string => (text.length > 60 ? `${text.slice(0, 57)}...` : text);
 
-/** A W3C traceparent for a new, unsampled trace (when no tracing service is there to make one). */
+/**
+ * A W3C traceparent for a new, unsampled trace (when no tracing service is there to make one):
+ * flags `02`, the Level 2 random-trace-id flag, since the whole id is random.
+ */
 export function randomTraceparent(): string {
-  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00`;
+  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-02`;
 }

@@ -64,6 +64,8 @@ export const smokeRuns = pgTable(
     requestedBy: text('requested_by').notNull(),
     /** W3C traceparent of the request that started the run: the run's spans join that trace. */
     traceparent: text('traceparent'),
+    /** That request's W3C tracestate (normalised), forwarded on every check's request. */
+    tracestate: text('tracestate'),
     /** While running: when another executor may take an abandoned run over. */
     claimedUntil: timestamp('claimed_until', { withTimezone: true, mode: 'date' }),
     startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }),

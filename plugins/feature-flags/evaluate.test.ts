@@ -118,12 +118,45 @@ describe('operators', () => {
     expect(at('semver_lte', '2.4.0')).toBe(true);
     expect(at('semver_lte', '2.4.1')).toBe(false);
     expect(at('semver_gt', 'not-a-version')).toBe(false);
+    // SemVer 2.0.0 exactly: no `v`, no `=`, no surrounding whitespace, no leading zeros.
+    for (const loose of ['v2.4.0', 'V2.4.0', '=2.4.0', ' 2.4.0', '2.4.0 ', '2.4.0\n', '02.4.0', '2.04.0', '2.4']) {
+      expect(at('semver_eq', loose), JSON.stringify(loose)).toBe(false);
+      expect(at('semver_gte', loose), JSON.stringify(loose)).toBe(false);
+    }
     expect(matches({ attribute: 'appVersion', operator: 'semver_gt', values: ['2.4.0'] }, { appVersion: 3 })).toBe(false);
+  });
+
+  it('a stored rule whose version is not SemVer 2.0.0 makes the flag ERROR rather than compare loosely', () => {
+    const result = one(flag('loose', { rules: [{ attribute: 'appVersion', operator: 'semver_eq', values: ['v2.4.0'] }] }), { key: 'u1', attributes: { appVersion: '2.4.0' } });
+    expect(result).toMatchObject({ reason: 'ERROR', errorCode: 'GENERAL' });
   });
 
   it('attribute `key` is the subject key unless the context has its own `key` attribute', () => {
     expect(matches({ attribute: 'key', operator: 'in', values: ['u1', 'u2'] }, {}, 'u2')).toBe(true);
     expect(matches({ attribute: 'key', operator: 'in', values: ['u1'] }, { key: 'u9' }, 'u1')).toBe(false);
+  });
+
+  // Issue 10, item 2: Object.prototype's names are not attributes a context carries.
+  it.each(['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', 'isPrototypeOf'])(
+    'an inherited name (%s) is a missing attribute: no operator matches it, not even not_in',
+    (attribute) => {
+      for (const operator of ['not_in', 'not_equals'] as const) {
+        expect(matches({ attribute, operator, values: ['enterprise'] }, {})).toBe(false);
+        expect(matches({ attribute, operator, values: ['enterprise'] }, { country: 'NZ' })).toBe(false);
+      }
+      expect(matches({ attribute, operator: 'contains', values: ['function'] }, {})).toBe(false);
+      expect(matches({ attribute, operator: 'starts_with', values: ['['] }, {})).toBe(false);
+    },
+  );
+
+  it('an attribute named like an Object.prototype member still matches when the context carries it', () => {
+    const attributes = Object.fromEntries([
+      ['constructor', 'acme'],
+      ['__proto__', 'p'],
+    ]);
+    expect(matches({ attribute: 'constructor', operator: 'in', values: ['acme'] }, attributes)).toBe(true);
+    expect(matches({ attribute: '__proto__', operator: 'equals', values: ['p'] }, attributes)).toBe(true);
+    expect(matches({ attribute: 'constructor', operator: 'not_in', values: ['enterprise'] }, attributes)).toBe(true);
   });
 });
 

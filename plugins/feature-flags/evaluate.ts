@@ -1,5 +1,6 @@
-import { SemVer } from 'semver';
+import type { SemVer } from 'semver';
 import { murmurhash3x86_32 } from './murmurhash3.js';
+import { parseSemver } from './semver.js';
 import type { ErrorCode, Operator, Prerequisite, Reason, Rule, Variant } from './schemas.js';
 
 /**
@@ -115,6 +116,10 @@ export interface FlagSet {
 
 const ON: CompiledVariant = { key: 'on', value: true, upTo: BUCKETS };
 const OFF: CompiledVariant = { key: 'off', value: false, upTo: 0 };
+const BOOLEAN_VARIANTS: ReadonlyMap<string, CompiledVariant> = new Map([
+  ['on', ON],
+  ['off', OFF],
+]);
 
 const asString = (v: Scalar): string => (typeof v === 'string' ? v : String(v));
 function asNumber(v: Scalar): number | undefined {
@@ -135,11 +140,7 @@ function asSemver(v: Scalar): SemVer | undefined {
   if (typeof v !== 'string') return undefined;
   let parsed = parsedVersions.get(v);
   if (parsed === undefined) {
-    try {
-      parsed = new SemVer(v);
-    } catch {
-      parsed = null;
-    }
+    parsed = parseSemver(v) ?? null;
     if (parsedVersions.size >= PARSED_VERSIONS_MAX) parsedVersions.clear();
     parsedVersions.set(v, parsed);
   }
@@ -194,7 +195,8 @@ export function compileMatcher(operator: Operator, values: ReadonlyArray<string 
     case 'semver_lt':
     case 'semver_lte': {
       if (values.length !== 1 || typeof values[0] !== 'string') throw new Error('needs exactly one version string');
-      const bound = new SemVer(values[0]);
+      const bound = parseSemver(values[0]);
+      if (bound === undefined) throw new Error(`'${values[0]}' is not a semantic version`);
       const test = {
         semver_eq: (c: number) => c === 0,
         semver_gt: (c: number) => c > 0,
@@ -226,7 +228,7 @@ function compileFlag(def: FlagDefinition): CompiledFlag {
   }
   if (!boolean && upTo !== BUCKETS) throw new Error('variant weights do not sum to 100');
   const variantNamed = (key: string): CompiledVariant => {
-    const found = boolean ? { on: ON, off: OFF }[key] : variants.get(key);
+    const found = (boolean ? BOOLEAN_VARIANTS : variants).get(key);
     if (!found) throw new Error(`unknown variant '${key}'`);
     return found;
   };
@@ -330,8 +332,18 @@ export function subjectOf(context: EvaluationContext): string | undefined {
   return key === undefined || key === '' ? undefined : key;
 }
 
+/**
+ * The context's own attribute only: an attribute named `constructor` or `toString` that the
+ * context does not carry is missing (and never matches), not Object.prototype's function.
+ */
+function attributeOf(context: EvaluationContext, name: string, subject: string | undefined): AttributeValue | undefined {
+  const attributes = context.attributes;
+  if (attributes !== undefined && Object.hasOwn(attributes, name)) return attributes[name];
+  return name === 'key' ? subject : undefined;
+}
+
 function ruleMatches(rule: CompiledRule, context: EvaluationContext, subject: string | undefined): boolean {
-  const value = rule.attribute === 'key' && !(context.attributes && Object.hasOwn(context.attributes, 'key')) ? subject : context.attributes?.[rule.attribute];
+  const value = attributeOf(context, rule.attribute, subject);
   if (value === undefined || value === null) return false;
   if (Array.isArray(value)) {
     const any = value.some((v: string | number) => rule.match(v));

@@ -203,6 +203,22 @@ describe('feature flags (UA): CRUD', () => {
     expect((await patch('v.base', { prerequisites: [{ flagKey: 'v.base' }] })).json().errors).toContainEqual(expect.objectContaining({ pointer: '#/prerequisites/0/flagKey' }));
   });
 
+  // Issue 10, item 3: `v2.0.0` was accepted (201) because the semver package allows a `v`.
+  it.each(['v2.0.0', 'V2.0.0', '=2.0.0', ' 2.0.0', '2.0.0 ', '\t2.0.0', '2.0.0\n', '02.0.0', '2.0.0-01', '2.0.0+', '2.0.0-', '1.2.3.4', '99999999999999999.0.0'])(
+    'refuses the rule value %j, which is not a SemVer 2.0.0 version, with 422',
+    async (version) => {
+      const res = await create({ key: 'bad.semver', rules: [{ attribute: 'appVersion', operator: 'semver_eq', values: [version] }] });
+      expect(res.statusCode, res.body).toBe(422);
+      expect(res.json().errors).toContainEqual(expect.objectContaining({ pointer: '#/rules/0/values' }));
+    },
+  );
+
+  it('accepts SemVer 2.0.0 versions with pre-release and build parts', async () => {
+    for (const [i, version] of ['2.0.0', '0.0.0', '1.0.0-alpha-a.b-c.0.x7', '1.0.0-0A.is.legal+build.01.sha-5114f85'].entries()) {
+      await created({ key: `good.semver.${i}`, rules: [{ attribute: 'appVersion', operator: 'semver_gte', values: [version] }] });
+    }
+  });
+
   it('refuses prerequisite cycles with 422, and variant changes that a dependent needs', async () => {
     await created({ key: 'cyc.a' });
     await created({ key: 'cyc.b', prerequisites: [{ flagKey: 'cyc.a' }] });
@@ -314,6 +330,41 @@ describe('feature flags (UA): evaluation endpoints', () => {
     // The same answer as the bulk endpoint.
     const colour = (await t.inject({ method: 'GET', url: `${PATH}/eval.colour/evaluate?subject=user-9` })).json();
     expect(colour).toEqual((await evaluate({ context: { key: 'user-9' }, flags: ['eval.colour'] })).json().flags[0]);
+  });
+
+  // Issue 10, item 2: a rule on an inherited property name answered TARGETING_MATCH for a
+  // context without that attribute (README: a missing attribute never matches).
+  it('a rule on `constructor`, `toString`, `__proto__` or `hasOwnProperty` never matches a context without it', async () => {
+    for (const attribute of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const key = `proto.${attribute.replace(/_/g, '')}`.toLowerCase();
+      await created({ key, enabled: true, rolloutPercentage: 0, rules: [{ attribute, operator: 'not_in', values: ['enterprise'] }] });
+      const bulk = (await evaluate({ context: { key: 'u1', attributes: { plan: 'free' } }, flags: [key] })).json().flags[0];
+      expect(bulk, attribute).toMatchObject({ reason: 'DEFAULT', value: false });
+      const single = (await t.inject({ method: 'GET', url: `${PATH}/${key}/evaluate?subject=u1&attr.plan=free` })).json();
+      expect(single, attribute).toMatchObject({ reason: 'DEFAULT', value: false });
+      // Carried by the context (query: any name; body: any name but __proto__, refused as poisoning), it is an ordinary attribute.
+      const given = (await t.inject({ method: 'GET', url: `${PATH}/${key}/evaluate?subject=u1&attr.${attribute}=free` })).json();
+      expect(given, attribute).toMatchObject({ reason: 'TARGETING_MATCH' });
+      const listed = (await t.inject({ method: 'GET', url: `${PATH}/${key}/evaluate?subject=u1&attr.${attribute}=a&attr.${attribute}=enterprise` })).json();
+      expect(listed, attribute).toMatchObject({ reason: 'DEFAULT' });
+    }
+    const body = (await evaluate({ context: { key: 'u1', attributes: { constructor: 'free' } }, flags: ['proto.constructor'] })).json().flags[0];
+    expect(body).toMatchObject({ reason: 'TARGETING_MATCH' });
+  });
+
+  it('a rule serving a variant named like an Object.prototype member is refused (boolean flags have on/off only)', async () => {
+    const res = await create({ key: 'proto.variant', rules: [{ attribute: 'plan', operator: 'in', values: ['x'], variant: 'constructor' }] });
+    expect(res.statusCode, res.body).toBe(422);
+  });
+
+  it('an attribute version with a leading `v` or spaces is not a version: no semver rule matches it', async () => {
+    await created({ key: 'semver.eq', enabled: true, rolloutPercentage: 0, rules: [{ attribute: 'appVersion', operator: 'semver_eq', values: ['2.0.0'] }] });
+    const reason = async (appVersion: string) =>
+      (await evaluate({ context: { key: 'u1', attributes: { appVersion } }, flags: ['semver.eq'] })).json().flags[0].reason;
+    expect(await reason('2.0.0')).toBe('TARGETING_MATCH');
+    for (const version of ['v2.0.0', '=2.0.0', ' 2.0.0', '2.0.0 ', '\t2.0.0\t']) expect(await reason(version), JSON.stringify(version)).toBe('DEFAULT');
+    const viaQuery = await t.inject({ method: 'GET', url: `${PATH}/semver.eq/evaluate?subject=u1&attr.appVersion=v2.0.0` });
+    expect(viaQuery.json().reason).toBe('DEFAULT');
   });
 
   it('the kill switch and prerequisites take effect on the next evaluation', async () => {

@@ -25,13 +25,15 @@ const notFound = (key: string) => problemError('resource-not-found', `No flag '$
 
 /** `?subject=u-1&attr.country=NZ&attr.groups=a&attr.groups=b` as an evaluation context. */
 function contextFromQuery(query: Record<string, unknown>): EvaluationContext {
-  const attributes: Record<string, AttributeValue> = {};
+  const attributes: Array<[string, AttributeValue]> = [];
   for (const [name, value] of Object.entries(query)) {
     if (!name.startsWith(ATTRIBUTE_PREFIX)) continue;
-    if (typeof value === 'string') attributes[name.slice(ATTRIBUTE_PREFIX.length)] = value;
-    else if (Array.isArray(value)) attributes[name.slice(ATTRIBUTE_PREFIX.length)] = value.map(String);
+    if (typeof value === 'string') attributes.push([name.slice(ATTRIBUTE_PREFIX.length), value]);
+    else if (Array.isArray(value)) attributes.push([name.slice(ATTRIBUTE_PREFIX.length), value.map(String)]);
   }
-  return { key: typeof query.subject === 'string' ? query.subject : undefined, attributes };
+  // fromEntries defines own properties: `attr.__proto__=x` is an attribute named `__proto__`,
+  // where an assignment would have replaced the object's prototype.
+  return { key: typeof query.subject === 'string' ? query.subject : undefined, attributes: Object.fromEntries(attributes) };
 }
 
 /**

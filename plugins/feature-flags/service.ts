@@ -1,11 +1,11 @@
 import { and, asc, eq, gt, like, sql, type SQL } from 'drizzle-orm';
-import semver from 'semver';
 import { type Db, type DbOrTx, likePrefix, lockKey } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError, type ProblemErrorItem } from '../../src/problem.js';
 import { flagsInCycles, type FlagDefinition } from './evaluate.js';
 import type { CreateFlag, Flag, FlagFilter, UpdateFlag } from './schemas.js';
 import { featureFlags } from './table.js';
+import { parseSemver } from './semver.js';
 
 type FlagRow = typeof featureFlags.$inferSelect;
 
@@ -75,8 +75,8 @@ export function flagProblems(def: FlagDefinition, others: ReadonlyMap<string, Fl
     const at = `#/rules/${i}`;
     if (SINGLE_VALUE_OPERATORS.has(rule.operator) && rule.values.length !== 1) add(`${at}/values`, `${rule.operator} takes exactly one value`);
     if (NUMERIC_OPERATORS.has(rule.operator) && rule.values.some((v) => typeof v !== 'number')) add(`${at}/values`, `${rule.operator} compares numbers`);
-    if (SEMVER_OPERATORS.has(rule.operator) && rule.values.some((v) => typeof v !== 'string' || semver.valid(v) === null)) {
-      add(`${at}/values`, `${rule.operator} needs a semantic version such as 1.4.0`);
+    if (SEMVER_OPERATORS.has(rule.operator) && rule.values.some((v) => typeof v !== 'string' || parseSemver(v) === undefined)) {
+      add(`${at}/values`, `${rule.operator} needs a semantic version such as 1.4.0 (SemVer 2.0.0: no leading v, no spaces)`);
     }
     if (rule.rolloutPercentage !== undefined && !hasAtMost3Decimals(rule.rolloutPercentage)) add(`${at}/rolloutPercentage`, 'has more than 3 decimals');
     if (rule.variant !== undefined && !ownVariants.has(rule.variant)) add(`${at}/variant`, `no variant '${rule.variant}' (${[...ownVariants].join(', ')})`);

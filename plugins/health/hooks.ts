@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Counter, Histogram, type Registry } from 'prom-c
 import type { Env } from '../../src/env.js';
 import type { PressureState } from './service.js';
 import { routeConfigOf } from '../../src/pack.js';
+import { ownValue } from '../../src/own-property.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -127,7 +128,7 @@ export async function shedLoadUnderPressure(app: FastifyInstance, env: Env): Pro
       shed.inc({ reason });
       // Answered here rather than thrown: a shed request is not a server error to record.
       reply.problem('under-pressure', {
-        detail: `The instance is shedding load: ${PRESSURE_DETAIL[reason] ?? reason}. Retry after ${retryAfter} s.`,
+        detail: `The instance is shedding load: ${ownValue(PRESSURE_DETAIL, reason) ?? reason}. Retry after ${retryAfter} s.`,
         headers: { 'retry-after': String(retryAfter) },
       });
     },

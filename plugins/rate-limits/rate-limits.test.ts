@@ -196,6 +196,30 @@ describe('rate limiting requests', () => {
     await remove(rule.id);
   });
 
+  // Issue 10, item 6: Fastify answers HEAD with the GET handler; HEAD was never limited.
+  it('counts HEAD against a GET rule, on one counter with GET', async () => {
+    const rule = await createOk({ scope: 'route', route: 'GET /system/health', max: 1, windowSeconds: 60 });
+    try {
+      const first = await t.inject({ method: 'GET', url: '/system/health' });
+      expect(first.statusCode, first.body).toBe(200);
+      const head = await t.inject({ method: 'HEAD', url: '/system/health' });
+      expect(head.statusCode).toBe(429);
+      expect(head.headers['ratelimit-policy']).toBe(`"rule-${rule.id}";q=1;w=60`);
+      // HEAD first uses up the same counter for GET (another client: a counter of its own).
+      const other = { authorization: `Bearer ${(await t.keyWith(['system:read'])).token}` };
+      expect((await t.inject({ method: 'HEAD', url: '/system/health', headers: other })).statusCode).toBe(200);
+      expect((await t.inject({ method: 'GET', url: '/system/health', headers: other })).statusCode).toBe(429);
+      // Unknown paths too (the 404 handler answers HEAD like GET), and the route index says so.
+      const prefix = await createOk({ scope: 'route', route: 'GET /head-404*', max: 1, windowSeconds: 60 });
+      expect(await burst(t.app, '/head-404/a', '10.6.0.3', 1)).toEqual([404]);
+      expect((await t.app.inject({ method: 'HEAD', url: '/head-404/b', remoteAddress: '10.6.0.3' })).statusCode).toBe(429);
+      expect(t.app.rateLimits.describeRoute('HEAD', '/system/health').rule).toBe(`rule-${rule.id} (route GET /system/health: 1 per 60 s per caller)`);
+      await remove(prefix.id);
+    } finally {
+      await remove(rule.id);
+    }
+  });
+
   it('applies the most specific rule: an exact ip rule over ip *, a route rule over both', async () => {
     const any = await createOk({ scope: 'ip', match: '*', max: 1000, windowSeconds: 60 });
     const exact = await createOk({ scope: 'ip', match: '10.2.0.1', max: 2, windowSeconds: 60 });

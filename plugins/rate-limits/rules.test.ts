@@ -79,6 +79,31 @@ describe('rate-limit precedence (most specific rule wins)', () => {
     expect(at('GET', '/a')).toBe(prefix.id);
     expect(at('GET', '/b')).toBeUndefined();
   });
+
+  // Issue 10, item 6: HEAD is answered by the GET handler, so it must not slip past a GET rule.
+  it('lets a GET rule cover HEAD, and a HEAD rule only HEAD (more specific than GET)', () => {
+    const getRule = rule('route', '*', 'GET /system/health');
+    const index = buildRuleIndex([getRule]);
+    const at = (i: typeof index, method: string, path: string) => resolveLimit(i, anonymous(), { method, path }, null)?.ruleId;
+    expect(at(index, 'GET', '/system/health')).toBe(getRule.id);
+    expect(at(index, 'HEAD', '/system/health')).toBe(getRule.id);
+    expect(at(index, 'POST', '/system/health')).toBeUndefined();
+    // GET and HEAD share the GET rule's counter
+    expect(resolveLimit(index, anonymous(), { method: 'HEAD', path: '/system/health' }, null)?.counterKey).toBe(
+      resolveLimit(index, anonymous(), { method: 'GET', path: '/system/health' }, null)?.counterKey,
+    );
+
+    const headRule = rule('route', '*', 'HEAD /system/health');
+    const both = buildRuleIndex([getRule, headRule]);
+    expect(at(both, 'HEAD', '/system/health')).toBe(headRule.id);
+    expect(at(both, 'GET', '/system/health')).toBe(getRule.id);
+    expect(at(buildRuleIndex([headRule]), 'GET', '/system/health')).toBeUndefined();
+
+    const prefixGet = rule('route', '*', 'GET /system/flags*');
+    expect(at(buildRuleIndex([prefixGet]), 'HEAD', '/system/flags/dark-mode')).toBe(prefixGet.id);
+    // a POST rule does not cover HEAD
+    expect(at(buildRuleIndex([rule('route', '*', 'POST /system/health')]), 'HEAD', '/system/health')).toBeUndefined();
+  });
 });
 
 describe('rule values', () => {

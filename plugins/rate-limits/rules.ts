@@ -74,7 +74,9 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
 
 /**
  * Route patterns: `[METHOD ]/path[*]`. Without `*` the path must be equal (a trailing slash is
- * ignored, as the router does); with a trailing `*` it is a prefix. No method: any method.
+ * ignored, as the router does); with a trailing `*` it is a prefix. No method: any method. `GET`
+ * also covers HEAD, which Fastify answers with the GET handler (a GET without the body,
+ * RFC 9110 §9.3.2): otherwise HEAD would be an unlimited way to the same work.
  * Matched against the request path (percent-decoded, query string removed), so `GET /system/flags*`
  * covers `/system/flags` and `/system/flags/dark-mode`, and unknown paths (404s) can have rules too.
  */
@@ -98,8 +100,13 @@ export function parseRoutePattern(pattern: string): { normalized: string; compil
   return { normalized, compiled: { method, path: !prefix && path.length > 1 ? path.replace(/\/+$/, '') || '/' : path, prefix } };
 }
 
+/** Whether a rule's method covers the request's: itself, and GET also HEAD. */
+export function methodCovers(ruleMethod: string, requestMethod: string): boolean {
+  return ruleMethod === requestMethod || (ruleMethod === 'GET' && requestMethod === 'HEAD');
+}
+
 export function routeMatches(route: CompiledRoute, target: RouteTarget): boolean {
-  if (route.method !== null && route.method !== target.method) return false;
+  if (route.method !== null && !methodCovers(route.method, target.method)) return false;
   if (route.prefix) return target.path.startsWith(route.path);
   const path = target.path.length > 1 && target.path.endsWith('/') ? target.path.slice(0, -1) : target.path;
   return path === route.path;
@@ -155,10 +162,16 @@ export interface RuleIndex<R extends RuleLike = RuleLike> {
   readonly clientAny: R | null;
   readonly ipAny: R | null;
   readonly global: R | null;
-  /** Most specific first: exact paths before prefixes, longer before shorter, a method before none. */
+  /**
+   * Most specific first: exact paths before prefixes, longer before shorter, then by method: one
+   * method, then GET (which also covers HEAD), then none.
+   */
   readonly routes: ReadonlyArray<IndexedRoute<R>>;
   readonly rules: ReadonlyArray<R>;
 }
+
+/** How many methods a pattern covers, as a sort key: `HEAD /x` wins over `GET /x` for a HEAD. */
+const methodBreadth = (method: string | null): number => (method === null ? 2 : method === 'GET' ? 1 : 0);
 
 /** Builds the lookup structure from the enabled rules (done once per reload, never per request). */
 export function buildRuleIndex<R extends RuleLike>(rules: R[]): RuleIndex<R> {
@@ -198,7 +211,7 @@ export function buildRuleIndex<R extends RuleLike>(rules: R[]): RuleIndex<R> {
     (a, b) =>
       Number(a.route.prefix) - Number(b.route.prefix) ||
       b.route.path.length - a.route.path.length ||
-      Number(a.route.method === null) - Number(b.route.method === null) ||
+      methodBreadth(a.route.method) - methodBreadth(b.route.method) ||
       a.rule.id - b.rule.id,
   );
   return { apiKey, client, ip, apiKeyAny, clientAny, ipAny, global, routes, rules };

@@ -30,7 +30,7 @@ const range = {
 };
 
 const Many = <T extends TSchema>(item: T, what: string) =>
-  Type.Optional(Type.Array(item, { minItems: 1, maxItems: FILTER_VALUES_MAX, description: `any of these ${what} (a single value is accepted too)` }));
+  Type.Optional(Type.Array(item, { minItems: 1, maxItems: FILTER_VALUES_MAX, description: `any of these ${what} (a list, even for one)` }));
 
 export const SystemLogQuerySchema = StrictObject({
   ...PageQuerySchema.properties,

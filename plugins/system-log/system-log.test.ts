@@ -145,8 +145,14 @@ describe('system log (TV): POST /system/logs/query', () => {
     expect(messages(await search({ correlationId: ['corr-b', 'corr-c'] }))).toEqual(['four', 'two']);
     expect(messages(await search({ actor: ['client:1', 'client:2'] }))).toEqual(['three', 'two', 'one']);
   });
-  it('accepts a single value where a list is expected', async () => {
-    expect(messages(await search({ level: 'warn', source: 'filters' }))).toEqual(['two']);
+  // Issue 10, item 1: a JSON body value never changes type; a one-element list is the way.
+  it('refuses a bare value where a list is expected, and a number for limit, with 400', async () => {
+    expect(messages(await search({ level: ['warn'], source: ['filters'] }))).toEqual(['two']);
+    for (const body of [{ level: 'warn' }, { source: 'filters' }, { limit: '10' }]) {
+      const res = await t.inject({ method: 'POST', url: '/system/logs/query', payload: body });
+      expect(res.statusCode, JSON.stringify(body)).toBe(400);
+      expect(res.json().errors[0]).toMatchObject({ in: 'body', pointer: `#/${Object.keys(body)[0]}` });
+    }
   });
   it('applies since and until', async () => {
     expect(messages(await search({ source: ['filters'], since: '2030-01-01T00:05:00Z', until: '2030-01-01T00:15:00Z' }))).toEqual(['two']);

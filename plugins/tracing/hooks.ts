@@ -4,7 +4,8 @@ import type { TraceSpanInsert } from './service.js';
 import { formatTraceparent, type TraceContextFactory } from './trace-context.js';
 import { routeConfigOf } from '../../src/pack.js';
 
-const headerValue = (value: string | string[] | undefined): string | undefined => (typeof value === 'string' ? value : undefined);
+/** One `traceparent` field; two of them are invalid (W3C Trace Context), as is none. */
+const singleValue = (value: string | string[] | undefined): string | undefined => (typeof value === 'string' ? value : undefined);
 
 /**
  * The request's server span. onRequest continues the caller's trace (or starts one) and
@@ -15,9 +16,9 @@ export function createServerSpanHooks(deps: { contexts: TraceContextFactory; pus
   const { contexts, push, instanceId } = deps;
   return {
     onRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-      const context = contexts.fromHeaders(headerValue(request.headers.traceparent), headerValue(request.headers.tracestate));
+      const context = contexts.fromHeaders(singleValue(request.headers.traceparent), request.headers.tracestate);
       request.traceContext = context;
-      reply.header('traceparent', formatTraceparent(context.traceId, context.spanId, context.sampled));
+      reply.header('traceparent', formatTraceparent(context));
       done();
     },
 

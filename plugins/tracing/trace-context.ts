@@ -1,8 +1,10 @@
 import { randomFillSync } from 'node:crypto';
 
 /**
- * W3C Trace Context (https://www.w3.org/TR/trace-context/): parsing and formatting of
- * `traceparent` / `tracestate`, id generation and the sampling decision. No Fastify here.
+ * W3C Trace Context (https://www.w3.org/TR/trace-context-1/, the Recommendation, plus the
+ * random-trace-id flag of Level 2, https://www.w3.org/TR/trace-context-2/#random-trace-id-flag):
+ * parsing and formatting of `traceparent` / `tracestate`, id generation and the sampling
+ * decision. No Fastify here.
  */
 export interface TraceContext {
   /** 32 lowercase hex digits, not all zero. */
@@ -12,7 +14,13 @@ export interface TraceContext {
   /** The caller's span (from `traceparent`), or the span this one was started under; null for a new trace. */
   readonly parentSpanId: string | null;
   readonly sampled: boolean;
-  /** Vendor data passed through unchanged (`tracestate`), or null. */
+  /**
+   * Trace flag 0x02 (Level 2): at least the right-most 7 bytes of the trace id are random. Set
+   * on the traces this kernel starts (its ids are random); kept as received on a continued
+   * trace, since it describes the trace id, not this hop.
+   */
+  readonly randomTraceId: boolean;
+  /** The caller's `tracestate`, normalised (see parseTracestate), passed on unchanged; or null. */
   readonly traceState: string | null;
 }
 
@@ -20,6 +28,7 @@ export interface InboundTrace {
   traceId: string;
   parentId: string;
   sampled: boolean;
+  randomTraceId: boolean;
 }
 
 export interface PropagationHeaders {
@@ -30,39 +39,115 @@ export interface PropagationHeaders {
 const ZERO_TRACE_ID = '0'.repeat(32);
 const ZERO_SPAN_ID = '0'.repeat(16);
 const TRACEPARENT_LENGTH = 55;
+const VERSION = /^[0-9a-f]{2}$/;
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-/** Vendors must pass on at least 512 characters of tracestate; a longer one is dropped, not cut mid-entry. */
-export const TRACESTATE_MAX = 512;
-const TRACESTATE = /^[\x20-\x7e]*$/;
+const FLAG_SAMPLED = 0x01;
+const FLAG_RANDOM = 0x02;
+
+/** RFC 9110 field values carry no leading or trailing optional whitespace (spaces and tabs). */
+function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value[start] === ' ' || value[start] === '\t')) start++;
+  while (end > start && (value[end - 1] === ' ' || value[end - 1] === '\t')) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
 
 /**
- * Version `00` is exactly 55 characters; a higher version may append fields after a
- * dash and is parsed as 00; version `ff`, uppercase hex and all-zero ids are invalid.
+ * `version-trace-id-parent-id-trace-flags`, lowercase hex. Version `00` is exactly 55
+ * characters; a higher version may append fields after a dash and is read as 00 (the first 55
+ * characters); version `ff`, uppercase hex and all-zero ids are invalid.
  */
 export function parseTraceparent(header: string | undefined): InboundTrace | null {
-  if (header === undefined || header.length < TRACEPARENT_LENGTH) return null;
-  const version = header.slice(0, 2);
-  if (version === 'ff') return null;
-  if (header.length > TRACEPARENT_LENGTH && (version === '00' || header[TRACEPARENT_LENGTH] !== '-')) return null;
-  const head = header.length === TRACEPARENT_LENGTH ? header : header.slice(0, TRACEPARENT_LENGTH);
+  if (header === undefined) return null;
+  const value = trimOws(header);
+  if (value.length < TRACEPARENT_LENGTH) return null;
+  const version = value.slice(0, 2);
+  if (!VERSION.test(version) || version === 'ff') return null;
+  if (value.length > TRACEPARENT_LENGTH && (version === '00' || value[TRACEPARENT_LENGTH] !== '-')) return null;
+  const head = value.length === TRACEPARENT_LENGTH ? value : value.slice(0, TRACEPARENT_LENGTH);
   if (!TRACEPARENT.test(head)) return null;
   const traceId = head.slice(3, 35);
   const parentId = head.slice(36, 52);
   if (traceId === ZERO_TRACE_ID || parentId === ZERO_SPAN_ID) return null;
-  return { traceId, parentId, sampled: (parseInt(head.slice(53, 55), 16) & 1) === 1 };
+  const flags = parseInt(head.slice(53, 55), 16);
+  return { traceId, parentId, sampled: (flags & FLAG_SAMPLED) !== 0, randomTraceId: (flags & FLAG_RANDOM) !== 0 };
 }
 
-/** A tracestate worth forwarding: printable ASCII of at most 512 characters; anything else is dropped. */
-export function acceptTracestate(header: string | undefined): string | null {
-  if (header === undefined || header.length === 0 || header.length > TRACESTATE_MAX) return null;
-  return TRACESTATE.test(header) ? header : null;
+/** The trace-flags a traceparent carries: sampled and random; the other bits are reserved and sent as zero. */
+const traceFlags = (sampled: boolean, random: boolean): string => `0${(sampled ? FLAG_SAMPLED : 0) | (random ? FLAG_RANDOM : 0)}`;
+
+export const formatTraceparent = (context: Pick<TraceContext, 'traceId' | 'spanId' | 'sampled' | 'randomTraceId'>): string =>
+  `00-${context.traceId}-${context.spanId}-${traceFlags(context.sampled, context.randomTraceId)}`;
+
+// tracestate (https://www.w3.org/TR/trace-context-1/#tracestate-header)
+
+/** The most list members a tracestate may hold. */
+export const TRACESTATE_MAX_MEMBERS = 32;
+/** What this kernel passes on at most (the spec's floor, 512 characters, commas included). */
+export const TRACESTATE_MAX = 512;
+/** When a tracestate has to be cut, members longer than this go first. */
+const TRACESTATE_LONG_MEMBER = 128;
+
+/**
+ * One list member, `key=value`:
+ * - key = simple-key / multi-tenant-key; simple-key = lcalpha 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/");
+ *   multi-tenant-key = tenant-id "@" system-id, tenant-id = (lcalpha / DIGIT) 0*240(...),
+ *   system-id = lcalpha 0*13(...);
+ * - value = 0*255(chr) nblk-chr: printable ASCII but `,` and `=`, not ending in a space.
+ */
+const KEY_CHAR = '[a-z0-9_*/-]';
+const SIMPLE_KEY = `[a-z]${KEY_CHAR}{0,255}`;
+const MULTI_TENANT_KEY = `[a-z0-9]${KEY_CHAR}{0,240}@[a-z]${KEY_CHAR}{0,13}`;
+const VALUE_CHAR = '[\\x20-\\x2b\\x2d-\\x3c\\x3e-\\x7e]';
+const VALUE_LAST = '[\\x21-\\x2b\\x2d-\\x3c\\x3e-\\x7e]';
+const LIST_MEMBER = new RegExp(`^(${SIMPLE_KEY}|${MULTI_TENANT_KEY})=${VALUE_CHAR}{0,255}${VALUE_LAST}$`);
+
+/**
+ * The tracestate to pass on, or null. What this kernel chose where the spec leaves a choice:
+ * - Several `tracestate` fields are one list, joined with commas (RFC 9110 §5.3).
+ * - Spaces and tabs around members and empty members are dropped; members are re-joined with
+ *   a bare comma. Members themselves are passed on as received (a value's leading spaces kept).
+ * - A member that breaks the grammar, a key that appears twice, or more than 32 members:
+ *   the whole tracestate is discarded (nothing half-understood is forwarded).
+ * - Over 512 characters: whole members are removed, those over 128 characters first (from the
+ *   right), then from the right, until it fits.
+ */
+export function parseTracestate(header: string | readonly string[] | undefined): string | null {
+  if (header === undefined) return null;
+  const combined = typeof header === 'string' ? header : header.join(',');
+  const members: string[] = [];
+  const keys = new Set<string>();
+  for (const raw of combined.split(',')) {
+    const member = trimOws(raw);
+    if (member === '') continue;
+    const match = LIST_MEMBER.exec(member);
+    if (!match) return null;
+    const key = match[1]!;
+    if (keys.has(key)) return null;
+    keys.add(key);
+    if (members.push(member) > TRACESTATE_MAX_MEMBERS) return null;
+  }
+  if (members.length === 0) return null;
+  return fitTracestate(members).join(',');
 }
 
-export const formatTraceparent = (traceId: string, spanId: string, sampled: boolean): string =>
-  `00-${traceId}-${spanId}-${sampled ? '01' : '00'}`;
+function fitTracestate(members: string[]): string[] {
+  let length = members.reduce((n, m) => n + m.length, members.length - 1);
+  if (length <= TRACESTATE_MAX) return members;
+  const kept = [...members];
+  for (let i = kept.length - 1; i >= 0 && length > TRACESTATE_MAX; i--) {
+    if (kept[i]!.length > TRACESTATE_LONG_MEMBER) {
+      length -= kept[i]!.length + 1;
+      kept.splice(i, 1);
+    }
+  }
+  while (length > TRACESTATE_MAX && kept.length > 0) length -= kept.pop()!.length + 1;
+  return kept;
+}
 
 export function propagationHeaders(context: TraceContext): PropagationHeaders {
-  const traceparent = formatTraceparent(context.traceId, context.spanId, context.sampled);
+  const traceparent = formatTraceparent(context);
   return context.traceState === null ? { traceparent } : { traceparent, tracestate: context.traceState };
 }
 
@@ -107,8 +192,11 @@ export function createSampler(rate: number): (traceId: string) => boolean {
 }
 
 export interface TraceContextFactory {
-  /** The server span of an inbound request: continues a valid `traceparent`, else starts a trace. */
-  fromHeaders(traceparent: string | undefined, tracestate: string | undefined): TraceContext;
+  /**
+   * The server span of an inbound request: continues a valid `traceparent` (with its
+   * `tracestate`), else starts a trace (and, as the spec requires, does not read `tracestate`).
+   */
+  fromHeaders(traceparent: string | undefined, tracestate: string | readonly string[] | undefined): TraceContext;
   /** A span under `parent`, or the first span of a new trace when there is none. */
   child(parent: TraceContext | null): TraceContext;
 }
@@ -117,7 +205,7 @@ export function createTraceContextFactory(sampleRate: number): TraceContextFacto
   const sampler = createSampler(sampleRate);
   const newTrace = (): TraceContext => {
     const traceId = newTraceId();
-    return { traceId, spanId: newSpanId(), parentSpanId: null, sampled: sampler(traceId), traceState: null };
+    return { traceId, spanId: newSpanId(), parentSpanId: null, sampled: sampler(traceId), randomTraceId: true, traceState: null };
   };
   return {
     fromHeaders(traceparent, tracestate) {
@@ -128,12 +216,13 @@ export function createTraceContextFactory(sampleRate: number): TraceContextFacto
         spanId: newSpanId(),
         parentSpanId: inbound.parentId,
         sampled: inbound.sampled,
-        traceState: acceptTracestate(tracestate),
+        randomTraceId: inbound.randomTraceId,
+        traceState: parseTracestate(tracestate),
       };
     },
     child(parent) {
       if (!parent) return newTrace();
-      return { traceId: parent.traceId, spanId: newSpanId(), parentSpanId: parent.spanId, sampled: parent.sampled, traceState: parent.traceState };
+      return { ...parent, spanId: newSpanId(), parentSpanId: parent.spanId };
     },
   };
 }

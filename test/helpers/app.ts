@@ -52,10 +52,10 @@ export async function createTestApp(overrides: Partial<Env> = {}, options: Omit<
     adminKey,
     inject,
     async keyWith(scopes, client = {}) {
-      const c = await inject({ method: 'POST', url: '/system/clients', payload: { name: `test-client-${++clientSeq}-${Date.now()}`, owner: 'tests', scopes, ...client } });
+      const c = await inject({ method: 'POST', url: '/system/api-clients', payload: { name: `test-client-${++clientSeq}-${Date.now()}`, owner: 'tests', scopes, ...client } });
       if (c.statusCode !== 201) throw new Error(`creating a client failed: ${c.statusCode} ${c.body}`);
       const clientId = c.json<{ id: number }>().id;
-      const k = await inject({ method: 'POST', url: `/system/clients/${clientId}/keys`, payload: { name: 'test key', scopes } });
+      const k = await inject({ method: 'POST', url: `/system/api-clients/${clientId}/keys`, payload: { name: 'test key', scopes } });
       if (k.statusCode !== 201) throw new Error(`creating a key failed: ${k.statusCode} ${k.body}`);
       const key = k.json<{ token: string; keyId: string }>();
       return { token: key.token, keyId: key.keyId, clientId };

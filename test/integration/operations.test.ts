@@ -102,7 +102,7 @@ describe('shield across packs', () => {
       expect(res.statusCode, name).toBe(503);
       expect(res.json(), name).toMatchObject({ type: '/problems/read-only' });
     }
-    const keyWrite = await t.inject({ method: 'POST', url: '/system/clients', payload: { name: 'during-read-only', owner: 'x', scopes: ['system:read'] } });
+    const keyWrite = await t.inject({ method: 'POST', url: '/system/api-clients', payload: { name: 'during-read-only', owner: 'x', scopes: ['system:read'] } });
     expect(keyWrite.statusCode).toBe(503);
   });
 

@@ -183,7 +183,7 @@ function guarded(action) {
 
 const open = guarded(async (view) => {
   for (const name of Object.keys(VIEWS)) $(`view-${name}`).hidden = name !== view;
-  await VIEWS[view]();
+  if (Object.hasOwn(VIEWS, view)) await VIEWS[view]();
 });
 
 function showKeyState() {

@@ -1,0 +1,1 @@
+ALTER TABLE "smoke_runs" ADD COLUMN "tracestate" text;

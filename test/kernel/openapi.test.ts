@@ -162,7 +162,7 @@ describe('OpenAPI document: what the request hooks do (issue 10, item 8)', () =>
     expect(ids.every((id) => typeof id === 'string' && /^[a-z][A-Za-z0-9]*$/.test(id))).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
     expect(paths['/system/flags/{key}/evaluate']!.get!.operationId).toBe('getSystemFlagsByKeyEvaluate');
-    expect(operationIdFor('POST', '/system/clients/:id/keys/:keyId/rotate')).toBe('postSystemClientsByIdKeysByKeyIdRotate');
+    expect(operationIdFor('POST', '/system/api-clients/:id/keys/:keyId/rotate')).toBe('postSystemApiClientsByIdKeysByKeyIdRotate');
   });
 
   it('leaves out what a disabled pack would have answered; /metrics takes METRICS_TOKEN when one is set', async () => {

@@ -59,10 +59,10 @@ describe('scopes declared by packs (issue 10, item 9)', () => {
 
   it('offers exactly the scopes of this instance when creating clients and keys, in the document too', async () => {
     const doc = (await t.inject({ method: 'GET', url: '/docs/json' })).json<{ paths: Record<string, Record<string, { requestBody: { content: Record<string, { schema: { properties: { scopes: { items: { anyOf: Array<{ enum: string[] }> } } } } }> } }>> }>();
-    const offered = doc.paths['/system/clients']!.post!.requestBody.content['application/json']!.schema.properties.scopes.items.anyOf.map((s) => s.enum[0]);
+    const offered = doc.paths['/system/api-clients']!.post!.requestBody.content['application/json']!.schema.properties.scopes.items.anyOf.map((s) => s.enum[0]);
     expect(offered.sort()).toEqual([...t.app.scopes.names].sort());
     expect(offered).toContain('notes:read');
-    const typo = await t.inject({ method: 'POST', url: '/system/clients', payload: { name: 'typo', owner: 'tests', scopes: ['notes:raed'] } });
+    const typo = await t.inject({ method: 'POST', url: '/system/api-clients', payload: { name: 'typo', owner: 'tests', scopes: ['notes:raed'] } });
     expect(typo.statusCode).toBe(400);
     expect(typo.json().errors).toEqual(expect.arrayContaining([expect.objectContaining({ pointer: '#/scopes/0' })]));
   });
@@ -73,14 +73,14 @@ describe('scopes declared by packs (issue 10, item 9)', () => {
     const app = await t.another({ PACKS_DISABLED: 'deployments' }, { extraPacks: [notes] });
     expect(app.scopes.has('deployments:read')).toBe(false);
 
-    const created = await t.inject({ method: 'POST', url: '/system/clients', payload: { name: 'without-deployments', owner: 'tests', scopes: ['system:read', 'notes:read'] } }, app);
+    const created = await t.inject({ method: 'POST', url: '/system/api-clients', payload: { name: 'without-deployments', owner: 'tests', scopes: ['system:read', 'notes:read'] } }, app);
     expect(created.statusCode).toBe(201);
-    const refused = await t.inject({ method: 'POST', url: '/system/clients', payload: { name: 'with-deployments', owner: 'tests', scopes: ['deployments:read'] } }, app);
+    const refused = await t.inject({ method: 'POST', url: '/system/api-clients', payload: { name: 'with-deployments', owner: 'tests', scopes: ['deployments:read'] } }, app);
     expect(refused.statusCode).toBe(400);
 
     expect((await app.inject({ method: 'GET', url: '/system/info', headers: authHeader(key.token) })).statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/system/info', headers: authHeader(onlyDeployments.token) })).statusCode).toBe(403);
-    const client = await t.inject({ method: 'GET', url: `/system/clients/${key.clientId}` }, app);
+    const client = await t.inject({ method: 'GET', url: `/system/api-clients/${key.clientId}` }, app);
     expect(client.json().scopes).toEqual(['deployments:read', 'system:read']);
   });
 

@@ -39,6 +39,8 @@ export interface DatabaseOptions {
   url?: string;
   /** PGlite data directory; omitted means in memory. */
   dataDir?: string;
+  /** An in-memory PGlite starts from this `dumpDataDir()` tarball instead of an empty cluster. */
+  loadDataDir?: Blob;
   /** postgres.js pool size. */
   max?: number;
   applicationName?: string;
@@ -72,12 +74,12 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 export async function createDatabase(options: DatabaseOptions = {}): Promise<Database> {
-  return options.url ? createPostgres(options.url, options) : createPglite(options.dataDir);
+  return options.url ? createPostgres(options.url, options) : createPglite(options.dataDir, options.loadDataDir);
 }
 
-async function createPglite(dataDir?: string): Promise<Database> {
+async function createPglite(dataDir?: string, loadDataDir?: Blob): Promise<Database> {
   if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const client = dataDir ? new PGlite(dataDir) : new PGlite();
+  const client = dataDir ? new PGlite(dataDir) : new PGlite(loadDataDir ? { loadDataDir } : {});
   await client.waitReady;
   const counter = queryCounter();
   const db: Db = drizzlePglite({ client, logger: counter });

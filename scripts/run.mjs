@@ -9,7 +9,7 @@
 // The build itself is incremental (tsconfig.build.json keeps a .tsbuildinfo in dist/), so even
 // a rebuild after a one-file change is cheap.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -68,6 +68,9 @@ if (stale) {
   const started = Date.now();
   const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
   if (result.status !== 0) process.exit(result.status ?? 1);
+  // tsc leaves its build info untouched when nothing changed: mark this check as done.
+  const now = new Date();
+  utimesSync(buildInfo, now, now);
   console.error(`compiled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 

@@ -135,12 +135,24 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const env = options.env ?? loadEnv();
   const packs = resolvePacks([...(options.packs ?? allPacks), ...(options.extraPacks ?? [])], env.PACKS_DISABLED);
 
+  // The default logger exists before the database, so a first start (several seconds on PGlite,
+  // which creates its cluster) says what it is doing instead of printing nothing.
+  const logStream = bufferedStdout(LOG_FLUSH_INTERVAL_MS);
+  const logger =
+    options.loggerInstance ??
+    (options.logger === undefined ? pino({ level: env.LOG_LEVEL, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, logStream.destination) : undefined);
+
   const ownsDatabase = !options.database;
+  if (ownsDatabase) logger?.info({ driver: env.DATABASE_URL ? 'postgres' : 'pglite', ...(env.DATABASE_URL ? {} : { dataDir: env.DATA_DIR }) }, 'opening the database');
   const database = options.database ?? (await createDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR }));
   try {
-    if (options.migrate !== false) await runMigrations(database, env.DATABASE_URL);
+    if (options.migrate !== false) {
+      logger?.info('applying migrations');
+      await runMigrations(database, env.DATABASE_URL);
+    }
   } catch (err) {
     if (ownsDatabase) await database.close().catch(() => {});
+    logStream.close();
     throw err;
   }
 
@@ -151,17 +163,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     draining: false,
   };
 
-  const logStream = bufferedStdout(LOG_FLUSH_INTERVAL_MS);
   const app = Fastify({
-    ...(options.loggerInstance
-      ? { loggerInstance: options.loggerInstance }
-      : {
-          logger: options.logger ?? {
-            level: env.LOG_LEVEL,
-            redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-            stream: logStream.destination,
-          },
-        }),
+    ...(logger ? { loggerInstance: logger } : { logger: options.logger }),
     genReqId: correlationIdFor,
     logController: new AccessLogController(),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
@@ -190,6 +193,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.removeContentTypeParser('text/plain');
   app.addSchema(ProblemSchema);
 
+  app.log.info({ packs: packs.map((p) => p.meta.name) }, 'loading packs');
   await app.register(
     fp(async function valhalla(root) {
       await root.register(errorHandling);

@@ -67,9 +67,9 @@ function probe(url: string): Promise<number | undefined> {
   });
 }
 
-/** Runs the real entry point, `node --import tsx src/server.ts`, with exactly `settings` as kernel env. */
-export function runServer(settings: Record<string, string>): { child: ChildProcessWithoutNullStreams; output: string[]; exited: Promise<Exit> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+/** Runs a real entry point, `node --import tsx src/server.ts` by default, with exactly `settings` as kernel env. */
+export function runServer(settings: Record<string, string>, entry = 'src/server.ts'): { child: ChildProcessWithoutNullStreams; output: string[]; exited: Promise<Exit> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: projectRoot,
     env: cleanEnv(settings),
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -68,9 +68,10 @@ if (stale) {
   const started = Date.now();
   const result = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json')], { stdio: 'inherit', cwd: root });
   if (result.status !== 0) process.exit(result.status ?? 1);
-  // tsc leaves its build info untouched when nothing changed: mark this check as done.
-  const now = new Date();
-  utimesSync(buildInfo, now, now);
+  // tsc leaves its build info untouched when nothing changed: mark this check as done (no older
+  // than the newest source, in case a file's time is ahead of the clock).
+  const mark = new Date(Math.max(Date.now(), newestSource()));
+  utimesSync(buildInfo, mark, mark);
   console.error(`compiled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 

@@ -135,19 +135,19 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const env = options.env ?? loadEnv();
   const packs = resolvePacks([...(options.packs ?? allPacks), ...(options.extraPacks ?? [])], env.PACKS_DISABLED);
 
-  // The default logger exists before the database, so a first start (several seconds on PGlite,
-  // which creates its cluster) says what it is doing instead of printing nothing.
+  // Lines before Fastify's logger exists, to the same stream, so a first start (several seconds
+  // on PGlite, which creates its cluster) says what it is doing instead of printing nothing.
   const logStream = bufferedStdout(LOG_FLUSH_INTERVAL_MS);
-  const logger =
+  const startLog =
     options.loggerInstance ??
     (options.logger === undefined ? pino({ level: env.LOG_LEVEL, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, logStream.destination) : undefined);
 
   const ownsDatabase = !options.database;
-  if (ownsDatabase) logger?.info({ driver: env.DATABASE_URL ? 'postgres' : 'pglite', ...(env.DATABASE_URL ? {} : { dataDir: env.DATA_DIR }) }, 'opening the database');
+  if (ownsDatabase) startLog?.info({ driver: env.DATABASE_URL ? 'postgres' : 'pglite', ...(env.DATABASE_URL ? {} : { dataDir: env.DATA_DIR }) }, 'opening the database');
   const database = options.database ?? (await createDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR }));
   try {
     if (options.migrate !== false) {
-      logger?.info('applying migrations');
+      startLog?.info('applying migrations');
       await runMigrations(database, env.DATABASE_URL);
     }
   } catch (err) {
@@ -164,7 +164,15 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   };
 
   const app = Fastify({
-    ...(logger ? { loggerInstance: logger } : { logger: options.logger }),
+    ...(options.loggerInstance
+      ? { loggerInstance: options.loggerInstance }
+      : {
+          logger: options.logger ?? {
+            level: env.LOG_LEVEL,
+            redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+            stream: logStream.destination,
+          },
+        }),
     genReqId: correlationIdFor,
     logController: new AccessLogController(),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),

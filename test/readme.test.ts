@@ -1,13 +1,13 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateApiKey } from '../plugins/api-keys/key-format.js';
-import { projectRoot, startServer, type ServerProcess } from './lifecycle/server-process.js';
+import { createTestApp, type TestApp } from './helpers/app.js';
+import { projectRoot } from './lifecycle/server-process.js';
 
 // The README's curl examples, run as a reader would: every ```sh block that calls curl, top to
-// bottom in one bash session, against a fresh server started as "The first key" says
-// (ADMIN_API_KEY set). Every call must answer 2xx, or the status its line documents with a
+// bottom in one bash session, against a fresh kernel listening on loopback, started as "The
+// first key" says (ADMIN_API_KEY set; in this process, on this file's own database). Every call must answer 2xx, or the status its line documents with a
 // trailing `# → 404`-style comment. Paths come from the README itself, so renaming a route
 // means fixing its examples.
 
@@ -54,13 +54,32 @@ const PRELUDE = [
   '',
 ].join('\n');
 
-let server: ServerProcess | undefined;
-const adminKey = generateApiKey().token;
+let t: TestApp | undefined;
+let origin = '';
 
 beforeAll(async () => {
-  if (hasTools) server = await startServer({ env: { ADMIN_API_KEY: adminKey } });
+  if (!hasTools) return;
+  t = await createTestApp();
+  origin = await t.app.listen({ host: '127.0.0.1', port: 0 });
 }, 120_000);
-afterAll(async () => server?.cleanup());
+afterAll(async () => t?.close());
+
+/** bash without blocking this process's event loop, which serves the requests. */
+function bash(script: string, env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', script], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
+    child.once('error', reject);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
 
 describe('README examples', () => {
   it('finds the examples and reads each expectation', () => {
@@ -74,14 +93,9 @@ describe('README examples', () => {
     expect(script).not.toContain('npm start');
   });
 
-  it.skipIf(!hasTools)('runs every curl example top to bottom with the documented status', { timeout: 180_000 }, () => {
-    const { script, curlCount } = readmeScript(readFileSync(path.join(projectRoot, 'README.md'), 'utf8'), server!.origin);
-    const run = spawnSync('bash', ['-c', PRELUDE + script], {
-      cwd: projectRoot,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ADMIN_API_KEY: adminKey },
-      encoding: 'utf8',
-      timeout: 170_000,
-    });
+  it.skipIf(!hasTools)('runs every curl example top to bottom with the documented status', { timeout: 180_000 }, async () => {
+    const { script, curlCount } = readmeScript(readFileSync(path.join(projectRoot, 'README.md'), 'utf8'), origin);
+    const run = await bash(PRELUDE + script, { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ADMIN_API_KEY: t!.adminKey });
     const calls: Call[] = [];
     for (const line of run.stderr.split('\n')) {
       const m = /^::vk-status (\d{3}) (\S+) (\S+) (\S+)$/.exec(line);

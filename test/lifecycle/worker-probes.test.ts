@@ -1,13 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, runServer, type Exit } from './server-process.js';
+import { freePort, runServer, seededDataDir, type Exit } from './server-process.js';
 
 // `npm run worker` serves no API, but a probe and a scraper must reach it: /live, /ready and
 // /metrics on WORKER_PORT, through the real entry point.
 
-const dataDir = mkdtempSync(path.join(tmpdir(), 'vk-worker-'));
+const dataDir = seededDataDir('vk-worker-');
 let port: number;
 let worker: ReturnType<typeof runServer>;
 let exit: Exit | undefined;

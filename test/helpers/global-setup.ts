@@ -1,4 +1,4 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -31,12 +31,21 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return postgresTemplate(project, url);
 }
 
+const DUMP_PREFIX = 'vk-test-pglite-';
+
 async function pgliteDump(project: TestProject): Promise<() => Promise<void>> {
+  // An interrupted run leaves its dump behind: remove those over an hour old (not a concurrent run's).
+  for (const name of readdirSync(tmpdir())) {
+    const file = path.join(tmpdir(), name);
+    if (!name.startsWith(DUMP_PREFIX) || !name.endsWith('.tar')) continue;
+    const age = Date.now() - (statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    if (age > 3_600_000) rmSync(file, { force: true });
+  }
   const client = new PGlite();
   try {
     await migrate(drizzle({ client }), { migrationsFolder: migrationsFolder() });
     const dump = await client.dumpDataDir('none');
-    const file = path.join(tmpdir(), `vk-test-pglite-${process.pid}-${Date.now()}.tar`);
+    const file = path.join(tmpdir(), `${DUMP_PREFIX}${process.pid}-${Date.now()}.tar`);
     writeFileSync(file, Buffer.from(await dump.arrayBuffer()));
     project.provide('pgliteDumpFile', file);
     return async () => rmSync(file, { force: true });

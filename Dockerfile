@@ -6,8 +6,12 @@
 #
 # Migrations run at start, under a PostgreSQL advisory lock, so several replicas starting
 # together apply them once. To migrate as a separate deploy step instead (e.g. a Kubernetes Job
-# or an init container), run the same image with:   node dist/db/migrate-cli.js
-# A jobs-only worker (web replicas then set RUN_JOBS=false):   node dist/src/worker.js
+# or an init container), run the same image with:   npm run db:migrate   (or node dist/db/migrate-cli.js)
+# A jobs-only worker (web replicas then set RUN_JOBS=false):   npm run worker   (or node dist/src/worker.js);
+# it answers /live, /ready and /metrics on WORKER_PORT (3001).
+# A new API key for ADMIN_API_KEY:   docker run --rm valhalla-kernel npm run -s key:new
+# The npm scripts run dist/ as built here (scripts/run.mjs: no TypeScript needed, nothing compiled);
+# `npm run test:prod-layout` checks this layout outside Docker.
 # Without DATABASE_URL the embedded PGlite keeps its data in /app/data (mount a volume there).
 #
 # Probes: liveness GET /live (no database), readiness GET /ready (database, migrations,
@@ -45,9 +49,10 @@ COPY --from=build /app/dist ./dist
 # The admin console's static page, script and stylesheet (served as they are, no build step).
 COPY --from=build /app/plugins/admin/console ./dist/plugins/admin/console
 COPY drizzle ./drizzle
+COPY scripts/run.mjs ./scripts/run.mjs
 
 USER node
-EXPOSE 3000
+EXPOSE 3000 3001
 
 # slim has no curl: Node's own fetch probes /live.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \

@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 // Tests run against PostgreSQL when TEST_DATABASE_URL (or DATABASE_URL) is set, each file on a
-// fresh database of its own; otherwise each file gets an in-memory PGlite.
+// fresh database of its own; otherwise each file gets an in-memory PGlite. Either is a copy of
+// one database the global setup migrates once per run (test/helpers/global-setup.ts).
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'src/**/*.test.ts', 'plugins/**/*.test.ts', 'db/**/*.test.ts'],

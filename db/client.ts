@@ -53,6 +53,8 @@ export interface DatabaseOptions {
   url?: string;
   /** PGlite data directory; omitted means in memory. */
   dataDir?: string;
+  /** An in-memory PGlite starts from this `dumpDataDir()` tarball instead of an empty cluster. */
+  loadDataDir?: Blob;
   /** postgres.js pool size. */
   max?: number;
   /**
@@ -92,16 +94,16 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 export async function createDatabase(options: DatabaseOptions = {}): Promise<Database> {
-  return options.url ? createPostgres(options.url, options) : createPglite(options.dataDir);
+  return options.url ? createPostgres(options.url, options) : createPglite(options.dataDir, options.loadDataDir);
 }
 
-async function createPglite(dataDir?: string): Promise<Database> {
+async function createPglite(dataDir?: string, loadDataDir?: Blob): Promise<Database> {
   let lock: DataDirLock | undefined;
   if (dataDir) {
     mkdirSync(dataDir, { recursive: true });
     lock = lockDataDir(dataDir);
   }
-  const client = dataDir ? new PGlite(dataDir) : new PGlite();
+  const client = dataDir ? new PGlite(dataDir) : new PGlite(loadDataDir ? { loadDataDir } : {});
   try {
     await client.waitReady;
   } catch (err) {

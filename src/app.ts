@@ -136,12 +136,24 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const env = options.env ?? loadEnv();
   const packs = resolvePacks([...(options.packs ?? allPacks), ...(options.extraPacks ?? [])], env.PACKS_DISABLED);
 
+  // Lines before Fastify's logger exists, to the same stream, so a first start (several seconds
+  // on PGlite, which creates its cluster) says what it is doing instead of printing nothing.
+  const logStream = bufferedStdout(LOG_FLUSH_INTERVAL_MS);
+  const startLog =
+    options.loggerInstance ??
+    (options.logger === undefined ? pino({ level: env.LOG_LEVEL, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, logStream.destination) : undefined);
+
   const ownsDatabase = !options.database;
+  if (ownsDatabase) startLog?.info({ driver: env.DATABASE_URL ? 'postgres' : 'pglite', ...(env.DATABASE_URL ? {} : { dataDir: env.DATA_DIR }) }, 'opening the database');
   const database = options.database ?? (await createDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR, acquireTimeoutMs: env.DB_ACQUIRE_TIMEOUT_MS }));
   try {
-    if (options.migrate !== false) await runMigrations(database, env.DATABASE_URL);
+    if (options.migrate !== false) {
+      startLog?.info('applying migrations');
+      await runMigrations(database, env.DATABASE_URL);
+    }
   } catch (err) {
     if (ownsDatabase) await database.close().catch(() => {});
+    logStream.close();
     throw err;
   }
 
@@ -152,7 +164,6 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     draining: false,
   };
 
-  const logStream = bufferedStdout(LOG_FLUSH_INTERVAL_MS);
   const app = Fastify({
     ...(options.loggerInstance
       ? { loggerInstance: options.loggerInstance }
@@ -193,6 +204,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.removeContentTypeParser('text/plain');
   app.addSchema(ProblemSchema);
 
+  app.log.info({ packs: packs.map((p) => p.meta.name) }, 'loading packs');
   await app.register(
     fp(async function valhalla(root) {
       await root.register(errorHandling);

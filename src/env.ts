@@ -9,6 +9,7 @@ export const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'production', maxLength: 32 }),
   HOST: Type.String({ default: '0.0.0.0', minLength: 1, maxLength: 255 }),
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  WORKER_PORT: Type.Integer({ default: 3001, minimum: 0, maximum: 65535, description: '`npm run worker` answers /live, /ready and /metrics on this port (HOST), for probes and Prometheus' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://', maxLength: 2048 })),
   DATA_DIR: Type.String({ default: './data', minLength: 1, maxLength: 1024 }),
   LOG_LEVEL: Type.Union(

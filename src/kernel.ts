@@ -95,8 +95,16 @@ export interface KernelOptions {
 export default fp(
   async function kernel(app: FastifyInstance, opts: KernelOptions) {
     const { env, database, lifecycle } = opts;
+    // No label on every series: Prometheus adds `instance` (the scrape target) itself, and a
+    // second one of ours would be renamed `exported_instance`. Who this process is lives on one
+    // info metric instead, joined in queries when needed (`* on(instance) group_left(instance_id)`).
     const metrics = new Registry();
-    metrics.setDefaultLabels({ instance: lifecycle.instanceId });
+    new Gauge({
+      name: 'valhalla_build_info',
+      help: 'Always 1; the labels say which kernel version, instance and runtime this process is',
+      labelNames: ['version', 'instance_id', 'node_version', 'driver'],
+      registers: [metrics],
+    }).set({ version: lifecycle.version, instance_id: lifecycle.instanceId, node_version: process.version, driver: database.driver }, 1);
 
     const resubscribes = new Counter({
       name: 'valhalla_state_listener_resubscribes_total',

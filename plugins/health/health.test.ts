@@ -1,8 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
-import { UNMATCHED_ROUTE } from './hooks.js';
+import { GAUGES_NAMED_AS_COUNTERS, UNMATCHED_ROUTE } from './hooks.js';
 import { SNAPSHOT_JOB } from './jobs.js';
+
+/** `promtool` is on PATH (Debian's `prometheus` package; .ci/run installs it). */
+const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
 
 let t: TestApp;
 beforeAll(async () => {
@@ -122,7 +126,22 @@ describe('/metrics', () => {
     expect(durations).toContainEqual(expect.stringMatching(new RegExp(`route="${UNMATCHED_ROUTE}",status_code="404"`)));
     expect(res.body).not.toContain('route-not-found"');
     expect(res.body).not.toContain('/no-such-path');
-    expect(res.body).toContain(`instance="${t.app.lifecycle.instanceId}"`);
+    // Prometheus adds `instance` (the scrape target) itself: ours would become `exported_instance`.
+    expect(samples.filter((l) => /[{,]instance="/.test(l))).toEqual([]);
+    expect(types.get('valhalla_build_info')).toBe('gauge');
+    expect(samples.filter((l) => l.startsWith('valhalla_build_info'))).toEqual([
+      `valhalla_build_info{version="${t.app.lifecycle.version}",instance_id="${t.app.lifecycle.instanceId}",node_version="${process.version}",driver="${t.app.database.driver}"} 1`,
+    ]);
+    // Gauges named like counters are left out; their per-type siblings stay.
+    for (const name of GAUGES_NAMED_AS_COUNTERS) expect(types.has(name), name).toBe(false);
+    expect(types.get('nodejs_active_handles')).toBe('gauge');
+  });
+
+  it.skipIf(!hasPromtool)('passes `promtool check metrics` without a warning', async () => {
+    await get('/live');
+    const res = await get('/metrics');
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: res.body, encoding: 'utf8' });
+    expect({ status: check.status, output: `${check.stdout}${check.stderr}`.trim() }).toEqual({ status: 0, output: '' });
   });
 
   it('needs the bearer METRICS_TOKEN when one is set', async () => {
@@ -294,7 +313,7 @@ describe('load shedding', () => {
     expect(ready.json().detail).toMatch(/pressure \(shedding load/);
     const metrics = await get('/metrics', {}, app);
     expect(metrics.statusCode).toBe(200);
-    expect(metrics.body).toMatch(/valhalla_load_shed_total\{reason="heapUsedBytes",[^}]*\} [1-9]/);
+    expect(metrics.body).toMatch(/valhalla_load_shed_total\{reason="heapUsedBytes"[^}]*\} [1-9]/);
     // A shed request is answered directly, not through the error handler: no server error recorded.
     expect(metrics.body).not.toContain('kind="under-pressure"');
   });
@@ -314,6 +333,6 @@ describe('load shedding', () => {
     const shed = await get('/system/health', {}, app);
     expect(shed.json().detail).toContain('PRESSURE_MAX_EVENT_LOOP_DELAY_MS');
     expect((await get('/live', {}, app)).statusCode).toBe(200);
-    expect((await get('/metrics', {}, app)).body).toMatch(/valhalla_load_shed_total\{reason="eventLoopDelay",[^}]*\} [1-9]/);
+    expect((await get('/metrics', {}, app)).body).toMatch(/valhalla_load_shed_total\{reason="eventLoopDelay"[^}]*\} [1-9]/);
   });
 });

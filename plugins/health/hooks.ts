@@ -25,12 +25,20 @@ export interface RequestTotals {
   serverErrors: number;
 }
 
+/**
+ * prom-client's gauges named like counters (`promtool check metrics`: "non-counter metrics should
+ * not have \"_total\" suffix"). Each is the sum of its per-type sibling, which stays
+ * (`sum(nodejs_active_handles)` gives the total).
+ */
+export const GAUGES_NAMED_AS_COUNTERS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 // collectDefaultMetrics starts observers and timers for each call: once per registry.
 const withDefaultMetrics = new WeakSet<Registry>();
 export function collectDefaultMetricsOnce(registry: Registry): void {
   if (withDefaultMetrics.has(registry)) return;
   withDefaultMetrics.add(registry);
   collectDefaultMetrics({ register: registry });
+  for (const name of GAUGES_NAMED_AS_COUNTERS) registry.removeSingleMetric(name);
 }
 
 /**

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
+import { inject } from 'vitest';
 import { createDatabase, type Database } from '../../db/client.js';
 import { runMigrations } from '../../db/migrate.js';
 
@@ -17,18 +19,20 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-function withDatabase(url: string, name: string): string {
+export function withDatabase(url: string, name: string): string {
   const u = new URL(url);
   u.pathname = `/${name}`;
   return u.toString();
 }
 
-/** A migrated database for one test file: a fresh PostgreSQL database, or an in-memory PGlite. */
+/** A migrated database for one test file (a fresh PostgreSQL database or an in-memory PGlite), copied from one migrated once per run. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const server = serverUrl();
   if (!server) {
-    const database = await createDatabase();
-    await runMigrations(database);
+    // A copy of the cluster the global setup migrated once (see global-setup.ts).
+    const dumpFile = inject('pgliteDumpFile');
+    const database = await createDatabase(dumpFile ? { loadDataDir: new Blob([readFileSync(dumpFile)]) } : {});
+    if (!dumpFile) await runMigrations(database);
     return {
       database,
       url: undefined,
@@ -37,15 +41,17 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     };
   }
   const name = `${TEST_DB_PREFIX}${Math.floor(Date.now() / 1000)}_${process.pid}_${randomBytes(3).toString('hex')}`;
+  // A copy of the database the global setup migrated once (see global-setup.ts).
+  const template = inject('templateDatabase');
   const admin = postgres(server, { max: 1, onnotice: () => {} });
   try {
-    await admin.unsafe(`create database "${name}"`);
+    await admin.unsafe(template ? `create database "${name}" template "${template}"` : `create database "${name}"`);
   } finally {
     await admin.end();
   }
   const url = withDatabase(server, name);
   const database = await createDatabase({ url, max: 5 });
-  await runMigrations(database, url);
+  if (!template) await runMigrations(database, url);
   const extra: Database[] = [];
   return {
     database,

@@ -1,10 +1,11 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
 import { EnvSchema } from '../../src/env.js';
 
 /** Project root, where `src/server.ts` lives. */
@@ -21,6 +22,25 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A PGlite DATA_DIR for a spawned kernel, holding the cluster the global setup migrated once
+ * (its `dumpDataDir` tarball unpacked), so the process skips initdb (3-6 s). Without the dump or
+ * `tar`, an empty directory: the process creates its cluster itself.
+ */
+export function seededDataDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const dump = inject('pgliteDumpFile');
+  if (dump) {
+    try {
+      execFileSync('tar', ['-xf', dump, '-C', dir], { stdio: 'ignore' });
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+      return mkdtempSync(path.join(tmpdir(), prefix));
+    }
+  }
+  return dir;
 }
 
 /**
@@ -67,9 +87,9 @@ function probe(url: string): Promise<number | undefined> {
   });
 }
 
-/** Runs the real entry point, `node --import tsx src/server.ts`, with exactly `settings` as kernel env. */
-export function runServer(settings: Record<string, string>): { child: ChildProcessWithoutNullStreams; output: string[]; exited: Promise<Exit> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+/** Runs a real entry point, `node --import tsx src/server.ts` by default, with exactly `settings` as kernel env. */
+export function runServer(settings: Record<string, string>, entry = 'src/server.ts'): { child: ChildProcessWithoutNullStreams; output: string[]; exited: Promise<Exit> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: projectRoot,
     env: cleanEnv(settings),
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -101,7 +121,7 @@ export function runServer(settings: Record<string, string>): { child: ChildProce
  */
 export async function startServer(options: { databaseUrl?: string; env?: Record<string, string> } = {}): Promise<ServerProcess> {
   const port = await freePort();
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'vk-lifecycle-'));
+  const dataDir = seededDataDir('vk-lifecycle-');
   const settings: Record<string, string> = {
     HOST: '127.0.0.1',
     PORT: String(port),

@@ -10,7 +10,7 @@ import { authHeader, createTestApp, type TestApp } from '../helpers/app.js';
 
 /**
  * What docs/packs.md tells a pack author, pinned: hook order (sections 2 and 4), HEAD twins,
- * perInstance jobs (6), gauges with collect() and the instance label (7a).
+ * perInstance jobs (6), gauges with collect() and no instance label of ours (7a).
  */
 
 /** What a pack's hooks saw, per pack. */
@@ -155,15 +155,15 @@ describe('perInstance periodic jobs (docs/packs.md, section 6)', () => {
 });
 
 describe('metrics (docs/packs.md, section 7a)', () => {
-  it("labels every metric with the instance id, and calls a gauge's collect() on each scrape", async () => {
+  it("adds no instance label of its own, names the instance in build_info, and calls a gauge's collect() on each scrape", async () => {
     reset(late);
     const first = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
     const second = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
-    const instance = t.app.lifecycle.instanceId;
-    expect(first).toContain(`valhalla_late_watcher_collected{instance="${instance}"} 1`);
-    expect(second).toContain(`valhalla_late_watcher_collected{instance="${instance}"} 2`);
+    expect(first).toMatch(/^valhalla_late_watcher_collected 1$/m);
+    expect(second).toMatch(/^valhalla_late_watcher_collected 2$/m);
     const samples = second.split('\n').filter((l) => l.startsWith('valhalla_'));
     expect(samples.length).toBeGreaterThan(5);
-    for (const line of samples) expect(line, line).toContain(`instance="${instance}"`);
+    for (const line of samples) expect(line, line).not.toMatch(/[{,]instance="/);
+    expect(second).toContain(`instance_id="${t.app.lifecycle.instanceId}"`);
   });
 });

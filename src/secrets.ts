@@ -205,5 +205,12 @@ export function safeMessage(error: unknown): string {
   const message = String((error as Error)?.message ?? error);
   const cause = (error as { cause?: unknown })?.cause;
   if (message.startsWith('Failed query:')) return cause ? `query failed: ${safeMessage(cause)}` : 'query failed';
-  return scrubSecrets(message.replace(/postgres(ql)?:\/\/[^\s]+/gi, 'postgres://<redacted>')).slice(0, 1000);
+  return scrubSecrets(
+    message
+      .replace(/\b(?:postgres(?:ql)?|rediss?):\/\/[^\s]+/gi, (url) => `${url.slice(0, url.indexOf(':'))}://<redacted>`)
+      // Drivers append the peer to network errors (`connect ECONNREFUSED 10.0.0.5:5432`,
+      // `write CONNECT_TIMEOUT db.internal:5432`): the address is infrastructure, not the error.
+      .replace(/(\b(?:E[A-Z]+|CONNECT(?:ION)?_[A-Z]+)\b)\s+\[?[A-Za-z0-9.:-]*[A-Za-z0-9\]]:\d{1,5}\b/g, '$1 <address>')
+      .replace(/\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b/g, '<address>'),
+  ).slice(0, 1000);
 }

@@ -52,3 +52,19 @@ describe('safeMessage', () => {
     expect(text).not.toContain(key);
   });
 });
+
+describe('safeMessage: network errors name no peer', () => {
+  it.each([
+    ['connect ECONNRESET 127.0.0.1:15432', 'connect ECONNRESET <address>'],
+    ['write CONNECTION_CLOSED 127.0.0.1:15432', 'write CONNECTION_CLOSED <address>'],
+    ['write CONNECT_TIMEOUT db.internal:5432', 'write CONNECT_TIMEOUT <address>'],
+    ['connect ECONNREFUSED [::1]:6379', 'connect ECONNREFUSED <address>'],
+    ['redis://user:pw@10.0.0.1:6379 is down', 'redis://<redacted> is down'],
+  ])('%s', (message, expected) => {
+    expect(safeMessage(new Error(message))).toBe(expected);
+  });
+
+  it('leaves version numbers and ordinary text alone', () => {
+    expect(safeMessage(new Error('semver 2.0.0: relation "x" does not exist'))).toBe('semver 2.0.0: relation "x" does not exist');
+  });
+});

@@ -26,7 +26,7 @@ try {
     console.error(err.message);
     process.exit(1);
   }
-  console.error(`start failed: ${(err as Error).message}`);
+  console.error(`start failed: ${safeMessage(err)}`);
   process.exit(1);
 }
 const server = app;

@@ -101,7 +101,7 @@ async function createPglite(dataDir?: string, loadDataDir?: Blob): Promise<Datab
   let lock: DataDirLock | undefined;
   if (dataDir) {
     mkdirSync(dataDir, { recursive: true });
-    lock = lockDataDir(dataDir);
+    lock = await lockDataDir(dataDir);
   }
   const client = dataDir ? new PGlite(dataDir) : new PGlite(loadDataDir ? { loadDataDir } : {});
   try {

@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, unlinkSync, utimesSync, writeSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, readFileSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
@@ -19,6 +20,8 @@ import path from 'node:path';
 export const LOCK_FILE = 'valhalla.lock';
 const REFRESH_MS = 5_000;
 const STALE_MS = 20_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** Lock files held by this process: a second open of the same folder in-process is refused too. */
 const heldHere = new Set<string>();
 
@@ -56,9 +59,15 @@ function readHolder(file: string): LockHolder | null {
 function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false; // EPERM: exists, someone else's
+  }
+  // A pid reused by an unrelated program (a container whose entrypoint changed) is no holder:
+  // where /proc tells, only a Node process counts.
+  try {
+    return /node/i.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true;
   }
 }
 
@@ -71,8 +80,45 @@ function holderIsAlive(file: string, holder: LockHolder): boolean {
   }
 }
 
+function readRaw(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Creates `file` with `content` atomically: written to a temporary name first, then hard-linked
+ * into place (`link` fails with EEXIST if the lock exists), so no one ever reads a half-written lock.
+ */
+function createExclusive(file: string, content: string): boolean {
+  const temporary = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(temporary, content, { mode: 0o644 });
+  try {
+    linkSync(temporary, file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    try {
+      unlinkSync(temporary);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export class DataDirNotWritableError extends Error {
+  readonly code = 'DATA_DIR_NOT_WRITABLE';
+  constructor(dataDir: string, cause: string) {
+    super(`DATA_DIR ${dataDir} is not writable (${cause}): the embedded database keeps its files there`);
+  }
+}
+
 /** Takes the data folder's lock or throws `DataDirInUseError` naming the process that holds it. */
-export function lockDataDir(dataDir: string): DataDirLock {
+export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   const file = path.resolve(dataDir, LOCK_FILE);
   const mine = readHolder(file);
   if (heldHere.has(file) && mine) throw new DataDirInUseError(dataDir, mine);
@@ -82,31 +128,40 @@ export function lockDataDir(dataDir: string): DataDirLock {
     command: process.argv.slice(1).map((a) => path.basename(a)).join(' ').slice(0, 200) || 'node',
     startedAt: new Date().toISOString(),
   };
+  const content = JSON.stringify(me);
   for (let attempt = 0; ; attempt++) {
-    let fd: number;
+    let created: boolean;
     try {
-      fd = openSync(file, 'wx', 0o644);
+      created = createExclusive(file, content);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw err;
-      const holder = readHolder(file);
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new DataDirNotWritableError(dataDir, code);
+    }
+    if (!created) {
+      if (attempt >= 3) throw new Error(`DATA_DIR ${dataDir}: could not take its lock file ${LOCK_FILE}`);
+      const raw = readRaw(file);
+      const holder = raw === null ? null : readHolder(file);
       if (holder && holderIsAlive(file, holder)) throw new DataDirInUseError(dataDir, holder);
-      try {
-        unlinkSync(file); // stale: its holder is gone
-      } catch {
-        // another starting process removed it first; try again
+      // Stale: remove exactly what was judged stale. Another process may have replaced it since.
+      if (raw !== null && readRaw(file) === raw) {
+        try {
+          unlinkSync(file);
+        } catch {
+          // another starting process removed it first
+        }
       }
       continue;
     }
-    try {
-      writeSync(fd, JSON.stringify(me));
-    } finally {
-      closeSync(fd);
+    // Two processes taking over the same stale lock at once can each remove it and create their
+    // own: the later one replaced the earlier's. Read back twice, a moment apart: whoever does
+    // not find its own lock has lost and refuses.
+    for (const pause of [0, 50]) {
+      if (pause) await sleep(pause);
+      const readBack = readHolder(file);
+      if (readBack === null || readBack.pid !== me.pid || readBack.host !== me.host || readRaw(file) !== content) {
+        throw new DataDirInUseError(dataDir, readBack ?? { pid: 0, host: '?', command: 'another process taking the lock at the same time', startedAt: '?' });
+      }
     }
-    // Two processes taking over the same stale lock at once: each removed the stale file and
-    // created its own, so the later one replaced the earlier's. Whoever reads another pid back
-    // has lost and refuses.
-    const readBack = readHolder(file);
-    if (readBack && (readBack.pid !== me.pid || readBack.host !== me.host)) throw new DataDirInUseError(dataDir, readBack);
     const refresh = setInterval(() => {
       try {
         const now = new Date();

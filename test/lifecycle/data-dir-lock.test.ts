@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -23,13 +23,13 @@ afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })))
 const lockLine = (output: string[]) => output.filter((l) => /is in use by process/.test(l));
 
 describe('the embedded data folder lock (in process)', () => {
-  it('refuses a second holder, names it, and frees the folder on release', () => {
+  it('refuses a second holder, names it, and frees the folder on release', async () => {
     const dir = tempDir();
-    const lock = lockDataDir(dir);
-    expect(() => lockDataDir(dir)).toThrow(DataDirInUseError);
-    expect(() => lockDataDir(dir)).toThrow(new RegExp(`in use by process ${process.pid} on ${hostname()}.*set DATABASE_URL`));
+    const lock = await lockDataDir(dir);
+    await expect(lockDataDir(dir)).rejects.toThrow(DataDirInUseError);
+    await expect(lockDataDir(dir)).rejects.toThrow(new RegExp(`in use by process ${process.pid} on ${hostname()}.*set DATABASE_URL`));
     lock.release();
-    lockDataDir(dir).release();
+    (await lockDataDir(dir)).release();
   });
 
   it('takes over a lock whose process is gone', async () => {
@@ -37,29 +37,66 @@ describe('the embedded data folder lock (in process)', () => {
     const child = spawn(process.execPath, ['-e', '0']);
     const deadPid = await new Promise<number>((resolve) => child.once('exit', () => resolve(child.pid!)));
     writeFileSync(path.join(dir, LOCK_FILE), JSON.stringify({ pid: deadPid, host: hostname(), command: 'gone', startedAt: '2026-01-01T00:00:00.000Z' }));
-    const lock = lockDataDir(dir);
+    const lock = await lockDataDir(dir);
     expect(JSON.parse(readFileSync(path.join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
     lock.release();
   });
 
-  it('from another host: refuses while the holder refreshes the file, takes over once it stopped', () => {
+  it('from another host: refuses while the holder refreshes the file, takes over once it stopped', async () => {
     const dir = tempDir();
     const file = path.join(dir, LOCK_FILE);
     writeFileSync(file, JSON.stringify({ pid: 1, host: 'another-host', command: 'node server.js', startedAt: '2026-01-01T00:00:00.000Z' }));
-    expect(() => lockDataDir(dir)).toThrow(/in use by process 1 on another-host/);
+    await expect(lockDataDir(dir)).rejects.toThrow(/in use by process 1 on another-host/);
     const old = new Date(Date.now() - 60_000);
     utimesSync(file, old, old);
-    lockDataDir(dir).release();
+    (await lockDataDir(dir)).release();
   });
 
-  it('takes over a lock naming its own pid (a container restarted as pid 1) and an unreadable one', () => {
+  it('takes over a lock naming its own pid (a container restarted as pid 1), a non-Node pid, and an unreadable one', async () => {
     const dir = tempDir();
     const file = path.join(dir, LOCK_FILE);
     writeFileSync(file, JSON.stringify({ pid: process.pid, host: hostname(), command: 'previous life', startedAt: '2026-01-01T00:00:00.000Z' }));
-    lockDataDir(dir).release();
+    (await lockDataDir(dir)).release();
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      writeFileSync(file, JSON.stringify({ pid: sleeper.pid, host: hostname(), command: 'node server.js', startedAt: '2026-01-01T00:00:00.000Z' }));
+      (await lockDataDir(dir)).release();
+    } finally {
+      sleeper.kill();
+    }
     writeFileSync(file, '{"pid": 12');
-    lockDataDir(dir).release();
+    (await lockDataDir(dir)).release();
   });
+
+  it('says so when the folder is not writable', async () => {
+    const dir = tempDir();
+    chmodSync(dir, 0o500);
+    try {
+      // root ignores directory permissions; the check is only meaningful for other users
+      if (process.getuid?.() === 0) return;
+      await expect(lockDataDir(dir)).rejects.toThrow(/is not writable/);
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+  });
+
+  it('two processes racing for the same folders: never both win a round', async () => {
+    const base = tempDir();
+    const rounds = 40;
+    const slotMs = 25;
+    const startAt = Date.now() + 3000;
+    const race = () =>
+      new Promise<number[]>((resolve, reject) => {
+        const racer = spawn(process.execPath, ['--import', 'tsx', 'test/lifecycle/fixtures/lock-racer.ts', base, String(startAt), String(rounds), String(slotMs)], { cwd: projectRoot });
+        let out = '';
+        racer.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        racer.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as number[]) : reject(new Error(`racer exited ${code}`))));
+      });
+    const [one, two] = await Promise.all([race(), race()]);
+    const both = one.filter((k) => two.includes(k));
+    expect(both).toEqual([]);
+    expect(one.length + two.length).toBeGreaterThan(0);
+  }, 30_000);
 });
 
 describe('two processes on one embedded data folder', () => {

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import net from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import postgres from 'postgres';
 import { sql, type SQL } from 'drizzle-orm';
@@ -63,6 +64,14 @@ export interface DatabaseOptions {
    * `DatabaseTimeoutError` (a 503 problem) and the statement is withdrawn: it never runs later.
    */
   acquireTimeoutMs?: number;
+  /**
+   * Milliseconds one statement may run (PostgreSQL `statement_timeout`, set on every pooled
+   * connection). A connection that has sent something and heard nothing back for this long plus
+   * two seconds is a dead link (a partition: the peer or a proxy holds the TCP connection open
+   * and never answers) and is destroyed, so its queries fail and the pool opens a fresh one.
+   * 0 turns both off.
+   */
+  statementTimeoutMs?: number;
   applicationName?: string;
 }
 
@@ -157,13 +166,19 @@ async function createPglite(dataDir?: string, loadDataDir?: Blob): Promise<Datab
 
 async function createPostgres(url: string, options: DatabaseOptions): Promise<Database> {
   const acquireMs = options.acquireTimeoutMs ?? DEFAULT_ACQUIRE_TIMEOUT_MS;
+  const statementMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const watchdog = statementMs > 0 && !wantsTls(url) ? createSilenceWatchdog(statementMs + 2000) : undefined;
   const client = postgres(url, {
     max: options.max ?? 10,
     idle_timeout: 30,
     connect_timeout: acquireMs / 1000,
     backoff: reconnectDelaySeconds,
     onnotice: () => {},
-    connection: { application_name: options.applicationName ?? 'valhalla-kernel' },
+    ...(watchdog && { socket: watchdog.connect }),
+    connection: {
+      application_name: options.applicationName ?? 'valhalla-kernel',
+      ...(statementMs > 0 && { statement_timeout: statementMs }),
+    },
   });
   const counter = queryCounter();
   const db: Db = drizzlePostgres({ client: withAcquireDeadline(client, acquireMs), logger: counter });
@@ -205,9 +220,93 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
       await withTimeout(client`select 1`.then(() => undefined), timeoutMs, 'database');
     },
     async close() {
+      watchdog?.stop();
       await client.end({ timeout: 5 });
     },
   };
+}
+
+/** Default `statementTimeoutMs` (`DB_STATEMENT_TIMEOUT_MS`). */
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 30_000;
+
+/** Whether the URL asks for TLS: the watchdog's plain socket is then not used (see below). */
+function wantsTls(url: string): boolean {
+  const mode = new URL(url).searchParams.get('sslmode') ?? new URL(url).searchParams.get('ssl');
+  return mode !== null && mode !== 'disable' && mode !== 'false';
+}
+
+/**
+ * The sockets postgres.js opens, watched for a dead link: a connection that has sent something
+ * since the server last said ReadyForQuery, and has received nothing for `silenceMs`, is
+ * destroyed with ETIMEDOUT, so its queries fail and the pool opens a fresh connection. Server-side
+ * `statement_timeout` (shorter) answers a slow statement before that, and an idle connection (or
+ * the LISTEN one, waiting for notifications) has nothing outstanding, so only a link that stopped
+ * carrying bytes is cut. TCP keepalive cannot see such a link when a proxy or load balancer in
+ * front of PostgreSQL holds the connection open. Handed to postgres.js as its `socket` option
+ * (plain TCP or a Unix socket; with TLS requested the driver's own socket is kept, unwatched).
+ */
+function createSilenceWatchdog(silenceMs: number) {
+  const watched = new Map<net.Socket, LinkActivity>();
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, t] of watched) {
+      if (t.lastWrite > t.lastReady && now - Math.max(t.lastWrite, t.lastData) > silenceMs) {
+        watched.delete(socket);
+        socket.destroy(Object.assign(new Error('the database stopped answering on this connection'), { code: 'ETIMEDOUT' }));
+      }
+    }
+  }, Math.min(1000, silenceMs / 2));
+  timer.unref();
+  return {
+    connect(o: { host: string[]; port: number[]; path?: string | false }): net.Socket {
+      const socket = o.path ? net.connect(o.path) : net.connect({ host: o.host[0]!, port: o.port[0]! });
+      const t = new LinkActivity();
+      watched.set(socket, t);
+      const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+      socket.write = ((...args: unknown[]) => {
+        t.lastWrite = Date.now();
+        return write(...args);
+      }) as net.Socket['write'];
+      socket.on('data', (chunk: Buffer) => t.received(chunk));
+      socket.once('close', () => watched.delete(socket));
+      return socket;
+    },
+    stop() {
+      clearInterval(timer);
+    },
+  };
+}
+
+/**
+ * When a connection last wrote, last received, and last received ReadyForQuery ('Z'), found by
+ * following the backend's message framing (a type byte and a 32-bit length) across chunks.
+ */
+class LinkActivity {
+  lastWrite = 0;
+  lastData = Date.now();
+  lastReady = 0;
+  private skip = 0;
+  private readonly header: number[] = [];
+
+  received(chunk: Buffer): void {
+    const now = Date.now();
+    this.lastData = now;
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - i);
+        this.skip -= n;
+        i += n;
+        continue;
+      }
+      this.header.push(chunk[i++]!);
+      if (this.header.length < 5) continue;
+      const [type, a, b, c, d] = this.header as [number, number, number, number, number];
+      this.header.length = 0;
+      this.skip = Math.max(0, ((a << 24) | (b << 16) | (c << 8) | d) - 4);
+      if (type === 0x5a) this.lastReady = now; // 'Z'
+    }
+  }
 }
 
 /**

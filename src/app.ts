@@ -145,7 +145,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
 
   const ownsDatabase = !options.database;
   if (ownsDatabase) startLog?.info({ driver: env.DATABASE_URL ? 'postgres' : 'pglite', ...(env.DATABASE_URL ? {} : { dataDir: env.DATA_DIR }) }, 'opening the database');
-  const database = options.database ?? (await createDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR, acquireTimeoutMs: env.DB_ACQUIRE_TIMEOUT_MS }));
+  const database = options.database ?? (await createDatabase({ url: env.DATABASE_URL, dataDir: env.DATA_DIR, acquireTimeoutMs: env.DB_ACQUIRE_TIMEOUT_MS, statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS }));
   try {
     if (options.migrate !== false) {
       startLog?.info('applying migrations');

@@ -31,6 +31,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_REDIS_TIMEOUT_MS: Type.Integer({ default: 200, minimum: 10, maximum: 10_000, description: 'a Redis command slower than this fails open (request allowed, logged, counted)' }),
   READY_DB_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
   DB_ACQUIRE_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 60_000, description: 'how long a statement or transaction may wait for a live PostgreSQL connection before failing with 503 (and never running later)' }),
+  DB_STATEMENT_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 0, maximum: 3_600_000, description: 'PostgreSQL statement_timeout for the pool; a connection silent this long plus 2 s after a request is cut as a dead link; 0: off' }),
   CONFIG_ENVIRONMENT: Type.String({ default: 'default', pattern: '^[a-z][a-z0-9-]{0,31}$', description: 'environment whose config entries override `default` in app.config' }),
   STATE_RELOAD_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 1000, maximum: 3_600_000 }),
   BATCH_FLUSH_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 10, maximum: 60_000 }),

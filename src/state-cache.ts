@@ -63,6 +63,8 @@ export interface StateCache {
 }
 
 const HEARTBEAT_PREFIX = '~heartbeat:';
+/** Longest wait for one state load or one LISTEN before it counts as failed. */
+const LOAD_TIMEOUT_MS = 10_000;
 
 /**
  * - `driver-reconnect`: postgres.js re-established the LISTEN after its connection dropped;
@@ -133,7 +135,9 @@ export function createStateCache(
     resubscribing = true;
     try {
       await quietly(old?.());
-      await subscribe();
+      // On a dead listening connection the LISTEN never answers; give up and try again at the
+      // next heartbeat (the driver's connection is cut by the database client's watchdog).
+      await withTimeout(subscribe(), LOAD_TIMEOUT_MS, 'LISTEN');
       status.resubscribes++;
       options.onResubscribe?.(why);
       log.warn({ reason, resubscribes: status.resubscribes }, 'state listener re-subscribed; reloading all state');
@@ -197,7 +201,8 @@ export function createStateCache(
           do {
             again = false;
             try {
-              value = await load();
+              // A load stuck on a dead connection must not hold every later reload behind it.
+              value = await withTimeout(load(), LOAD_TIMEOUT_MS, `state '${name}' load`);
               loadedAt = Date.now();
             } catch (err) {
               log.warn({ state: name, err: { message: safeMessage(err) } }, 'state reload failed; keeping the last value');

@@ -21,6 +21,8 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
  */
 const CUT_MS = 5000;
 const ACQUIRE_MS = 2000;
+/** Small, so a link frozen under a sent statement is cut (after this plus 2 s) within the test. */
+const STATEMENT_MS = 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!serverUrl())('two instances through a PostgreSQL outage', () => {
@@ -49,6 +51,7 @@ describe.skipIf(!serverUrl())('two instances through a PostgreSQL outage', () =>
           PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0,
           READY_DB_TIMEOUT_MS: 500,
           DB_ACQUIRE_TIMEOUT_MS: ACQUIRE_MS,
+          DB_STATEMENT_TIMEOUT_MS: STATEMENT_MS,
         }),
         logger: false,
         migrate: false,
@@ -168,6 +171,38 @@ describe.skipIf(!serverUrl())('two instances through a PostgreSQL outage', () =>
       await direct.end();
     }
   });
+
+  it('survives a partition: connections frozen mid-request are cut, and both instances recover', async () => {
+    // A write in flight when the link freezes: sent, never answered.
+    const inFlight = call(a, 'POST', '/system/flags', { key: 'frozen.write', type: 'release' });
+    await sleep(5);
+    proxy.freeze();
+    const frozenAt = Date.now();
+    const during = await call(b, 'POST', '/system/flags', { key: 'during.freeze', type: 'release' });
+    expect(during.statusCode).toBe(503);
+    await sleep(2000);
+    proxy.restore();
+    const restoredAt = Date.now();
+    const first = await inFlight;
+    expect([201, 503]).toContain(first.statusCode);
+    figures.inFlightAnsweredAfterFreeze = Date.now() - frozenAt;
+
+    await vi.waitFor(async () => {
+      expect((await call(a, 'GET', '/ready')).statusCode).toBe(200);
+      expect((await call(b, 'GET', '/ready')).statusCode).toBe(200);
+    }, { timeout: 20_000, interval: 50 });
+    figures.readyAfterPartition = Date.now() - restoredAt;
+    // Every later request works on both (no pooled connection stays frozen).
+    for (let i = 0; i < 12; i++) {
+      const res = await call(i % 2 ? a : b, 'POST', '/system/flags', { key: `after.freeze.${i}`, type: 'release' });
+      expect(res.statusCode, res.body).toBe(201);
+    }
+    figures.writesAfterPartition = Date.now() - restoredAt;
+    const flippedAt = Date.now();
+    expect((await call(b, 'PATCH', '/system/flags/blip.flag', { enabled: false })).statusCode).toBe(200);
+    await vi.waitFor(async () => expect(await flagEnabledOn(a, 'blip.flag')).toBe(false), { timeout: 20_000, interval: 20 });
+    figures.flagAfterPartition = Date.now() - flippedAt;
+  }, 60_000);
 
   it('reports the state listener in /ready?verbose and /metrics', async () => {
     const ready = (await call(b, 'GET', '/ready?verbose')).json<{ checks: Array<{ name: string; ok: boolean }> }>();

@@ -8,6 +8,7 @@ import net from 'node:net';
 export class FaultyProxy {
   private mode: 'up' | 'down' | 'hang' = 'up';
   private readonly sockets = new Set<net.Socket>();
+  private readonly pairs = new Set<[net.Socket, net.Socket]>();
   private readonly server = net.createServer((client) => this.accept(client));
 
   constructor(private readonly target: { host: string; port: number }) {}
@@ -37,7 +38,12 @@ export class FaultyProxy {
     this.track(upstream);
     client.pipe(upstream);
     upstream.pipe(client);
-    client.on('close', () => upstream.destroy());
+    const pair: [net.Socket, net.Socket] = [client, upstream];
+    this.pairs.add(pair);
+    client.on('close', () => {
+      upstream.destroy();
+      this.pairs.delete(pair);
+    });
     upstream.on('close', () => client.destroy());
   }
 
@@ -54,6 +60,22 @@ export class FaultyProxy {
   /** New connections are accepted and then nothing: no bytes, no close. */
   hang(): void {
     this.mode = 'hang';
+  }
+
+  /**
+   * A partition: open connections stay open but carry nothing more, in either direction, ever;
+   * new connections are accepted and left silent. Only a client that gives up on a connection
+   * (and opens a new one after `restore()`) gets through again.
+   */
+  freeze(): void {
+    this.mode = 'hang';
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+    this.pairs.clear();
   }
 
   /**

@@ -182,6 +182,20 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
   });
   const counter = queryCounter();
   const db: Db = drizzlePostgres({ client: withAcquireDeadline(client, acquireMs), logger: counter });
+  // A probe (readiness ping, state heartbeat) that timed out may sit on a connection frozen by a
+  // partition: drop the pool's idle connections so the next request opens a fresh one.
+  let lastSuspect = 0;
+  const suspectOnTimeout = async (probe: Promise<void>): Promise<void> => {
+    try {
+      await probe;
+    } catch (err) {
+      if (err instanceof DatabaseTimeoutError && Date.now() - lastSuspect > 10_000) {
+        lastSuspect = Date.now();
+        watchdog?.dropIdle();
+      }
+      throw err;
+    }
+  };
   return {
     driver: 'postgres',
     db,
@@ -193,7 +207,7 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
       return () => sub.unlisten();
     },
     async notify(channel, payload) {
-      await within(client`select pg_notify(${channel}, ${payload})`, acquireMs);
+      await suspectOnTimeout(within(client`select pg_notify(${channel}, ${payload})`.then(() => undefined), acquireMs));
     },
     async withAdvisoryLock(key, fn, opts = {}) {
       // A session lock needs one connection for its whole life: reserve it from the pool.
@@ -217,7 +231,7 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
       }
     },
     async ping(timeoutMs) {
-      await withTimeout(client`select 1`.then(() => undefined), timeoutMs, 'database');
+      await suspectOnTimeout(withTimeout(client`select 1`.then(() => undefined), timeoutMs, 'database'));
     },
     async close() {
       watchdog?.stop();
@@ -247,15 +261,27 @@ function wantsTls(url: string): boolean {
  */
 function createSilenceWatchdog(silenceMs: number) {
   const watched = new Map<net.Socket, LinkActivity>();
+  const cut = (socket: net.Socket, why: string) => {
+    watched.delete(socket);
+    socket.destroy(Object.assign(new Error(why), { code: 'ETIMEDOUT' }));
+  };
   const timer = setInterval(() => {
     const now = Date.now();
+    let deadSince = 0;
     for (const [socket, t] of watched) {
       if (t.lastWrite > t.lastReady && now - Math.max(t.lastWrite, t.lastData) > silenceMs) {
-        watched.delete(socket);
-        socket.destroy(Object.assign(new Error('the database stopped answering on this connection'), { code: 'ETIMEDOUT' }));
+        deadSince = Math.max(deadSince, t.lastWrite);
+        cut(socket, 'the database stopped answering on this connection');
       }
     }
+    if (deadSince > 0) dropIdle();
   }, Math.min(1000, silenceMs / 2));
+  // The partition that killed one link most likely killed every connection opened before it:
+  // drop the idle ones, before a request is sent on each and waits out the silence. Live idle
+  // connections are reopened at their next use, in a few milliseconds.
+  const dropIdle = () => {
+    for (const [socket, t] of watched) if (t.lastWrite <= t.lastReady) cut(socket, 'dropped after a dead connection of the same pool');
+  };
   timer.unref();
   return {
     connect(o: { host: string[]; port: number[]; path?: string | false }): net.Socket {
@@ -271,6 +297,7 @@ function createSilenceWatchdog(silenceMs: number) {
       socket.once('close', () => watched.delete(socket));
       return socket;
     },
+    dropIdle,
     stop() {
       clearInterval(timer);
     },

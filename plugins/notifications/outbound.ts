@@ -23,21 +23,26 @@ const RANGES: ReadonlyArray<{ reason: string; v4?: Array<[string, number]>; v6?:
   { reason: 'multicast', v4: [['224.0.0.0', 4]], v6: [['ff00::', 8]] },
 ];
 
-const LISTS = RANGES.map(({ reason, v4 = [], v6 = [] }) => {
-  const list = new BlockList();
-  for (const [net, prefix] of v4) list.addSubnet(net, prefix, 'ipv4');
-  for (const [net, prefix] of v6) list.addSubnet(net, prefix, 'ipv6');
-  return { reason, list };
-});
+// One list per family: Node's BlockList matches an IPv4 address against IPv4-mapped IPv6 subnets
+// (and the reverse), so the families are kept apart and the mapped range is checked on its own.
+const listsOf = (family: 'ipv4' | 'ipv6') =>
+  RANGES.flatMap(({ reason, v4 = [], v6 = [] }) => {
+    const subnets = family === 'ipv4' ? v4 : v6;
+    if (subnets.length === 0) return [];
+    const list = new BlockList();
+    for (const [net, prefix] of subnets) list.addSubnet(net, prefix, family);
+    return [{ reason, list }];
+  });
+const LISTS = { ipv4: listsOf('ipv4'), ipv6: listsOf('ipv6') };
+const IPV4_MAPPED = LISTS.ipv6.find((l) => l.reason === 'IPv4-mapped')!.list;
 
 /** Why `address` may not be a target (`'loopback'`, `'private'`, ...), or null for a public address. */
 export function refusedRange(address: string): string | null {
   const family = isIP(address);
   if (family === 0) return 'not an IP address';
+  if (family === 6 && IPV4_MAPPED.check(address, 'ipv6')) return 'IPv4-mapped';
   const type = family === 4 ? 'ipv4' : 'ipv6';
-  // BlockList matches IPv4-mapped IPv6 addresses against IPv4 subnets too; the mapped range is named first.
-  if (type === 'ipv6' && LISTS.find((l) => l.reason === 'IPv4-mapped')!.list.check(address, 'ipv6')) return 'IPv4-mapped';
-  return LISTS.find((l) => l.list.check(address, type))?.reason ?? null;
+  return LISTS[type].find((l) => l.list.check(address, type))?.reason ?? null;
 }
 
 /** A delivery the guard refused: the same answer on every attempt, so the row goes dead at once. */

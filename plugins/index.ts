@@ -13,6 +13,7 @@ import configRegistry from './config-registry/index.js';
 import featureFlags from './feature-flags/index.js';
 import deployments from './deployments/index.js';
 import notifications from './notifications/index.js';
+import retention from './retention/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -37,4 +38,5 @@ export const allPacks: Pack[] = [
   deployments,
   // After maintenance and deployments: it subscribes to their change and smoke-failure events.
   notifications,
+  retention,
 ];

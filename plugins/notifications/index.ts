@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { Counter, Histogram } from 'prom-client';
 import type { DeclaredScopes } from '../../src/access.js';
 import type { DbOrTx } from '../../db/client.js';
@@ -8,6 +9,7 @@ import { notificationRoutes } from './routes.js';
 import { createSenders, type SecretSource, type Senders } from './senders.js';
 import { createNotificationService, type NotificationEvent, type NotificationService } from './service.js';
 import type { OutboxItem } from './schemas.js';
+import { notificationOutbox } from './table.js';
 
 export type { NotificationEvent } from './service.js';
 
@@ -100,6 +102,15 @@ export default definePack({
     app.overview.add('notifications', () => service.figures());
     app.addHook('onClose', async () => http.close());
 
+    app.retention.category({
+      name: 'notification_outbox',
+      description: 'Delivered and dead outbox rows; pending and sending rows never go',
+      table: notificationOutbox,
+      idColumn: notificationOutbox.id,
+      timeColumn: notificationOutbox.createdAt,
+      where: sql`${notificationOutbox.status} in ('delivered', 'dead')`,
+      defaultRetainDays: 30,
+    });
     const enqueue: Notifications['enqueue'] = (tx, event) => service.enqueue(tx, event);
     app.decorate('notifications', { service, senders, dispatcher, enqueue });
 

@@ -14,6 +14,7 @@ import featureFlags from './feature-flags/index.js';
 import deployments from './deployments/index.js';
 import notifications from './notifications/index.js';
 import retention from './retention/index.js';
+import dataExports from './exports/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -39,4 +40,5 @@ export const allPacks: Pack[] = [
   // After maintenance and deployments: it subscribes to their change and smoke-failure events.
   notifications,
   retention,
+  dataExports,
 ];

@@ -1,0 +1,234 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { and, asc, eq, gte, lt } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminOperations } from '../../src/audit/table.js';
+import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { systemLogs } from '../system-log/table.js';
+import { csvCell } from './formats.js';
+import { createExporter, type OpenSink } from './jobs.js';
+import { exportJobs } from './table.js';
+
+const ROOT = '/system/exports';
+const DAY = 86_400_000;
+
+let t: TestApp;
+let dir: string;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'valhalla-exports-'));
+  t = await createTestApp({ EXPORT_DIR: dir, EXPORT_BATCH_SIZE: 7 });
+  // 40 rows over four days, with cells a spreadsheet would evaluate and cells CSV must quote.
+  const tricky = ['=1+2', '+cmd', '-2+3', '@SUM(A1)', 'plain', 'comma, here', 'quote "x"', 'two\r\nlines', '\tTAB'];
+  await t.app.db.insert(systemLogs).values(
+    Array.from({ length: 40 }, (_, i) => ({
+      occurredAt: new Date(Date.now() - (i % 4) * DAY - 1000),
+      level: 'info' as const,
+      source: 'export-test',
+      event: 'export.seed',
+      message: tricky[i % tricky.length]!,
+      instanceId: 'test',
+      data: { i },
+    })),
+  );
+});
+afterAll(async () => t?.close());
+
+async function startExport(body: Record<string, unknown>) {
+  const res = await t.inject({ method: 'POST', url: ROOT, payload: body });
+  expect(res.statusCode, res.body).toBe(201);
+  return res.json<{ id: number; status: string }>();
+}
+const runJobs = () => t.app.jobs.runDueQueued(10);
+const get = async (id: number) => (await t.inject({ method: 'GET', url: `${ROOT}/${id}` })).json();
+
+/** RFC 4180, read independently of the writer: quoted fields may hold commas, quotes ("") and line breaks. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') (cell += '"'), i++;
+      else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"') quoted = true;
+    else if (ch === ',') row.push(cell), (cell = '');
+    else if (ch === '\r' && text[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
+    else cell += ch;
+  }
+  return rows;
+}
+
+describe('exports', () => {
+  it('lists the datasets', async () => {
+    const res = await t.inject({ method: 'GET', url: `${ROOT}/datasets` });
+    expect(res.json().items.map((d: { name: string }) => d.name)).toEqual(expect.arrayContaining(['system_logs', 'admin_operations', 'trace_spans', 'smoke_test_results', 'error_events']));
+  });
+
+  it('exports the filtered rows as NDJSON, in batches, with size, SHA-256, expiry; the download streams exactly that file', async () => {
+    const since = new Date(Date.now() - 2 * DAY - 60_000).toISOString();
+    const until = new Date(Date.now() - 500).toISOString();
+    const created = await t.inject({ method: 'POST', url: ROOT, payload: { dataset: 'system_logs', since, until } });
+    expect(created.statusCode, created.body).toBe(201);
+    const job = created.json();
+    expect(created.headers.location).toBe(`${ROOT}/${job.id}`);
+    expect(job).toMatchObject({ status: 'queued', format: 'ndjson', rowsExported: 0, downloadUrl: null, filters: { since, until } });
+    const audit = await t.app.db.select().from(adminOperations).where(and(eq(adminOperations.operation, 'export.create'), eq(adminOperations.targetId, String(job.id))));
+    expect(audit).toHaveLength(1);
+
+    expect(await runJobs()).toBeGreaterThanOrEqual(1);
+    const done = await get(job.id);
+    const expected = await t.app.db.select().from(systemLogs).where(and(gte(systemLogs.occurredAt, new Date(since)), lt(systemLogs.occurredAt, new Date(until)))).orderBy(asc(systemLogs.id));
+    expect(expected.length).toBeGreaterThan(7); // more than one batch
+    expect(done).toMatchObject({ status: 'succeeded', rowsExported: expected.length, error: null, expired: false, downloadUrl: `${ROOT}/${job.id}/download` });
+    expect(Date.parse(done.expiresAt) - Date.now()).toBeGreaterThan(23 * 3_600_000);
+
+    const file = await t.inject({ method: 'GET', url: done.downloadUrl });
+    expect(file.statusCode).toBe(200);
+    expect(file.headers['content-type']).toBe('application/x-ndjson');
+    expect(Number(file.headers['content-length'])).toBe(done.sizeBytes);
+    expect(file.rawPayload.length).toBe(done.sizeBytes);
+    expect(createHash('sha256').update(file.rawPayload).digest('hex')).toBe(done.sha256);
+    expect(file.headers.etag).toBe(`"${done.sha256}"`);
+    const lines = file.body.trimEnd().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.id)).toEqual(expected.map((r) => r.id));
+    expect(lines[0]).toEqual({ ...expected[0], occurredAt: expected[0]!.occurredAt.toISOString() });
+
+    const again = await t.inject({ method: 'GET', url: done.downloadUrl, headers: { 'if-none-match': file.headers.etag as string } });
+    expect(again.statusCode).toBe(304);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('writes RFC 4180 CSV and neutralises cells a spreadsheet would evaluate', async () => {
+    const job = await startExport({ dataset: 'system_logs', format: 'csv' });
+    await runJobs();
+    const done = await get(job.id);
+    expect(done.status).toBe('succeeded');
+    const file = await t.inject({ method: 'GET', url: done.downloadUrl });
+    expect(file.headers['content-type']).toBe('text/csv; charset=utf-8');
+    const rows = parseCsv(file.body);
+    const header = rows[0]!;
+    expect(header).toEqual(expect.arrayContaining(['id', 'occurredAt', 'message', 'data']));
+    expect(rows).toHaveLength(1 + done.rowsExported);
+    const messages = new Set(rows.slice(1).map((r) => r[header.indexOf('message')]));
+    expect([...messages].sort()).toEqual(["'+cmd", "'-2+3", "'=1+2", "'@SUM(A1)", "'\tTAB", 'comma, here', 'plain', 'quote "x"', 'two\r\nlines'].sort());
+    expect(rows[1]![header.indexOf('data')]).toMatch(/^\{"i":\d+\}$/);
+    // Numbers are not text: a negative number stays a number.
+    expect(csvCell(-5)).toBe('-5');
+    expect(csvCell('-5')).toBe("'-5");
+  });
+
+  it('answers 400, 404, 409 and 422 where it should', async () => {
+    for (const payload of [{ dataset: 'system_logs', extra: 1 }, { dataset: 'system_logs', format: 'xlsx' }, { dataset: 'Bad Name' }, { dataset: 'system_logs', since: 'yesterday' }, {}]) {
+      expect((await t.inject({ method: 'POST', url: ROOT, payload })).statusCode, JSON.stringify(payload)).toBe(400);
+    }
+    const range = await t.inject({ method: 'POST', url: ROOT, payload: { dataset: 'system_logs', since: '2030-01-02T00:00:00Z', until: '2030-01-01T00:00:00Z' } });
+    expect(range.statusCode).toBe(400);
+    const unknown = await t.inject({ method: 'POST', url: ROOT, payload: { dataset: 'no_such_set' } });
+    expect(unknown.statusCode).toBe(422);
+    expect(unknown.json().detail).toContain('system_logs');
+    expect((await t.inject({ method: 'GET', url: `${ROOT}/999999` })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'GET', url: `${ROOT}/999999/download` })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'POST', url: `${ROOT}/999999/status`, payload: { status: 'cancelled' } })).statusCode).toBe(404);
+    expect((await t.inject({ method: 'GET', url: `${ROOT}/x` })).statusCode).toBe(400);
+    expect((await t.inject({ method: 'GET', url: `${ROOT}?cursor=@@` })).statusCode).toBe(400);
+    expect((await t.inject({ method: 'GET', url: `${ROOT}?status=done` })).statusCode).toBe(400);
+
+    const queued = await startExport({ dataset: 'system_logs' });
+    expect((await t.inject({ method: 'POST', url: `${ROOT}/${queued.id}/status`, payload: { status: 'succeeded' } })).statusCode).toBe(400);
+    const early = await t.inject({ method: 'GET', url: `${ROOT}/${queued.id}/download` });
+    expect(early.statusCode).toBe(409);
+    await runJobs();
+    const late = await t.inject({ method: 'POST', url: `${ROOT}/${queued.id}/status`, payload: { status: 'cancelled' } });
+    expect(late.statusCode).toBe(409);
+    expect(late.json()).toMatchObject({ currentStatus: 'succeeded' });
+    const listed = await t.inject({ method: 'GET', url: `${ROOT}?status=succeeded&dataset=system_logs&limit=1` });
+    expect(listed.json().items).toHaveLength(1);
+    expect(listed.json().nextCursor).not.toBeNull();
+  });
+
+  it('cancels a queued export: the job then does nothing', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    const res = await t.inject({ method: 'POST', url: `${ROOT}/${job.id}/status`, payload: { status: 'cancelled' } });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json().status).toBe('cancelled');
+    await runJobs();
+    expect((await get(job.id)).status).toBe('cancelled');
+    expect(readdirSync(dir).filter((f) => f.startsWith(`export-${job.id}.`))).toEqual([]);
+    expect((await t.inject({ method: 'POST', url: `${ROOT}/${job.id}/status`, payload: { status: 'cancelled' } })).statusCode).toBe(409);
+  });
+
+  /** An exporter on the same database whose file writes go through `openSink`. */
+  const exporterWith = (openSink: OpenSink) =>
+    createExporter({ service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, dir, ttlMs: DAY, batchSize: 5, log: t.app.log, openSink });
+
+  it('stops a running export when it is cancelled and leaves no partial file', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    const exporter = exporterWith(async (path) => {
+      const handle = await open(path, 'wx');
+      let writes = 0;
+      return {
+        write: async (data) => {
+          await handle.write(data);
+          // The operator cancels while the first batch is being written.
+          if (++writes === 1) await t.inject({ method: 'POST', url: `${ROOT}/${job.id}/status`, payload: { status: 'cancelled' } });
+        },
+        close: () => handle.close(),
+      };
+    });
+    await exporter.run(job.id);
+    const after = await get(job.id);
+    expect(after.status).toBe('cancelled');
+    expect(after.rowsExported).toBe(0);
+    expect(readdirSync(dir).filter((f) => f.startsWith(`export-${job.id}.`))).toEqual([]);
+  });
+
+  it('fails with a clear error when the disk fills up, and removes the partial file', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    const exporter = exporterWith(async (path) => {
+      const handle = await open(path, 'wx');
+      let writes = 0;
+      return {
+        write: async (data) => {
+          if (++writes === 3) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          return handle.write(data);
+        },
+        close: () => handle.close(),
+      };
+    });
+    await exporter.run(job.id);
+    const after = await get(job.id);
+    expect(after).toMatchObject({ status: 'failed', downloadUrl: null, sha256: null });
+    expect(after.error).toContain('disk full');
+    expect(readdirSync(dir).filter((f) => f.startsWith(`export-${job.id}.`))).toEqual([]);
+  });
+
+  it('fails with a clear error when EXPORT_DIR cannot be written', async () => {
+    const file = join(dir, 'not-a-directory');
+    writeFileSync(file, 'x');
+    const other = await t.another({ EXPORT_DIR: join(file, 'exports') });
+    const res = await t.inject({ method: 'POST', url: ROOT, payload: { dataset: 'system_logs' } }, other);
+    await other.jobs.runDueQueued(10);
+    const after = (await t.inject({ method: 'GET', url: `${ROOT}/${res.json().id}` }, other)).json();
+    expect(after.status).toBe('failed');
+    expect(after.error).toMatch(/EXPORT_DIR .* is not writable \(ENOTDIR\)/);
+  });
+
+  it('deletes expired files in the expiry job; their download is then a 404', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    await runJobs();
+    expect(readdirSync(dir)).toContain(`export-${job.id}.ndjson`);
+    await t.app.db.update(exportJobs).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(exportJobs.id, job.id));
+    expect(await t.app.exports.exporter.expire()).toBeGreaterThanOrEqual(1);
+    expect(readdirSync(dir)).not.toContain(`export-${job.id}.ndjson`);
+    expect(await get(job.id)).toMatchObject({ status: 'succeeded', expired: true, downloadUrl: null });
+    const res = await t.inject({ method: 'GET', url: `${ROOT}/${job.id}/download` });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().detail).toContain('expired');
+  });
+});

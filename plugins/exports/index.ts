@@ -1,0 +1,71 @@
+import { resolve } from 'node:path';
+import { Counter } from 'prom-client';
+import type { DeclaredScopes } from '../../src/access.js';
+import { definePack } from '../../src/pack.js';
+import type { RetentionRegistry } from '../../src/retention.js';
+import { createExporter, EXPIRE_JOB, EXPORT_JOB, type Exporter } from './jobs.js';
+import { exportRoutes } from './routes.js';
+import { createExportService, type ExportService } from './service.js';
+
+export interface Exports {
+  service: ExportService;
+  exporter: Exporter;
+  /** The datasets: the kernel's catalogue of time-stamped tables (the registrations retention purges too). */
+  datasets: Pick<RetentionRegistry, 'get' | 'list'>;
+  /** EXPORT_DIR, resolved. */
+  dir: string;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    exports: Exports;
+  }
+}
+
+const scopes = {
+  'exports:read': 'List exports and download their files',
+  'exports:write': 'Start and cancel exports',
+} as const;
+
+declare module '../../src/access.js' {
+  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
+}
+
+/**
+ * UH: exports. A queued job streams a dataset (a table a pack registered with
+ * `app.retention.category`) batch by batch to an NDJSON or CSV file under EXPORT_DIR, with
+ * progress, size, SHA-256 and an expiry; a periodic job deletes expired files.
+ */
+export default definePack({
+  name: 'exports',
+  code: 'UH',
+  description: 'Dataset exports (NDJSON, CSV) streamed to files by a queued job, with progress, SHA-256, cancel, download and expiry',
+  scopes,
+  dependencies: [],
+  async register(app) {
+    const service = createExportService({ db: app.db });
+    const dir = resolve(app.env.EXPORT_DIR);
+    const finished = new Counter({ name: 'valhalla_exports_total', help: 'Finished exports by dataset and status', labelNames: ['dataset', 'status'], registers: [app.metrics] });
+    const rowsTotal = new Counter({ name: 'valhalla_export_rows_total', help: 'Rows written to export files, by dataset', labelNames: ['dataset'], registers: [app.metrics] });
+    const exporter = createExporter({
+      service,
+      db: app.db,
+      datasets: app.retention,
+      dir,
+      ttlMs: app.env.EXPORT_TTL_HOURS * 3_600_000,
+      batchSize: app.env.EXPORT_BATCH_SIZE,
+      log: app.log.child({ component: 'exports' }),
+      onFinished(dataset, status, rows) {
+        finished.inc({ dataset, status });
+        if (status === 'succeeded') rowsTotal.inc({ dataset }, rows);
+      },
+    });
+    app.jobs.defineQueued<{ exportId: number }>({ name: EXPORT_JOB, maxAttempts: 1, leaseMs: 3_600_000, handler: async ({ exportId }, ctx) => exporter.run(exportId, ctx.signal) });
+    app.jobs.definePeriodic({ name: EXPIRE_JOB, intervalMs: app.env.EXPORT_EXPIRY_INTERVAL_MS, handler: async () => void (await exporter.expire()) });
+    app.overview.add('exports', () => service.figures());
+    app.decorate('exports', { service, exporter, datasets: app.retention, dir });
+  },
+  routes: async (app) => {
+    await app.register(exportRoutes(app.exports));
+  },
+});

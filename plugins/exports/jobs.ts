@@ -1,0 +1,155 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import { and, asc, getTableColumns, gt, gte, lt, type SQL } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import type { RetentionRegistry } from '../../src/retention.js';
+import { safeMessage } from '../../src/secrets.js';
+import { csvLine, ndjsonLine, type Row } from './formats.js';
+import type { ExportService } from './service.js';
+import type { ExportFormat } from './table.js';
+
+export const EXPORT_JOB = 'exports:run';
+export const EXPIRE_JOB = 'exports:expire';
+
+/** Where a finished export lives; `.part` while it is written, renamed only once complete. */
+export const exportFile = (dir: string, id: number, format: ExportFormat): string => join(dir, `export-${id}.${format}`);
+
+/** The little of a file handle the exporter uses (a seam: tests give one that fills the disk). */
+export interface ExportSink {
+  write(data: Buffer): Promise<unknown>;
+  close(): Promise<void>;
+}
+export type OpenSink = (path: string) => Promise<ExportSink>;
+
+const openExclusive: OpenSink = async (path) => {
+  const handle = await open(path, 'wx');
+  return { write: (data) => handle.write(data), close: () => handle.close() };
+};
+
+/** A file-system error as one sentence for the export row (no stack). */
+export function describeFileError(err: unknown, dir: string): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return `disk full while writing the export under EXPORT_DIR (${dir}); the partial file was removed`;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'ENOENT' || code === 'EEXIST') {
+    return `EXPORT_DIR (${dir}) is not writable (${code}); nothing was written`;
+  }
+  return safeMessage(err).slice(0, 500);
+}
+
+export interface ExporterDeps {
+  service: ExportService;
+  db: Db;
+  datasets: Pick<RetentionRegistry, 'get'>;
+  dir: string;
+  ttlMs: number;
+  batchSize: number;
+  log: FastifyBaseLogger;
+  openSink?: OpenSink;
+  onFinished?: (dataset: string, status: 'succeeded' | 'failed' | 'cancelled', rows: number) => void;
+}
+
+export interface Exporter {
+  /** Runs export `id` if it is queued: streams the rows, batch by batch, to its file. */
+  run(id: number, signal?: AbortSignal): Promise<void>;
+  /** Deletes the files of expired exports; returns how many. */
+  expire(): Promise<number>;
+}
+
+export function createExporter(deps: ExporterDeps): Exporter {
+  const { service, db, dir, log } = deps;
+  const openSink = deps.openSink ?? openExclusive;
+  const removeQuietly = (path: string) => unlink(path).catch(() => {});
+
+  return {
+    async run(id, signal) {
+      const job = await service.start(id);
+      if (!job) return;
+      const dataset = deps.datasets.get(job.dataset);
+      if (!dataset) {
+        await service.finish(id, { status: 'failed', rows: 0, error: `dataset '${job.dataset}' is not registered on this instance (its pack is disabled)` });
+        return deps.onFinished?.(job.dataset, 'failed', 0);
+      }
+      const final = exportFile(dir, id, job.format);
+      const part = `${final}.part`;
+      // Rows come back keyed by the table's property names (camelCase), the same on both drivers.
+      const properties = getTableColumns(dataset.table);
+      const idKey = Object.entries(properties).find(([, c]) => c === dataset.idColumn)?.[0] ?? 'id';
+      const hash = createHash('sha256');
+      let size = 0;
+      let rows = 0;
+      let sink: ExportSink | undefined;
+      const write = async (text: string) => {
+        const data = Buffer.from(text, 'utf8');
+        hash.update(data);
+        size += data.length;
+        await sink!.write(data);
+      };
+      try {
+        await mkdir(dir, { recursive: true });
+        await removeQuietly(part); // a run that died before may have left one
+        sink = await openSink(part);
+        const where: SQL[] = [];
+        if (job.filters.since) where.push(gte(dataset.timeColumn, new Date(job.filters.since)));
+        if (job.filters.until) where.push(lt(dataset.timeColumn, new Date(job.filters.until)));
+        let header: string[] | null = null;
+        let lastId: unknown = null;
+        // Keyset batches by id: memory holds one batch, whatever the table's size.
+        for (;;) {
+          if (signal?.aborted) throw new Error('interrupted by shutdown');
+          const batch: Row[] = await db
+            .select()
+            .from(dataset.table)
+            .where(and(...where, ...(lastId === null ? [] : [gt(dataset.idColumn, lastId)])))
+            .orderBy(asc(dataset.idColumn))
+            .limit(deps.batchSize);
+          if (batch.length === 0) break;
+          if (job.format === 'csv' && header === null) {
+            header = Object.keys(batch[0]!);
+            await write(csvLine(header));
+          }
+          const keys = header;
+          await write(batch.map((r) => (job.format === 'csv' ? csvLine(keys!.map((k) => r[k])) : ndjsonLine(r))).join(''));
+          rows += batch.length;
+          lastId = batch[batch.length - 1]![idKey];
+          if ((await service.progress(id, rows)) !== 'running') {
+            await sink.close();
+            sink = undefined;
+            await removeQuietly(part);
+            log.info({ exportId: id, rows }, 'export cancelled; partial file removed');
+            return deps.onFinished?.(job.dataset, 'cancelled', rows);
+          }
+          if (batch.length < deps.batchSize) break;
+        }
+        if (job.format === 'csv' && header === null) await write(csvLine(Object.keys(properties)));
+        await sink.close();
+        sink = undefined;
+        await rename(part, final);
+        const kept = await service.finish(id, { status: 'succeeded', rows, sizeBytes: size, sha256: hash.digest('hex'), expiresAt: new Date(Date.now() + deps.ttlMs) });
+        if (!kept) {
+          await removeQuietly(final);
+          return deps.onFinished?.(job.dataset, 'cancelled', rows);
+        }
+        deps.onFinished?.(job.dataset, 'succeeded', rows);
+      } catch (err) {
+        await sink?.close().catch(() => {});
+        await removeQuietly(part);
+        const error = describeFileError(err, dir);
+        log.warn({ exportId: id, err: { message: error } }, 'export failed');
+        await service.finish(id, { status: 'failed', rows, error });
+        deps.onFinished?.(job.dataset, 'failed', rows);
+      }
+    },
+
+    async expire() {
+      let removed = 0;
+      for (const row of await service.expiredFiles()) {
+        await removeQuietly(exportFile(dir, row.id, row.format));
+        await service.markFileDeleted(row.id);
+        removed++;
+      }
+      return removed;
+    },
+  };
+}

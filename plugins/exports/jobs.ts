@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import { and, asc, getTableColumns, gt, gte, lt, type SQL } from 'drizzle-orm';
+import { and, asc, getTableColumns, gt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import type { RetentionRegistry } from '../../src/retention.js';
 import { safeMessage } from '../../src/secrets.js';
@@ -91,8 +91,9 @@ export function createExporter(deps: ExporterDeps): Exporter {
         await removeQuietly(part); // a run that died before may have left one
         sink = await openSink(part);
         const where: SQL[] = [];
-        if (job.filters.since) where.push(gte(dataset.timeColumn, new Date(job.filters.since)));
-        if (job.filters.until) where.push(lt(dataset.timeColumn, new Date(job.filters.until)));
+        // Bound as text and cast: a time column may be mapped as a Date or as a string.
+        if (job.filters.since) where.push(sql`${dataset.timeColumn} >= ${job.filters.since}::timestamptz`);
+        if (job.filters.until) where.push(sql`${dataset.timeColumn} < ${job.filters.until}::timestamptz`);
         let header: string[] | null = null;
         let lastId: unknown = null;
         // Keyset batches by id: memory holds one batch, whatever the table's size.

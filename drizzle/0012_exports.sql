@@ -16,7 +16,7 @@ CREATE TABLE "export_jobs" (
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "export_jobs_status_check" CHECK ("export_jobs"."status" in ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
-	CONSTRAINT "export_jobs_format_check" CHECK ("export_jobs"."format" in ('ndjson', 'csv'))
+	CONSTRAINT "export_jobs_format_check" CHECK ("export_jobs"."format" in ('ndjson', 'csv', 'json'))
 );
 --> statement-breakpoint
 CREATE INDEX "export_jobs_status_idx" ON "export_jobs" USING btree ("status","id");--> statement-breakpoint

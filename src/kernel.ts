@@ -10,6 +10,7 @@ import type { Env } from './env.js';
 import { createJobRunner, type JobRunner } from './jobs/runner.js';
 import { jobQueue } from './jobs/table.js';
 import { createRetentionRegistry, type RetentionRegistry } from './retention.js';
+import { createSnapshotRegistry, type SnapshotRegistry } from './snapshot.js';
 import type { Pack } from './pack.js';
 import { createApiDocs, type ApiDocs } from './api-docs.js';
 import { createScopeCatalog, type ScopeCatalog } from './access.js';
@@ -78,6 +79,8 @@ declare module 'fastify' {
     scopes: ScopeCatalog;
     /** The purgeable categories (tables with a time column) packs register for the retention pack. */
     retention: RetentionRegistry;
+    /** The control-plane sections packs register for snapshot exports and imports. */
+    snapshots: SnapshotRegistry;
   }
   interface FastifyRequest {
     /** Who is calling; null until an authentication pack sets it (audit records it as anonymous). */
@@ -219,6 +222,7 @@ export default fp(
       defaultRetainDays: 14,
     });
     app.decorate('retention', retention);
+    app.decorate('snapshots', createSnapshotRegistry());
     app.decorate('packs', opts.packs);
     app.decorate('apiDocs', createApiDocs());
     const scopes = createScopeCatalog(opts.packs);

@@ -3,8 +3,9 @@ import { Counter } from 'prom-client';
 import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import type { RetentionRegistry } from '../../src/retention.js';
+import type { SnapshotRegistry } from '../../src/snapshot.js';
 import { createExporter, EXPIRE_JOB, EXPORT_JOB, type Exporter } from './jobs.js';
-import { exportRoutes } from './routes.js';
+import { exportRoutes, importRoutes } from './routes.js';
 import { createExportService, type ExportService } from './service.js';
 
 export interface Exports {
@@ -12,6 +13,8 @@ export interface Exports {
   exporter: Exporter;
   /** The datasets: the kernel's catalogue of time-stamped tables (the registrations retention purges too). */
   datasets: Pick<RetentionRegistry, 'get' | 'list'>;
+  /** The control-plane sections of a snapshot (and of an import). */
+  snapshots: SnapshotRegistry;
   /** EXPORT_DIR, resolved. */
   dir: string;
 }
@@ -24,7 +27,7 @@ declare module 'fastify' {
 
 const scopes = {
   'exports:read': 'List exports and download their files',
-  'exports:write': 'Start and cancel exports',
+  'exports:write': 'Start and cancel exports (a snapshot import needs admin)',
 } as const;
 
 declare module '../../src/access.js' {
@@ -51,6 +54,7 @@ export default definePack({
       service,
       db: app.db,
       datasets: app.retention,
+      snapshots: app.snapshots,
       dir,
       ttlMs: app.env.EXPORT_TTL_HOURS * 3_600_000,
       batchSize: app.env.EXPORT_BATCH_SIZE,
@@ -63,9 +67,10 @@ export default definePack({
     app.jobs.defineQueued<{ exportId: number }>({ name: EXPORT_JOB, maxAttempts: 1, leaseMs: 3_600_000, handler: async ({ exportId }, ctx) => exporter.run(exportId, ctx.signal) });
     app.jobs.definePeriodic({ name: EXPIRE_JOB, intervalMs: app.env.EXPORT_EXPIRY_INTERVAL_MS, handler: async () => void (await exporter.expire()) });
     app.overview.add('exports', () => service.figures());
-    app.decorate('exports', { service, exporter, datasets: app.retention, dir });
+    app.decorate('exports', { service, exporter, datasets: app.retention, snapshots: app.snapshots, dir });
   },
   routes: async (app) => {
     await app.register(exportRoutes(app.exports));
+    await app.register(importRoutes(app.exports));
   },
 });

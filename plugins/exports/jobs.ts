@@ -5,13 +5,17 @@ import type { FastifyBaseLogger } from 'fastify';
 import { and, asc, getTableColumns, gt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import type { RetentionRegistry } from '../../src/retention.js';
+import type { SnapshotItem, SnapshotRegistry } from '../../src/snapshot.js';
 import { safeMessage } from '../../src/secrets.js';
 import { csvLine, ndjsonLine, type Row } from './formats.js';
+import { SNAPSHOT_KIND } from './schemas.js';
 import type { ExportService } from './service.js';
 import type { ExportFormat } from './table.js';
 
 export const EXPORT_JOB = 'exports:run';
 export const EXPIRE_JOB = 'exports:expire';
+/** The dataset that is not a table: the control-plane state as one JSON document. */
+export const SNAPSHOT_DATASET = 'snapshot';
 
 /** Where a finished export lives; `.part` while it is written, renamed only once complete. */
 export const exportFile = (dir: string, id: number, format: ExportFormat): string => join(dir, `export-${id}.${format}`);
@@ -42,6 +46,7 @@ export interface ExporterDeps {
   service: ExportService;
   db: Db;
   datasets: Pick<RetentionRegistry, 'get'>;
+  snapshots: Pick<SnapshotRegistry, 'list'>;
   dir: string;
   ttlMs: number;
   batchSize: number;
@@ -62,10 +67,46 @@ export function createExporter(deps: ExporterDeps): Exporter {
   const openSink = deps.openSink ?? openExclusive;
   const removeQuietly = (path: string) => unlink(path).catch(() => {});
 
+  /** The snapshot: every registered section read now, written as one document (control-plane state is small). */
+  async function writeSnapshot(id: number, format: ExportFormat): Promise<void> {
+    const final = exportFile(dir, id, format);
+    const part = `${final}.part`;
+    let items = 0;
+    try {
+      const sections: Record<string, SnapshotItem[]> = {};
+      for (const section of deps.snapshots.list()) {
+        sections[section.name] = await section.read();
+        items += sections[section.name]!.length;
+      }
+      const data = Buffer.from(`${JSON.stringify({ kind: SNAPSHOT_KIND, version: 1, createdAt: new Date().toISOString(), sections }, null, 2)}\n`, 'utf8');
+      await mkdir(dir, { recursive: true });
+      await removeQuietly(part);
+      const sink = await openSink(part);
+      try {
+        await sink.write(data);
+      } finally {
+        await sink.close();
+      }
+      await rename(part, final);
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      if (!(await service.finish(id, { status: 'succeeded', rows: items, sizeBytes: data.length, sha256, expiresAt: new Date(Date.now() + deps.ttlMs) }))) {
+        await removeQuietly(final);
+        return deps.onFinished?.(SNAPSHOT_DATASET, 'cancelled', items);
+      }
+      deps.onFinished?.(SNAPSHOT_DATASET, 'succeeded', items);
+    } catch (err) {
+      await removeQuietly(part);
+      const error = describeFileError(err, dir);
+      await service.finish(id, { status: 'failed', rows: 0, error });
+      deps.onFinished?.(SNAPSHOT_DATASET, 'failed', 0);
+    }
+  }
+
   return {
     async run(id, signal) {
       const job = await service.start(id);
       if (!job) return;
+      if (job.dataset === SNAPSHOT_DATASET) return writeSnapshot(id, job.format);
       const dataset = deps.datasets.get(job.dataset);
       if (!dataset) {
         await service.finish(id, { status: 'failed', rows: 0, error: `dataset '${job.dataset}' is not registered on this instance (its pack is disabled)` });

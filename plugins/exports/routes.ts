@@ -6,14 +6,17 @@ import { PageOf, pageLimit } from '../../src/pagination.js';
 import { problemError, problemResponses, ProblemError } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
 import type { Exports } from './index.js';
-import { EXPORT_JOB, exportFile } from './jobs.js';
-import { CreateExportBody, DatasetSchema, ExportQuery, ExportSchema, StatusBody } from './schemas.js';
+import { EXPORT_JOB, exportFile, SNAPSHOT_DATASET } from './jobs.js';
+import { Value } from '@sinclair/typebox/value';
+import { diffSection, type SectionDiff, type SnapshotItem } from '../../src/snapshot.js';
+import type { ProblemErrorItem } from '../../src/problem.js';
+import { CreateExportBody, DatasetSchema, ExportQuery, ExportSchema, ImportQuery, ImportResultSchema, SnapshotDocument, StatusBody, type ImportResult } from './schemas.js';
 import { toExport } from './service.js';
 
 const TAGS = ['exports'];
 const ROOT = '/system/exports';
 const TARGET = 'export';
-const CONTENT_TYPES = { ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8' } as const;
+const CONTENT_TYPES = { ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8', json: 'application/json' } as const;
 
 /** The file, streamed (serialisation skipped); documented as a binary string. */
 const FileBody = Type.Unsafe<ReadStream>({ type: 'string', format: 'binary', description: 'NDJSON or CSV' });
@@ -48,12 +51,18 @@ export const exportRoutes =
       },
       async (request, reply) => {
         const { dataset } = request.body;
-        if (!datasets.get(dataset)) {
-          throw new ProblemError('unprocessable', { detail: `Unknown dataset '${dataset}'; registered: ${datasets.list().map((d) => d.name).join(', ')}.`, extensions: { dataset } });
+        const snapshot = dataset === SNAPSHOT_DATASET;
+        if (!snapshot && !datasets.get(dataset)) {
+          throw new ProblemError('unprocessable', { detail: `Unknown dataset '${dataset}'; registered: ${[...datasets.list().map((d) => d.name), SNAPSHOT_DATASET].join(', ')}.`, extensions: { dataset } });
+        }
+        const format = request.body.format ?? (snapshot ? 'json' : 'ndjson');
+        if (snapshot !== (format === 'json') || (snapshot && (request.body.since || request.body.until))) {
+          const message = snapshot ? 'a snapshot is one json document of the current state (no format other than json, no time range)' : 'json is the snapshot format; a dataset is ndjson or csv';
+          throw new ProblemError('validation-failed', { detail: `#/format: ${message}`, errors: [{ in: 'body', pointer: '#/format', message }] });
         }
         const actor = request.actor;
         const created = await app.db.transaction(async (tx) => {
-          const job = await service.create(tx, request.body, actor ? `${actor.type}:${actor.id ?? ''}` : 'anonymous');
+          const job = await service.create(tx, { ...request.body, format }, actor ? `${actor.type}:${actor.id ?? ''}` : 'anonymous');
           await app.jobs.enqueue(EXPORT_JOB, { exportId: job.id }, { tx });
           await app.audit.record(tx, request, { operation: `${TARGET}.create`, targetType: TARGET, targetId: job.id, after: job });
           return job;
@@ -132,6 +141,67 @@ export const exportRoutes =
           .header('content-length', String(row.sizeBytes))
           .header('content-disposition', `attachment; filename="export-${row.id}-${row.dataset}.${row.format}"`)
           .send(createReadStream(exportFile(dir, row.id, row.format)));
+      },
+    );
+  };
+
+/**
+ * `POST /system/imports`: restores a snapshot document. Every section it carries is made equal to
+ * its items (created, changed, removed) through the owning packs' own validated writes, all in
+ * one transaction with one audit entry: it applies entirely or not at all. `?dryRun=true` answers
+ * the same report and writes nothing. A bulk control-plane write: `admin` only, refused during a freeze.
+ */
+export const importRoutes =
+  ({ snapshots }: Exports): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    app.post(
+      '/system/imports',
+      {
+        config: { scope: 'admin', freeze: true },
+        schema: {
+          tags: TAGS,
+          summary: 'Restore a snapshot (the `snapshot` export): `?dryRun=true` shows the changes per section; apply is atomic and audited',
+          querystring: ImportQuery,
+          body: SnapshotDocument,
+          response: { 200: ImportResultSchema, ...problemResponses(400, 409, 415, 422, 503) },
+        },
+      },
+      async (request) => {
+        const dryRun = request.query.dryRun === true;
+        const plans: Array<{ name: string; diff: SectionDiff }> = [];
+        const errors: ProblemErrorItem[] = [];
+        for (const [name, items] of Object.entries(request.body.sections)) {
+          const section = snapshots.get(name);
+          if (!section) {
+            throw new ProblemError('unprocessable', { detail: `Unknown snapshot section '${name}'; this instance has: ${snapshots.list().map((x) => x.name).join(', ')}.`, extensions: { section: name } });
+          }
+          const seen = new Set<string>();
+          items.forEach((item, i) => {
+            const first = Value.Errors(section.itemSchema, item).First();
+            if (first) errors.push({ in: 'body', pointer: `#/sections/${name}/${i}${first.path}`, message: first.message });
+            else {
+              const key = section.keyOf(item);
+              if (seen.has(key)) errors.push({ in: 'body', pointer: `#/sections/${name}/${i}`, message: `duplicate key '${key}'` });
+              seen.add(key);
+            }
+          });
+          if (errors.length === 0) plans.push({ name, diff: diffSection(section, await section.read(), items as SnapshotItem[]) });
+        }
+        if (errors.length) throw new ProblemError('validation-failed', { detail: errors.slice(0, 10).map((e) => `${e.pointer}: ${e.message}`).join('; '), errors: errors.slice(0, 50) });
+        const result: ImportResult = {
+          dryRun,
+          sections: plans.map(({ name, diff }) => {
+            const section = snapshots.get(name)!;
+            return { name, create: diff.create.map(section.keyOf), update: diff.update.map(section.keyOf), remove: diff.remove, unchanged: diff.unchanged };
+          }),
+        };
+        if (dryRun) return result;
+        await app.db.transaction(async (tx) => {
+          for (const { name, diff } of plans) await snapshots.get(name)!.apply(tx, diff);
+          await app.audit.record(tx, request, { operation: 'snapshot.import', targetType: 'snapshot', targetId: request.body.createdAt, after: result });
+        });
+        for (const { name } of plans) await snapshots.get(name)!.afterCommit?.();
+        return result;
       },
     );
   };

@@ -5,7 +5,7 @@ import { EXPORT_FORMATS, EXPORT_STATUSES } from './table.js';
 
 const Status = Type.Union(EXPORT_STATUSES.map((s) => Type.Literal(s)));
 const Format = Type.Union(EXPORT_FORMATS.map((f) => Type.Literal(f)));
-const Dataset = Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z][a-z0-9_]*$', description: 'a registered dataset, e.g. `system_logs` (GET /system/exports/datasets)' });
+const Dataset = Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z][a-z0-9_]*$', description: 'a registered dataset, e.g. `system_logs` (GET /system/exports/datasets), or `snapshot`: the control-plane state as one JSON document' });
 
 export const ExportSchema = Type.Object({
   id: Type.Integer(),
@@ -30,7 +30,7 @@ export type Export = Static<typeof ExportSchema>;
 
 export const CreateExportBody = StrictObject({
   dataset: Dataset,
-  format: Type.Optional(Type.Union(EXPORT_FORMATS.map((f) => Type.Literal(f)), { default: 'ndjson' })),
+  format: Type.Optional(Type.Union(EXPORT_FORMATS.map((f) => Type.Literal(f)), { description: '`ndjson` (default) or `csv` for a dataset; `json` (default) for `snapshot`' })),
   since: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'rows at or after this time' })),
   until: Type.Optional(Type.String({ format: 'date-time', maxLength: 40, description: 'rows before this time' })),
 });
@@ -42,3 +42,34 @@ export type ExportFilter = Static<typeof ExportQuery>;
 export const StatusBody = StrictObject({ status: Type.Literal('cancelled', { description: 'the only transition a client asks for; the job makes the others' }) });
 
 export const DatasetSchema = Type.Object({ name: Type.String(), description: Type.String(), table: Type.String(), timeColumn: Type.String() });
+
+export const SNAPSHOT_KIND = 'valhalla-snapshot';
+
+/** The snapshot document: what a `snapshot` export writes and `POST /system/imports` takes. */
+export const SnapshotDocument = StrictObject({
+  kind: Type.Literal(SNAPSHOT_KIND),
+  version: Type.Literal(1),
+  createdAt: Type.String({ format: 'date-time', maxLength: 40 }),
+  sections: Type.Record(
+    Type.String({ pattern: '^[a-z][a-z0-9_]{0,62}$' }),
+    Type.Array(Type.Record(Type.String({ maxLength: 200 }), Type.Unknown()), { maxItems: 10_000 }),
+    { description: 'per section, every item; a section left out is not touched, a section given is made equal to its items' },
+  ),
+});
+export type SnapshotDocumentBody = Static<typeof SnapshotDocument>;
+
+export const ImportQuery = StrictObject({ dryRun: Type.Optional(Type.Boolean({ default: false, description: 'report the changes, write nothing' })) });
+
+export const ImportResultSchema = Type.Object({
+  dryRun: Type.Boolean(),
+  sections: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      create: Type.Array(Type.String()),
+      update: Type.Array(Type.String()),
+      remove: Type.Array(Type.String()),
+      unchanged: Type.Integer(),
+    }),
+  ),
+});
+export type ImportResult = Static<typeof ImportResultSchema>;

@@ -3,7 +3,8 @@ import { bigint, check, index, jsonb, pgTable, text, timestamp } from 'drizzle-o
 
 export const EXPORT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 export type ExportStatus = (typeof EXPORT_STATUSES)[number];
-export const EXPORT_FORMATS = ['ndjson', 'csv'] as const;
+/** `json` is the snapshot's one document; datasets are `ndjson` or `csv`. */
+export const EXPORT_FORMATS = ['ndjson', 'csv', 'json'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportFilters {
@@ -41,6 +42,6 @@ export const exportJobs = pgTable(
     index('export_jobs_dataset_idx').on(t.dataset, t.id),
     index('export_jobs_expires_idx').on(t.expiresAt),
     check('export_jobs_status_check', sql`${t.status} in ('queued', 'running', 'succeeded', 'failed', 'cancelled')`),
-    check('export_jobs_format_check', sql`${t.format} in ('ndjson', 'csv')`),
+    check('export_jobs_format_check', sql`${t.format} in ('ndjson', 'csv', 'json')`),
   ],
 );

@@ -10,6 +10,7 @@ import { createSenders, type SecretSource, type Senders } from './senders.js';
 import { createNotificationService, type NotificationEvent, type NotificationService } from './service.js';
 import type { OutboxItem } from './schemas.js';
 import { notificationOutbox } from './table.js';
+import { channelSnapshotSection } from './snapshot.js';
 
 export type { NotificationEvent } from './service.js';
 
@@ -111,6 +112,7 @@ export default definePack({
       where: sql`${notificationOutbox.status} in ('delivered', 'dead')`,
       defaultRetainDays: 30,
     });
+    app.snapshots.section(channelSnapshotSection(app.db, service));
     const enqueue: Notifications['enqueue'] = (tx, event) => service.enqueue(tx, event);
     app.decorate('notifications', { service, senders, dispatcher, enqueue });
 

@@ -5,6 +5,7 @@ import type { RetentionRegistry } from '../../src/retention.js';
 import { createPurgeRunner, PURGE_JOB, type PurgeRunner } from './jobs.js';
 import { retentionRoutes } from './routes.js';
 import { createRetentionService, type RetentionService } from './service.js';
+import { policySnapshotSection } from './snapshot.js';
 
 /** What this pack offers (`app.retentionPolicies`); categories are registered on the kernel's `app.retention`. */
 export interface Retention {
@@ -63,6 +64,7 @@ export default definePack({
       handler: async (ctx) => void (await runner.runAll((tx, entry) => app.audit.record(tx, null, { ...entry, actor: SYSTEM_ACTOR }), ctx.signal)),
     });
     app.overview.add('retention', () => service.figures());
+    app.snapshots.section(policySnapshotSection(service));
     app.decorate('retentionPolicies', { service, runner, registry });
   },
   routes: async (app) => {

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { createTestApp, type TestApp } from '../test/helpers/app.js';
@@ -93,19 +94,30 @@ async function exportRows(t: TestApp) {
   const seconds = (performance.now() - start) / 1000;
   clearInterval(sampler);
   const done = (await t.inject({ method: 'GET', url: `/system/exports/${id}` })).json<{ rowsExported: number; sizeBytes: number; status: string }>();
-  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB)`];
+  const heap = process.memoryUsage().heapUsed;
+  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB, heap after ${fmt(heap / 1048576)} MiB)`];
 }
 
-/** Audited writes (a manual notification: a transaction with an outbox insert and an audit entry), one after another, for `ms`. */
+/**
+ * Audited writes (a manual notification: a transaction with an outbox insert and an audit entry)
+ * at a steady WRITES_PER_SECOND, for `ms` or until `until` settles; latencies of the accepted ones.
+ */
+const WRITES_PER_SECOND = intFromEnv('BENCH_WRITES_PER_SECOND', 100);
 async function writeLatencies(app: FastifyInstance, t: TestApp, ms: number, until?: Promise<unknown>): Promise<number[]> {
   const out: number[] = [];
   const end = Date.now() + ms;
   let finished = false;
   void until?.finally(() => (finished = true));
+  const gap = 1000 / WRITES_PER_SECOND;
+  let next = performance.now();
   while (until ? !finished : Date.now() < end) {
     const start = performance.now();
-    await t.inject({ method: 'POST', url: '/system/notify', payload: { type: 'bench.write', payload: {} } }, app);
+    const res = await t.inject({ method: 'POST', url: '/system/notify', payload: { type: 'bench.write', payload: {} } }, app);
+    if (res.statusCode !== 202) throw new Error(`a bench write answered ${res.statusCode}: ${res.body}`);
     out.push(performance.now() - start);
+    next += gap;
+    const wait = next - performance.now();
+    if (wait > 0) await sleep(wait);
   }
   return out;
 }
@@ -132,16 +144,23 @@ async function main() {
   const dir = mkdtempSync(path.join(tmpdir(), 'valhalla-bench-exports-'));
   const t = await createTestApp({
     LOG_LEVEL: 'silent',
+    RATE_LIMIT_DEFAULT_MAX: 0,
     WEBHOOK_ALLOW_PRIVATE: true,
     NOTIFY_DISPATCH_BATCH: 500,
     NOTIFY_DISPATCH_CONCURRENCY: 64,
     EXPORT_DIR: dir,
+    EXPORT_BATCH_SIZE: intFromEnv('BENCH_EXPORT_BATCH', 5000),
     RETENTION_BATCH_SIZE: 5000,
     RETENTION_BATCH_PAUSE_MS: 20,
     RETENTION_RUN_BUDGET_MS: 3_600_000,
   });
   try {
-    const lines = [...(await webhooks(t)), ...(await exportRows(t)), ...(await purge(t))];
+    const parts = (process.env.BENCH_PARTS ?? 'webhooks,export,purge').split(',');
+    const lines = [
+      ...(parts.includes('webhooks') ? await webhooks(t) : []),
+      ...(parts.includes('export') ? await exportRows(t) : []),
+      ...(parts.includes('purge') ? await purge(t) : []),
+    ];
     console.log(lines.join('\n'));
   } finally {
     await t.close();

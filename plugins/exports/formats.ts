@@ -13,7 +13,16 @@ export function plain(value: unknown): unknown {
   return value;
 }
 
-export const ndjsonLine = (row: Row): string => `${JSON.stringify(row, (_k, v: unknown) => plain(v))}\n`;
+const replacer = (_key: string, value: unknown): unknown => plain(value);
+
+/** One row as a JSON line. Dates serialise themselves (ISO 8601); the replacer, slower, only runs for a row holding a BigInt. */
+export function ndjsonLine(row: Row): string {
+  try {
+    return `${JSON.stringify(row)}\n`;
+  } catch {
+    return `${JSON.stringify(row, replacer)}\n`;
+  }
+}
 
 const FORMULA = /^[=+\-@\t\r]/;
 const NEEDS_QUOTES = /[",\r\n]/;

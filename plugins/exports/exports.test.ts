@@ -118,6 +118,18 @@ describe('exports', () => {
     expect(lines[0]).toHaveProperty('hash');
   });
 
+  it('announces a finished export to the channels subscribed to export.finished', async () => {
+    process.env.NOTIFY_SECRET_EXPORT_HOOK = `whsec_${Buffer.alloc(32, 5).toString('base64')}`;
+    const channel = await t.inject({ method: 'POST', url: '/system/notify/channels', payload: { name: 'exports-hook', type: 'webhook', events: ['export.*'], config: { url: 'https://hooks.example.com/exports', secretEnvs: ['NOTIFY_SECRET_EXPORT_HOOK'] } } });
+    expect(channel.statusCode, channel.body).toBe(201);
+    const job = await startExport({ dataset: 'system_logs', since: new Date(Date.now() - 60_000).toISOString() });
+    await runJobs();
+    const outbox = (await t.inject({ method: 'GET', url: `/system/notify?channelId=${channel.json().id}&eventType=export.finished` })).json().items;
+    expect(outbox).toHaveLength(1);
+    expect(outbox[0].payload).toMatchObject({ exportId: job.id, dataset: 'system_logs', status: 'succeeded' });
+    await t.inject({ method: 'DELETE', url: `/system/notify/channels/${channel.json().id}` });
+  });
+
   it('writes RFC 4180 CSV and neutralises cells a spreadsheet would evaluate', async () => {
     const job = await startExport({ dataset: 'system_logs', format: 'csv' });
     await runJobs();

@@ -50,6 +50,8 @@ export default definePack({
     const dir = resolve(app.env.EXPORT_DIR);
     const finished = new Counter({ name: 'valhalla_exports_total', help: 'Finished exports by dataset and status', labelNames: ['dataset', 'status'], registers: [app.metrics] });
     const rowsTotal = new Counter({ name: 'valhalla_export_rows_total', help: 'Rows written to export files, by dataset', labelNames: ['dataset'], registers: [app.metrics] });
+    // Optional: with the notifications pack loaded, a finished export is an `export.finished` event.
+    const notifications = app.hasDecorator('notifications') ? app.notifications : null;
     const exporter = createExporter({
       service,
       db: app.db,
@@ -59,9 +61,18 @@ export default definePack({
       ttlMs: app.env.EXPORT_TTL_HOURS * 3_600_000,
       batchSize: app.env.EXPORT_BATCH_SIZE,
       log: app.log.child({ component: 'exports' }),
-      onFinished(dataset, status, rows) {
+      async onFinished({ id, dataset, status, rows, error }) {
         finished.inc({ dataset, status });
         if (status === 'succeeded') rowsTotal.inc({ dataset }, rows);
+        // Told after the export's own write (the file exists); a cancelled export was the caller's doing.
+        if (status !== 'cancelled' && notifications) {
+          await app.db.transaction((tx) =>
+            notifications.enqueue(tx, {
+              type: 'export.finished',
+              payload: { exportId: id, dataset, status, rows, error, summary: `export ${id} of ${dataset} ${status}${status === 'succeeded' ? ` (${rows} rows)` : ''}` },
+            }),
+          );
+        }
       },
     });
     app.jobs.defineQueued<{ exportId: number }>({ name: EXPORT_JOB, maxAttempts: 1, leaseMs: 3_600_000, handler: async ({ exportId }, ctx) => exporter.run(exportId, ctx.signal) });

@@ -52,7 +52,8 @@ export interface ExporterDeps {
   batchSize: number;
   log: FastifyBaseLogger;
   openSink?: OpenSink;
-  onFinished?: (dataset: string, status: 'succeeded' | 'failed' | 'cancelled', rows: number) => void;
+  /** Told about every finished export (metrics, the `export.finished` notification); awaited, its errors logged. */
+  onFinished?: (finished: { id: number; dataset: string; status: 'succeeded' | 'failed' | 'cancelled'; rows: number; error: string | null }) => void | Promise<void>;
 }
 
 export interface Exporter {
@@ -66,6 +67,13 @@ export function createExporter(deps: ExporterDeps): Exporter {
   const { service, db, dir, log } = deps;
   const openSink = deps.openSink ?? openExclusive;
   const removeQuietly = (path: string) => unlink(path).catch(() => {});
+  const finished = async (f: Parameters<NonNullable<ExporterDeps['onFinished']>>[0]): Promise<void> => {
+    try {
+      await deps.onFinished?.(f);
+    } catch (err) {
+      log.warn({ exportId: f.id, err: { message: safeMessage(err) } }, 'an export-finished listener failed');
+    }
+  };
 
   /** The snapshot: every registered section read now, written as one document (control-plane state is small). */
   async function writeSnapshot(id: number, format: ExportFormat): Promise<void> {
@@ -91,14 +99,14 @@ export function createExporter(deps: ExporterDeps): Exporter {
       const sha256 = createHash('sha256').update(data).digest('hex');
       if (!(await service.finish(id, { status: 'succeeded', rows: items, sizeBytes: data.length, sha256, expiresAt: new Date(Date.now() + deps.ttlMs) }))) {
         await removeQuietly(final);
-        return deps.onFinished?.(SNAPSHOT_DATASET, 'cancelled', items);
+        return finished({ id, dataset: SNAPSHOT_DATASET, status: 'cancelled', rows: items, error: null });
       }
-      deps.onFinished?.(SNAPSHOT_DATASET, 'succeeded', items);
+      await finished({ id, dataset: SNAPSHOT_DATASET, status: 'succeeded', rows: items, error: null });
     } catch (err) {
       await removeQuietly(part);
       const error = describeFileError(err, dir);
       await service.finish(id, { status: 'failed', rows: 0, error });
-      deps.onFinished?.(SNAPSHOT_DATASET, 'failed', 0);
+      await finished({ id, dataset: SNAPSHOT_DATASET, status: 'failed', rows: 0, error });
     }
   }
 
@@ -109,8 +117,9 @@ export function createExporter(deps: ExporterDeps): Exporter {
       if (job.dataset === SNAPSHOT_DATASET) return writeSnapshot(id, job.format);
       const dataset = deps.datasets.get(job.dataset);
       if (!dataset) {
-        await service.finish(id, { status: 'failed', rows: 0, error: `dataset '${job.dataset}' is not registered on this instance (its pack is disabled)` });
-        return deps.onFinished?.(job.dataset, 'failed', 0);
+        const error = `dataset '${job.dataset}' is not registered on this instance (its pack is disabled)`;
+        await service.finish(id, { status: 'failed', rows: 0, error });
+        return finished({ id, dataset: job.dataset, status: 'failed', rows: 0, error });
       }
       const final = exportFile(dir, id, job.format);
       const part = `${final}.part`;
@@ -160,7 +169,7 @@ export function createExporter(deps: ExporterDeps): Exporter {
             sink = undefined;
             await removeQuietly(part);
             log.info({ exportId: id, rows }, 'export cancelled; partial file removed');
-            return deps.onFinished?.(job.dataset, 'cancelled', rows);
+            return finished({ id, dataset: job.dataset, status: 'cancelled', rows, error: null });
           }
           if (batch.length < deps.batchSize) break;
         }
@@ -171,16 +180,16 @@ export function createExporter(deps: ExporterDeps): Exporter {
         const kept = await service.finish(id, { status: 'succeeded', rows, sizeBytes: size, sha256: hash.digest('hex'), expiresAt: new Date(Date.now() + deps.ttlMs) });
         if (!kept) {
           await removeQuietly(final);
-          return deps.onFinished?.(job.dataset, 'cancelled', rows);
+          return finished({ id, dataset: job.dataset, status: 'cancelled', rows, error: null });
         }
-        deps.onFinished?.(job.dataset, 'succeeded', rows);
+        await finished({ id, dataset: job.dataset, status: 'succeeded', rows, error: null });
       } catch (err) {
         await sink?.close().catch(() => {});
         await removeQuietly(part);
         const error = describeFileError(err, dir);
         log.warn({ exportId: id, err: { message: error } }, 'export failed');
         await service.finish(id, { status: 'failed', rows, error });
-        deps.onFinished?.(job.dataset, 'failed', rows);
+        await finished({ id, dataset: job.dataset, status: 'failed', rows, error });
       }
     },
 

@@ -289,6 +289,9 @@ describe('the outbox', () => {
     for (const payload of [{ type: 'NoDots' }, { type: 'a.b', extra: 1 }, { type: 'a.b', channelIds: [0] }, {}]) {
       expect((await t.inject({ method: 'POST', url: ROOT, payload })).statusCode, JSON.stringify(payload)).toBe(400);
     }
+    const unknown = await t.inject({ method: 'POST', url: ROOT, payload: { type: 'a.b', channelIds: [999999] } });
+    expect(unknown.statusCode).toBe(422);
+    expect(unknown.json()).toMatchObject({ channelIds: [999999] });
     expect((await t.inject({ method: 'GET', url: `${ROOT}?cursor=!!` })).statusCode).toBe(400);
     expect((await t.inject({ method: 'GET', url: `${ROOT}?status=lost` })).statusCode).toBe(400);
     expect((await t.inject({ method: 'GET', url: `${ROOT}?bogus=1` })).statusCode).toBe(400);

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { PageOf, pageLimit } from '../../src/pagination.js';
-import { problemError, problemResponses } from '../../src/problem.js';
+import { problemError, problemResponses, ProblemError } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
 import type { Notifications } from './index.js';
 import {
@@ -173,13 +173,15 @@ export const notificationRoutes =
           tags: TAGS,
           summary: 'Notify: one outbox row per enabled channel subscribed to the event type (or per listed channel); delivered by the dispatcher',
           body: NotifyBody,
-          response: { 202: NotifyResultSchema, ...problemResponses(400, 415, 503) },
+          response: { 202: NotifyResultSchema, ...problemResponses(400, 415, 422, 503) },
         },
       },
       async (request, reply) => {
         const { type, payload = {}, channelIds } = request.body;
         const result = await app.db.transaction(async (tx) => {
           const queued = await service.enqueue(tx, { type, payload, traceparent: traceparentOf(request) }, { channelIds });
+          const missing = (channelIds ?? []).filter((id) => !queued.items.some((i) => i.channelId === id));
+          if (missing.length) throw new ProblemError('unprocessable', { detail: `No enabled notification channel ${missing.join(', ')}; nothing was queued.`, extensions: { channelIds: missing } });
           await app.audit.record(tx, request, {
             operation: `${OUTBOX}.notify`,
             targetType: OUTBOX,

@@ -133,7 +133,7 @@ export const NotifyBody = StrictObject({
   type: EventType,
   payload: Type.Optional(Type.Record(Type.String({ maxLength: 200 }), Type.Unknown(), { description: 'the event data (`data` in the webhook body)' })),
   channelIds: Type.Optional(
-    Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), { minItems: 1, maxItems: 50, uniqueItems: true, description: 'only these channels (enabled ones), whatever they subscribe to; otherwise every enabled channel subscribed to `type`' }),
+    Type.Array(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), { minItems: 1, maxItems: 50, uniqueItems: true, description: 'only these channels, whatever they subscribe to (each must exist and be enabled: 422 otherwise); otherwise every enabled channel subscribed to `type`' }),
   ),
 });
 export type NotifyInput = Static<typeof NotifyBody>;

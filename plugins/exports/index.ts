@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { sql } from 'drizzle-orm';
 import { Counter } from 'prom-client';
 import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
@@ -7,6 +8,7 @@ import type { SnapshotRegistry } from '../../src/snapshot.js';
 import { createExporter, EXPIRE_JOB, EXPORT_JOB, type Exporter } from './jobs.js';
 import { exportRoutes, importRoutes } from './routes.js';
 import { createExportService, type ExportService } from './service.js';
+import { exportJobs } from './table.js';
 
 export interface Exports {
   service: ExportService;
@@ -77,6 +79,15 @@ export default definePack({
     });
     app.jobs.defineQueued<{ exportId: number }>({ name: EXPORT_JOB, maxAttempts: 1, leaseMs: 3_600_000, handler: async ({ exportId }, ctx) => exporter.run(exportId, ctx.signal) });
     app.jobs.definePeriodic({ name: EXPIRE_JOB, intervalMs: app.env.EXPORT_EXPIRY_INTERVAL_MS, handler: async () => void (await exporter.expire()) });
+    app.retention.category({
+      name: 'export_jobs',
+      description: 'Finished exports whose file is gone (expired) or never was (failed, cancelled)',
+      table: exportJobs,
+      idColumn: exportJobs.id,
+      timeColumn: exportJobs.createdAt,
+      where: sql`${exportJobs.status} in ('failed', 'cancelled') or ${exportJobs.fileDeletedAt} is not null`,
+      defaultRetainDays: 90,
+    });
     app.overview.add('exports', () => service.figures());
     app.decorate('exports', { service, exporter, datasets: app.retention, snapshots: app.snapshots, dir });
   },

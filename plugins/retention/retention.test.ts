@@ -4,6 +4,7 @@ import { lockKey, queryRows } from '../../db/client.js';
 import { adminOperations, auditChainAnchor } from '../../src/audit/table.js';
 import { chainHash, GENESIS_HASH } from '../../src/audit/writer.js';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { exportJobs } from '../exports/table.js';
 import { notificationOutbox } from '../notifications/table.js';
 import { systemLogs } from '../system-log/table.js';
 
@@ -38,7 +39,7 @@ describe('categories and policies', () => {
     expect(res.statusCode).toBe(200);
     const items: Array<{ name: string; table: string; timeColumn: string; minRetainDays: number; defaultRetainDays: number }> = res.json().items;
     expect(items.map((c) => c.name)).toEqual(
-      expect.arrayContaining(['admin_operations', 'error_events', 'job_queue', 'metrics_snapshots', 'notification_outbox', 'smoke_test_results', 'system_logs', 'trace_spans']),
+      expect.arrayContaining(['admin_operations', 'error_events', 'job_queue', 'metrics_snapshots', 'notification_outbox', 'smoke_test_results', 'system_logs', 'trace_spans', 'export_jobs']),
     );
     expect(items.find((c) => c.name === 'admin_operations')).toMatchObject({ table: 'admin_operations', timeColumn: 'occurred_at', minRetainDays: 365, defaultRetainDays: 365 });
     expect(items.find((c) => c.name === 'system_logs')).toMatchObject({ minRetainDays: 1, defaultRetainDays: 30 });
@@ -176,6 +177,25 @@ describe('purges', () => {
     expect((await t.inject({ method: 'POST', url: `${ROOT}/notification_outbox/run` })).json().purged).toBe(3);
     const left = await t.app.db.select().from(notificationOutbox).where(eq(notificationOutbox.eventId, 'evt_ret'));
     expect(left.map((r) => r.status)).toEqual(['pending']);
+  });
+});
+
+describe('export jobs', () => {
+  it('purges old exports without a file, never one whose file can still be downloaded', async () => {
+    const row = (status: 'succeeded' | 'failed' | 'cancelled', fileDeleted: boolean) => ({
+      dataset: 'system_logs',
+      format: 'ndjson' as const,
+      filters: {},
+      status,
+      requestedBy: 'test',
+      createdAt: daysAgo(200),
+      fileDeletedAt: fileDeleted ? daysAgo(199) : null,
+    });
+    await t.app.db.insert(exportJobs).values([row('succeeded', false), row('succeeded', true), row('failed', false), row('cancelled', false)]);
+    await policy('export_jobs', { retainDays: 90 });
+    expect((await t.inject({ method: 'POST', url: `${ROOT}/export_jobs/run` })).json().purged).toBe(3);
+    const left = await t.app.db.select().from(exportJobs);
+    expect(left.map((r) => [r.status, r.fileDeletedAt])).toEqual([['succeeded', null]]);
   });
 });
 

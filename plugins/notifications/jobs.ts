@@ -21,7 +21,7 @@ export interface OutboxDispatcher {
 }
 
 export interface OutboxDispatcherDeps {
-  service: Pick<NotificationService, 'claimDue' | 'finish'>;
+  service: Pick<NotificationService, 'claimDue' | 'finish' | 'release'>;
   senders: Senders;
   /** Who holds the claims: the instance id (plus a suffix when one process runs several). */
   owner: string;
@@ -76,6 +76,11 @@ export function createOutboxDispatcher(deps: OutboxDispatcherDeps): OutboxDispat
         : { traceparent: formatTraceparent(parent?.traceId ?? newTraceId(), newSpanId(), parent?.sampled ?? false) };
       result = await senders.deliver(channel.type, channel.config, { messageId: row.messageId, eventType: row.eventType, payload: row.payload, createdAt: row.createdAt }, { traceHeaders, signal });
       span?.end({ status: result.ok ? 'ok' : 'error', statusCode: result.statusCode, attributes: result.ok ? {} : { 'notify.error': result.error } });
+    }
+    if (!result.ok && signal?.aborted) {
+      // Shutdown cut the attempt short: hand the row back rather than spend one of its attempts.
+      await service.release(row, owner).catch(() => false);
+      return;
     }
     const finish = decide(row, result);
     const kept = await service.finish(row, owner, finish).catch((err: unknown) => {

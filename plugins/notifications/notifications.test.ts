@@ -436,6 +436,16 @@ describe('leases', () => {
     expect((await row(items[0]!.id)).status).toBe('delivered');
   });
 
+  it('hands a row back, attempt not counted, when shutdown interrupts its delivery', async () => {
+    const ch = await webhook('/hang/shutdown', ['test.shutdown'], { timeoutMs: 10_000 });
+    const { items } = await notify('test.shutdown', {}, [ch.id]);
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 200);
+    expect(await t.app.notifications.dispatcher.runOnce(stop.signal)).toBe(1);
+    expect(await row(items[0]!.id)).toMatchObject({ status: 'pending', attempts: 0, lockedBy: null, lastError: null });
+    await t.app.db.update(notificationOutbox).set({ status: 'dead' }).where(eq(notificationOutbox.id, items[0]!.id));
+  });
+
   it('does not take over a row whose lease is still running', async () => {
     const ch = await webhook('/ok/held', ['test.held']);
     const { items } = await notify('test.held', {}, [ch.id]);

@@ -319,6 +319,19 @@ export function createNotificationService({ db, allowPrivate, auditSystem }: Not
       });
     },
 
+    /**
+     * Gives a claim back untouched (an attempt interrupted by shutdown): pending, due now, the
+     * attempt not counted, so another instance delivers it at once. False when the claim was lost.
+     */
+    async release(row: ClaimedRow, owner: string, now = new Date()): Promise<boolean> {
+      const released = await db
+        .update(notificationOutbox)
+        .set({ status: 'pending', attempts: row.attempts - 1, nextAttemptAt: now, lockedBy: null, lockedUntil: null, updatedAt: now })
+        .where(and(eq(notificationOutbox.id, row.id), eq(notificationOutbox.lockedBy, owner), eq(notificationOutbox.attempts, row.attempts), eq(notificationOutbox.status, 'sending')))
+        .returning({ id: notificationOutbox.id });
+      return released.length > 0;
+    },
+
     /** Outbox rows by status (one grouped count), for the admin overview. */
     async figures(): Promise<Record<string, number>> {
       const rows = await db.select({ status: notificationOutbox.status, n: sql<number>`count(*)::int` }).from(notificationOutbox).groupBy(notificationOutbox.status);

@@ -279,8 +279,10 @@ describe('snapshot and import', () => {
     expect((await post('/system/flags', { key: 'snap.child', enabled: true, rolloutPercentage: 100, prerequisites: [{ flagKey: 'snap.base' }] })).statusCode).toBe(201);
     expect((await post('/system/notify/channels', { name: 'snap-hook', type: 'webhook', events: ['smoke.failed'], config: { url: 'https://hooks.example.com/x', secretEnvs: ['NOTIFY_SECRET_SNAPSHOT_HOOK'] } })).statusCode).toBe(201);
     expect((await post('/system/retention', { category: 'trace_spans', retainDays: 5 })).statusCode).toBe(201);
+    expect((await post('/system/rate-limits', { scope: 'ip', match: '203.0.113.7', max: 50, windowSeconds: 60 })).statusCode).toBe(201);
 
     const doc = await takeSnapshot();
+    expect(doc.sections.rate_limits).toEqual([{ scope: 'ip', match: '203.0.113.7', route: null, max: 50, windowSeconds: 60, enabled: true, description: '' }]);
     expect(doc).toMatchObject({ kind: 'valhalla-snapshot', version: 1 });
     expect(doc.sections.feature_flags.map((f: { key: string }) => f.key)).toEqual(expect.arrayContaining(['snap.base', 'snap.child']));
     expect(doc.sections.notification_channels).toEqual([{ name: 'snap-hook', type: 'webhook', events: ['smoke.failed'], enabled: true, config: { url: 'https://hooks.example.com/x', secretEnvs: ['NOTIFY_SECRET_SNAPSHOT_HOOK'] } }]);
@@ -293,6 +295,9 @@ describe('snapshot and import', () => {
     const channelId = (await t.inject({ method: 'GET', url: '/system/notify/channels' })).json().items.find((c: { name: string }) => c.name === 'snap-hook').id;
     await t.inject({ method: 'PATCH', url: `/system/notify/channels/${channelId}`, payload: { events: ['*'] } });
     await t.inject({ method: 'PATCH', url: '/system/retention/trace_spans', payload: { retainDays: 9 } });
+    const ruleId = (await t.inject({ method: 'GET', url: '/system/rate-limits' })).json().items[0].id;
+    await t.inject({ method: 'PATCH', url: `/system/rate-limits/${ruleId}`, payload: { max: 5000 } });
+    expect((await post('/system/rate-limits', { scope: 'ip', match: '198.51.100.1', max: 1, windowSeconds: 1 })).statusCode).toBe(201);
 
     const dry = await post('/system/imports?dryRun=true', doc);
     expect(dry.statusCode, dry.body).toBe(200);
@@ -300,6 +305,7 @@ describe('snapshot and import', () => {
     expect(report('feature_flags')).toMatchObject({ create: ['snap.child'], update: [], remove: ['snap.extra'] });
     expect(report('notification_channels')).toMatchObject({ create: [], update: ['snap-hook'], remove: [], unchanged: 0 });
     expect(report('retention_policies')).toMatchObject({ update: ['trace_spans'] });
+    expect(report('rate_limits')).toMatchObject({ create: [], update: ['ip|203.0.113.7|'], remove: ['ip|198.51.100.1|'] });
     expect((await t.inject({ method: 'GET', url: '/system/flags/snap.extra' })).statusCode).toBe(200);
 
     const applied = await post('/system/imports', doc);
@@ -308,6 +314,7 @@ describe('snapshot and import', () => {
     expect((await t.inject({ method: 'GET', url: '/system/flags/snap.extra' })).statusCode).toBe(404);
     expect((await t.inject({ method: 'GET', url: '/system/flags/snap.child' })).json()).toMatchObject({ prerequisites: [{ flagKey: 'snap.base' }] });
     expect((await t.inject({ method: 'GET', url: '/system/retention/trace_spans' })).json().retainDays).toBe(5);
+    expect((await t.inject({ method: 'GET', url: '/system/rate-limits' })).json().items.map((r: { match: string; max: number }) => [r.match, r.max])).toEqual([['203.0.113.7', 50]]);
     // Evaluation (memory) follows at once on this instance.
     const evaluated = await t.inject({ method: 'GET', url: '/system/flags/snap.child/evaluate?subject=user-1' });
     expect(evaluated.statusCode, evaluated.body).toBe(200);

@@ -16,6 +16,12 @@ export interface SnapshotPlan {
   remove: string[];
 }
 
+/** Who imports: for packs that keep their own change history (the config registry). */
+export interface ImportContext {
+  actor: string;
+  correlationId: string | null;
+}
+
 export interface SnapshotSection {
   /** `feature_flags`, `notification_channels`, ... */
   name: string;
@@ -29,7 +35,7 @@ export interface SnapshotSection {
    * Makes the section equal to the snapshot inside `tx` (the import's one transaction), through
    * the pack's own validated writes; tells the state cache when the section is hot-path state.
    */
-  apply(tx: DbOrTx, plan: SnapshotPlan): Promise<void>;
+  apply(tx: DbOrTx, plan: SnapshotPlan, ctx: ImportContext): Promise<void>;
   /** After the commit: reload this instance's in-memory copy (others follow the notification). */
   afterCommit?(): Promise<void>;
 }

@@ -197,7 +197,9 @@ export const importRoutes =
         };
         if (dryRun) return result;
         await app.db.transaction(async (tx) => {
-          for (const { name, diff } of plans) await snapshots.get(name)!.apply(tx, diff);
+          const actor = request.actor;
+          const ctx = { actor: actor ? (actor.id ? `${actor.type}:${actor.id}` : actor.type) : 'anonymous', correlationId: request.id };
+          for (const { name, diff } of plans) await snapshots.get(name)!.apply(tx, diff, ctx);
           await app.audit.record(tx, request, { operation: 'snapshot.import', targetType: 'snapshot', targetId: request.body.createdAt, after: result });
         });
         for (const { name } of plans) await snapshots.get(name)!.afterCommit?.();

@@ -216,6 +216,26 @@ describe('exports', () => {
     expect(readdirSync(dir).filter((f) => f.startsWith(`export-${job.id}.`))).toEqual([]);
   });
 
+  it('queues an export interrupted by shutdown again, with no partial file, and the job fails so it is retried', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    const stop = new AbortController();
+    const exporter = exporterWith(async (path) => {
+      const handle = await open(path, 'wx');
+      return {
+        write: async (data) => {
+          await handle.write(data);
+          stop.abort(); // SIGTERM arrives while the first batch is written
+        },
+        close: () => handle.close(),
+      };
+    });
+    await expect(exporter.run(job.id, stop.signal)).rejects.toThrow('interrupted by shutdown');
+    expect(await get(job.id)).toMatchObject({ status: 'queued', rowsExported: 0, startedAt: null });
+    expect(readdirSync(dir).filter((f) => f.startsWith(`export-${job.id}.`))).toEqual([]);
+    await runJobs();
+    expect((await get(job.id)).status).toBe('succeeded');
+  });
+
   it('fails with a clear error when the disk fills up, and removes the partial file', async () => {
     const job = await startExport({ dataset: 'system_logs' });
     const exporter = exporterWith(async (path) => {

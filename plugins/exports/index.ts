@@ -77,7 +77,8 @@ export default definePack({
         }
       },
     });
-    app.jobs.defineQueued<{ exportId: number }>({ name: EXPORT_JOB, maxAttempts: 1, leaseMs: 3_600_000, handler: async ({ exportId }, ctx) => exporter.run(exportId, ctx.signal) });
+    // Failures are recorded on the export itself; the job fails (and is retried) only when shutdown interrupted it.
+    app.jobs.defineQueued<{ exportId: number }>({ name: EXPORT_JOB, maxAttempts: 5, leaseMs: 3_600_000, handler: async ({ exportId }, ctx) => exporter.run(exportId, ctx.signal) });
     app.jobs.definePeriodic({ name: EXPIRE_JOB, intervalMs: app.env.EXPORT_EXPIRY_INTERVAL_MS, handler: async () => void (await exporter.expire()) });
     app.retention.category({
       name: 'export_jobs',

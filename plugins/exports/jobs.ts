@@ -57,7 +57,7 @@ export interface ExporterDeps {
 }
 
 export interface Exporter {
-  /** Runs export `id` if it is queued: streams the rows, batch by batch, to its file. */
+  /** Runs export `id` if it is queued: streams the rows, batch by batch, to its file. Throws only when `signal` interrupted it (it is queued again). */
   run(id: number, signal?: AbortSignal): Promise<void>;
   /** Deletes the files of expired exports; returns how many. */
   expire(): Promise<number>;
@@ -186,6 +186,12 @@ export function createExporter(deps: ExporterDeps): Exporter {
       } catch (err) {
         await sink?.close().catch(() => {});
         await removeQuietly(part);
+        if (signal?.aborted) {
+          // Shutdown, not a failure: queued again, and the job fails so the runner retries it (here or elsewhere).
+          await service.requeue(id);
+          log.info({ exportId: id, rows }, 'export interrupted by shutdown; queued again');
+          throw err;
+        }
         const error = describeFileError(err, dir);
         log.warn({ exportId: id, err: { message: error } }, 'export failed');
         await service.finish(id, { status: 'failed', rows, error });

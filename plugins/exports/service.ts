@@ -78,6 +78,11 @@ export function createExportService({ db }: { db: Db }) {
       return row;
     },
 
+    /** running → queued again (an export interrupted by shutdown starts over from the first row). */
+    async requeue(id: number): Promise<void> {
+      await db.update(exportJobs).set({ status: 'queued', startedAt: null, rowsExported: 0, updatedAt: new Date() }).where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running')));
+    },
+
     /** Progress; returns the current status so the job stops when it was cancelled. */
     async progress(id: number, rows: number): Promise<ExportStatus | undefined> {
       const [row] = await db.update(exportJobs).set({ rowsExported: rows, updatedAt: new Date() }).where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running'))).returning({ status: exportJobs.status });

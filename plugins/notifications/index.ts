@@ -3,7 +3,7 @@ import { Counter, Histogram } from 'prom-client';
 import type { DeclaredScopes } from '../../src/access.js';
 import type { DbOrTx } from '../../db/client.js';
 import { definePack } from '../../src/pack.js';
-import { createOutboxDispatcher, DISPATCH_JOB, type OutboxDispatcher } from './jobs.js';
+import { createOutboxDispatcher, DISPATCH_JOB, DRAIN_BUDGET_MS, type OutboxDispatcher } from './jobs.js';
 import { createOutboundHttp } from './outbound.js';
 import { notificationRoutes } from './routes.js';
 import { createSenders, type SecretSource, type Senders } from './senders.js';
@@ -99,7 +99,8 @@ export default definePack({
     });
 
     // Every instance dispatches (no advisory lock): SKIP LOCKED claims keep them on disjoint rows.
-    app.jobs.definePeriodic({ name: DISPATCH_JOB, intervalMs: app.env.NOTIFY_DISPATCH_INTERVAL_MS, perInstance: true, handler: async (ctx) => void (await dispatcher.drain(ctx.signal)) });
+    // Each tick drains for at most 10 s, then lets the instance's other jobs run; the next tick goes on.
+    app.jobs.definePeriodic({ name: DISPATCH_JOB, intervalMs: app.env.NOTIFY_DISPATCH_INTERVAL_MS, perInstance: true, handler: async (ctx) => void (await dispatcher.drain(ctx.signal, DRAIN_BUDGET_MS)) });
     app.overview.add('notifications', () => service.figures());
     app.addHook('onClose', async () => http.close());
 

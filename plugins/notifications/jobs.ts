@@ -11,13 +11,19 @@ export const DISPATCH_JOB = 'notifications:dispatch';
 /** How long a claim holds a row: longer than the slowest attempt (a 30 s timeout) with room to record it. */
 export const LEASE_MS = 60_000;
 
+/** How long one tick of the dispatch job keeps claiming batches. */
+export const DRAIN_BUDGET_MS = 10_000;
+
 export type DeliveryOutcome = 'delivered' | 'retry' | 'dead';
 
 export interface OutboxDispatcher {
   /** Claims one batch of due rows and delivers it; returns how many rows it claimed. */
   runOnce(signal?: AbortSignal): Promise<number>;
-  /** Batches until nothing is due (or `signal` aborts); returns how many rows were claimed. */
-  drain(signal?: AbortSignal): Promise<number>;
+  /**
+   * Batches until nothing is due, `signal` aborts or `budgetMs` has passed (so a long backlog does
+   * not hold up the instance's other periodic jobs); returns how many rows were claimed.
+   */
+  drain(signal?: AbortSignal, budgetMs?: number): Promise<number>;
 }
 
 export interface OutboxDispatcherDeps {
@@ -105,12 +111,13 @@ export function createOutboxDispatcher(deps: OutboxDispatcherDeps): OutboxDispat
 
   return {
     runOnce,
-    async drain(signal) {
+    async drain(signal, budgetMs = Number.POSITIVE_INFINITY) {
+      const deadline = performance.now() + budgetMs;
       let total = 0;
       for (;;) {
         const n = await runOnce(signal);
         total += n;
-        if (n === 0 || signal?.aborted) return total;
+        if (n === 0 || signal?.aborted || performance.now() >= deadline) return total;
       }
     },
   };

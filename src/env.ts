@@ -45,7 +45,7 @@ export const EnvSchema = Type.Object({
   RETENTION_INTERVAL_MS: Type.Integer({ default: 3_600_000, minimum: 1000, maximum: 86_400_000, description: 'how often the retention purge runs (one instance at a time)' }),
   RETENTION_BATCH_SIZE: Type.Integer({ default: 1000, minimum: 1, maximum: 100_000, description: 'rows one purge transaction deletes' }),
   RETENTION_BATCH_PAUSE_MS: Type.Integer({ default: 20, minimum: 0, maximum: 10_000, description: 'pause between purge batches, so writers and vacuum keep up' }),
-  RETENTION_RUN_BUDGET_MS: Type.Integer({ default: 60_000, minimum: 100, maximum: 3_600_000, description: 'longest one category is purged per run; the rest waits for the next run' }),
+  RETENTION_RUN_BUDGET_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 3_600_000, description: 'longest one category is purged per run (the job holds up this instance\'s other periodic jobs meanwhile); the rest waits for the next run' }),
   EXPORT_DIR: Type.String({ default: './data/exports', minLength: 1, maxLength: 1024, description: 'where export files are written' }),
   EXPORT_TTL_HOURS: Type.Integer({ default: 24, minimum: 1, maximum: 8760, description: 'how long an export file can be downloaded before the expiry job deletes it' }),
   EXPORT_BATCH_SIZE: Type.Integer({ default: 5000, minimum: 1, maximum: 100_000, description: 'rows an export reads per query (memory holds one batch)' }),

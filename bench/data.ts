@@ -87,6 +87,7 @@ async function exportRows(t: TestApp) {
   const id = job.json<{ id: number }>().id;
   global.gc?.();
   const before = process.memoryUsage().rss;
+  const heapBefore = process.memoryUsage().heapUsed;
   let peak = before;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const start = performance.now();
@@ -94,8 +95,10 @@ async function exportRows(t: TestApp) {
   const seconds = (performance.now() - start) / 1000;
   clearInterval(sampler);
   const done = (await t.inject({ method: 'GET', url: `/system/exports/${id}` })).json<{ rowsExported: number; sizeBytes: number; status: string }>();
+  // With --expose-gc: what the export left behind once garbage is collected.
+  global.gc?.();
   const heap = process.memoryUsage().heapUsed;
-  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB, heap after ${fmt(heap / 1048576)} MiB)`];
+  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB, heap ${fmt(heapBefore / 1048576)} MiB before, ${fmt(heap / 1048576)} MiB after)`];
 }
 
 /**

@@ -353,6 +353,18 @@ describe('snapshot and import', () => {
     expect(audit).toHaveLength(1);
   });
 
+  it('removes flags that require one another in a working order, and brings them back', async () => {
+    const doc = await takeSnapshot();
+    expect(doc.sections.feature_flags.find((f: { key: string }) => f.key === 'snap.child').prerequisites).toEqual([{ flagKey: 'snap.base' }]);
+    const emptied = await post('/system/imports', { ...doc, sections: { feature_flags: [] } });
+    expect(emptied.statusCode, emptied.body).toBe(200);
+    expect(emptied.json().sections[0].remove).toEqual(expect.arrayContaining(['snap.base', 'snap.child']));
+    expect((await t.inject({ method: 'GET', url: '/system/flags' })).json().items).toEqual([]);
+    const restored = await post('/system/imports', doc);
+    expect(restored.statusCode, restored.body).toBe(200);
+    expect((await t.inject({ method: 'GET', url: '/system/flags/snap.child' })).json()).toMatchObject({ prerequisites: [{ flagKey: 'snap.base' }] });
+  });
+
   it('applies all or nothing: one refused item rolls every section back', async () => {
     const doc = await takeSnapshot();
     const broken = {

@@ -3,6 +3,8 @@ import type { StateCache, StateEntry } from '../../src/state-cache.js';
 import type { SnapshotItem, SnapshotSection } from '../../src/snapshot.js';
 import { CreateFlagBody, type CreateFlag, type Flag } from './schemas.js';
 import type { FlagService } from './service.js';
+import { featureFlags } from './table.js';
+import { inArray } from 'drizzle-orm';
 
 /** The settable fields of a flag: what a snapshot carries and an import writes back. */
 const portable = (f: Flag): SnapshotItem => ({
@@ -36,16 +38,25 @@ export function flagSnapshotSection(service: FlagService, stateCache: Pick<State
       return items;
     },
     async apply(tx: DbOrTx, plan) {
-      for (const key of plan.remove) await service.remove(tx, key);
-      // Created first without prerequisites, so flags that require one another can be created in any order.
+      // Order matters with prerequisites: new flags first without theirs, then every change,
+      // then the new flags' prerequisites, and removals last, dependents before what they need.
       for (const item of plan.create) await service.create(tx, { ...(item as CreateFlag), prerequisites: [] });
+      for (const item of plan.update) {
+        const { key, ...fields } = item as CreateFlag;
+        if (!(await service.update(tx, key, fields))) await service.create(tx, item as CreateFlag);
+      }
       for (const item of plan.create) {
         const { key, prerequisites } = item as CreateFlag;
         if (prerequisites?.length) await service.update(tx, key, { prerequisites });
       }
-      for (const item of plan.update) {
-        const { key, ...fields } = item as CreateFlag;
-        await service.update(tx, key, fields);
+      const doomed = new Set(plan.remove);
+      const rows = doomed.size ? await tx.select({ key: featureFlags.key, prerequisites: featureFlags.prerequisites }).from(featureFlags).where(inArray(featureFlags.key, [...doomed])) : [];
+      const needs = new Map(rows.map((r) => [r.key, r.prerequisites.map((p) => p.flagKey)]));
+      while (doomed.size) {
+        // A flag no other doomed flag requires can go now; a cycle cannot exist (the service refuses them).
+        const next = [...doomed].find((key) => ![...doomed].some((other) => other !== key && (needs.get(other) ?? []).includes(key))) ?? [...doomed][0]!;
+        await service.remove(tx, next);
+        doomed.delete(next);
       }
       await stateCache.notify(tx, state.name);
     },

@@ -22,12 +22,17 @@ export function channelSnapshotSection(db: Db, service: NotificationService): Sn
       return rows.map((r): SnapshotItem => ({ name: r.name, type: r.type, events: r.events, config: r.config, enabled: r.enabled }));
     },
     async apply(tx, plan) {
-      for (const name of plan.remove) await service.removeChannel(tx, (await byName(tx, name))!.id);
+      // The plan was computed before this transaction: a channel removed meanwhile is already as wanted.
+      for (const name of plan.remove) {
+        const current = await byName(tx, name);
+        if (current) await service.removeChannel(tx, current.id);
+      }
       for (const item of plan.create) await service.createChannel(tx, item as CreateChannel);
       for (const item of plan.update) {
         const wanted = item as CreateChannel & { enabled: boolean };
-        const current = (await byName(tx, wanted.name))!;
-        if (current.type !== wanted.type) {
+        const current = await byName(tx, wanted.name);
+        if (!current) await service.createChannel(tx, wanted);
+        else if (current.type !== wanted.type) {
           // The type of a channel is fixed: another type is another channel under the same name.
           await service.removeChannel(tx, current.id);
           await service.createChannel(tx, wanted);

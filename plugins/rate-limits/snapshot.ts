@@ -33,10 +33,16 @@ export function ruleSnapshotSection(service: RateLimitService, stateCache: Pick<
       // Inside the import's transaction (on PGlite a query outside it would wait for it forever).
       const rows = await tx.select({ id: rateLimits.id, scope: rateLimits.scope, match: rateLimits.match, route: rateLimits.route }).from(rateLimits);
       const ids = new Map(rows.map((r) => [keyOf(r), r.id]));
-      for (const key of plan.remove) await service.remove(tx, ids.get(key)!);
+      // The plan was computed before this transaction: a rule gone meanwhile is removed already, or created again.
+      for (const key of plan.remove) {
+        const id = ids.get(key);
+        if (id !== undefined) await service.remove(tx, id);
+      }
       for (const item of plan.update) {
+        const id = ids.get(keyOf(item));
         const { max, windowSeconds, enabled, description } = item as CreateRateLimit;
-        await service.update(tx, ids.get(keyOf(item))!, { max, windowSeconds, ...(enabled !== undefined && { enabled }), ...(description !== undefined && { description }) });
+        if (id === undefined) await service.create(tx, item as CreateRateLimit);
+        else await service.update(tx, id, { max, windowSeconds, ...(enabled !== undefined && { enabled }), ...(description !== undefined && { description }) });
       }
       for (const item of plan.create) await service.create(tx, item as CreateRateLimit);
       await stateCache.notify(tx, state.name);

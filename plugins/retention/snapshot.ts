@@ -30,7 +30,11 @@ export function policySnapshotSection(service: RetentionService): SnapshotSectio
     async apply(tx, plan) {
       for (const category of plan.remove) await service.remove(tx, category);
       for (const item of plan.create) await service.create(tx, { category: String(item.category), retainDays: Number(item.retainDays), enabled: item.enabled === true });
-      for (const item of plan.update) await service.update(tx, String(item.category), { retainDays: Number(item.retainDays), enabled: item.enabled === true });
+      for (const item of plan.update) {
+        const wanted = { category: String(item.category), retainDays: Number(item.retainDays), enabled: item.enabled === true };
+        // The plan was computed before this transaction: a policy deleted meanwhile is created again.
+        if (!(await service.update(tx, wanted.category, wanted))) await service.create(tx, wanted);
+      }
     },
   };
 }

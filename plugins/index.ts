@@ -12,6 +12,9 @@ import routeIndex from './route-index/index.js';
 import configRegistry from './config-registry/index.js';
 import featureFlags from './feature-flags/index.js';
 import deployments from './deployments/index.js';
+import notifications from './notifications/index.js';
+import retention from './retention/index.js';
+import dataExports from './exports/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -34,4 +37,8 @@ export const allPacks: Pack[] = [
   configRegistry,
   featureFlags,
   deployments,
+  // After maintenance and deployments: it subscribes to their change and smoke-failure events.
+  notifications,
+  retention,
+  dataExports,
 ];

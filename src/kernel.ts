@@ -2,10 +2,15 @@ import type { FastifyContextConfig, FastifyInstance, FastifyRequest, RouteOption
 import fp from 'fastify-plugin';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Database, Db, DbOrTx } from '../db/client.js';
-import { ANONYMOUS_ACTOR, recordAudit, type Actor, type AuditEntry } from './audit/writer.js';
+import { sql } from 'drizzle-orm';
+import { adminOperations } from './audit/table.js';
+import { ANONYMOUS_ACTOR, countPurgeableAudit, purgeAuditBatch, recordAudit, type Actor, type AuditEntry } from './audit/writer.js';
 import { createBatchWriter, type BatchWriter, type BatchWriterOptions } from './batch-writer.js';
 import type { Env } from './env.js';
 import { createJobRunner, type JobRunner } from './jobs/runner.js';
+import { jobQueue } from './jobs/table.js';
+import { createRetentionRegistry, type RetentionRegistry } from './retention.js';
+import { createSnapshotRegistry, type SnapshotRegistry } from './snapshot.js';
 import type { Pack } from './pack.js';
 import { createApiDocs, type ApiDocs } from './api-docs.js';
 import { createScopeCatalog, type ScopeCatalog } from './access.js';
@@ -72,6 +77,10 @@ declare module 'fastify' {
     apiDocs: ApiDocs;
     /** The kernel's scopes and those the loaded packs declare. */
     scopes: ScopeCatalog;
+    /** The purgeable categories (tables with a time column) packs register for the retention pack. */
+    retention: RetentionRegistry;
+    /** The control-plane sections packs register for snapshot exports and imports. */
+    snapshots: SnapshotRegistry;
   }
   interface FastifyRequest {
     /** Who is calling; null until an authentication pack sets it (audit records it as anonymous). */
@@ -199,6 +208,29 @@ export default fp(
       writers: writers.map((w, i) => ({ name: writerNames[i]!, pending: w.pending })),
     }));
     app.decorate('overview', overview);
+    const retention = createRetentionRegistry();
+    retention.category({
+      name: 'admin_operations',
+      description: 'The audit trail; purged oldest first, the hash chain re-anchored so it still verifies',
+      table: adminOperations,
+      idColumn: adminOperations.id,
+      timeColumn: adminOperations.occurredAt,
+      defaultRetainDays: Math.max(env.AUDIT_RETENTION_FLOOR_DAYS, 365),
+      minRetainDays: env.AUDIT_RETENTION_FLOOR_DAYS,
+      purgeBatch: purgeAuditBatch,
+      countEligible: countPurgeableAudit,
+    });
+    retention.category({
+      name: 'job_queue',
+      description: 'Finished background jobs (succeeded or dead); queued and running ones never go',
+      table: jobQueue,
+      idColumn: jobQueue.id,
+      timeColumn: jobQueue.finishedAt,
+      where: sql`${jobQueue.status} in ('succeeded', 'dead')`,
+      defaultRetainDays: 14,
+    });
+    app.decorate('retention', retention);
+    app.decorate('snapshots', createSnapshotRegistry());
     app.decorate('packs', opts.packs);
     app.decorate('apiDocs', createApiDocs());
     const scopes = createScopeCatalog(opts.packs);

@@ -6,6 +6,7 @@ import { createConfigAccessor, toSnapshot, type ConfigAccessor, type ConfigSnaps
 import { configRoutes } from './routes.js';
 import { createConfigService, type ConfigService } from './service.js';
 import { safeMessage } from '../../src/secrets.js';
+import { configSnapshotSection } from './snapshot.js';
 
 /** What the routes use: the service and the state-cache entry behind `app.config`. */
 export interface ConfigRegistry {
@@ -74,6 +75,7 @@ export default definePack({
       },
     });
     app.decorate('config', accessor);
+    app.snapshots.section(configSnapshotSection(service, app.stateCache, state));
     app.decorate('configRegistry', { service, state });
     app.overview.add('config', () => {
       const byEnvironment = accessor.counts();

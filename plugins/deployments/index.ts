@@ -5,6 +5,7 @@ import { createSmokeRunExecutor, SMOKE_RUN_JOB, type SmokeFailedListener, type S
 import { deploymentRoutes } from './routes.js';
 import { MAX_CHECKS, MAX_TIMEOUT_MS } from './schemas.js';
 import { createDeploymentService, type DeploymentService } from './service.js';
+import { smokeTestResults } from './table.js';
 
 export type { SmokeFailure, SmokeFailedListener } from './jobs.js';
 
@@ -94,6 +95,7 @@ export default definePack({
     // holding shutdown for up to 30 s; its run ends as an error ('interrupted by shutdown').
     app.addHook('preClose', async () => executor.close());
 
+    app.retention.category({ name: 'smoke_test_results', description: 'Per-check results of smoke runs (the runs themselves stay)', table: smokeTestResults, idColumn: smokeTestResults.id, timeColumn: smokeTestResults.createdAt, defaultRetainDays: 90 });
     app.decorate('deployments', { service, executor, onSmokeFailed: (listener: SmokeFailedListener) => executor.onSmokeFailed(listener) });
   },
   routes: async (app) => {

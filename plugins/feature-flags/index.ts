@@ -6,6 +6,7 @@ import { compileFlags, type Evaluation, type EvaluationContext, type FlagSet } f
 import { createFlagEvaluator } from './evaluator.js';
 import { flagRoutes } from './routes.js';
 import { createFlagService, type FlagService } from './service.js';
+import { flagSnapshotSection } from './snapshot.js';
 
 /**
  * What this pack offers other packs: `app.flags.evaluate(key, context)` and
@@ -68,6 +69,7 @@ export default definePack({
       },
       current,
     );
+    app.snapshots.section(flagSnapshotSection(service, app.stateCache, state));
     app.decorate('flags', { service, state, evaluate: evaluator.evaluate, evaluateAll: evaluator.evaluateAll });
     app.overview.add('flags', () => {
       const flags = [...state.get().flags.values()];

@@ -3,6 +3,7 @@ import { collectDefaultMetricsOnce, documentHealthHooks, observeHttpRequests, sh
 import { batchWritersPending, createFiguresCollector, defineSnapshotJob } from './jobs.js';
 import { healthRoutes } from './routes.js';
 import { createReadiness, createSnapshotStore, type HealthReportDeps, type Readiness, type SnapshotStore } from './service.js';
+import { metricsSnapshots } from './table.js';
 
 /**
  * TX: health, readiness and metrics. `/live` (process up), `/ready` (database, migrations,
@@ -43,6 +44,7 @@ export default definePack({
       batchWriters: () => batchWritersPending(app.metrics),
       packs: app.packs,
     };
+    app.retention.category({ name: 'metrics_snapshots', description: 'Periodic snapshots of key figures per instance', table: metricsSnapshots, idColumn: metricsSnapshots.id, timeColumn: metricsSnapshots.takenAt, defaultRetainDays: 30 });
     app.decorate('health', { readiness, report, snapshots, requestTotals: totals });
   },
   routes: async (app) => {

@@ -2,6 +2,7 @@ import { Counter } from 'prom-client';
 import { definePack } from '../../src/pack.js';
 import { problemDetailsRoutes } from './routes.js';
 import { createErrorEventService, toErrorEventRow, type ErrorEventInsert } from './service.js';
+import { errorEvents } from './table.js';
 
 /**
  * TU: problem details. The kernel's one error handler (src/error-handler.ts) answers every
@@ -27,6 +28,7 @@ export default definePack({
       // An outage is not worth one row per failed request: those are counted, not stored.
       if (event.kind !== 'database-unavailable') writer.push(toErrorEventRow(event, app.lifecycle.instanceId));
     });
+    app.retention.category({ name: 'error_events', description: 'Recorded 5xx errors', table: errorEvents, idColumn: errorEvents.id, timeColumn: errorEvents.occurredAt, defaultRetainDays: 30 });
     app.decorate('errorEvents', service);
     app.overview.add('errors', async () => ({ lastHour: await service.countSince(new Date(Date.now() - 3_600_000)) }));
   },

@@ -14,6 +14,7 @@ import { buildRuleIndex, type RuleIndex } from './rules.js';
 import type { RateLimitRule } from './schemas.js';
 import { createRateLimitService, type RateLimitService } from './service.js';
 import { routeConfigOf } from '../../src/pack.js';
+import { ruleSnapshotSection } from './snapshot.js';
 
 /** What this pack offers other packs (`app.rateLimits`). */
 export interface RateLimits {
@@ -136,6 +137,7 @@ export default definePack({
     app.addHook('onRequest', limiter.onRequest);
     documentRateLimits(app);
 
+    app.snapshots.section(ruleSnapshotSection(service, app.stateCache, rules));
     app.decorate('rateLimits', {
       service,
       rules,

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { definePack } from '../../src/pack.js';
 import { systemLogRoutes } from './routes.js';
 import { createSystemLogService, toSystemLogRow, type SystemLogEntry, type SystemLogInsert, type SystemLogService } from './service.js';
+import { systemLogs } from './table.js';
 
 export interface SystemLog {
   /**
@@ -41,6 +42,7 @@ export default definePack({
       },
       query: service.query,
     };
+    app.retention.category({ name: 'system_logs', description: 'Persisted significant events', table: systemLogs, idColumn: systemLogs.id, timeColumn: systemLogs.occurredAt, defaultRetainDays: 30 });
     app.decorate('systemLog', systemLog);
 
     const { instanceId, version } = app.lifecycle;

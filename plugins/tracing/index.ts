@@ -5,6 +5,7 @@ import { createServerSpanHooks, documentTraceContext } from './hooks.js';
 import { tracingRoutes } from './routes.js';
 import { createTraceService, type SpanStatus, type TraceSpanInsert, type TraceSpanRow } from './service.js';
 import { createTraceContextFactory, propagationHeaders, type PropagationHeaders, type TraceContext } from './trace-context.js';
+import { traceSpans } from './table.js';
 
 export type { PropagationHeaders, TraceContext } from './trace-context.js';
 
@@ -106,6 +107,7 @@ export default definePack({
       },
     };
 
+    app.retention.category({ name: 'trace_spans', description: 'Recorded spans', table: traceSpans, idColumn: traceSpans.id, timeColumn: traceSpans.startedAt, defaultRetainDays: 7 });
     app.decorate('tracing', tracing);
     app.decorateRequest('traceContext', null);
     const hooks = createServerSpanHooks({ contexts, push: (row) => writer.push(row), instanceId });

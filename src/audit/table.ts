@@ -38,3 +38,15 @@ export const adminOperations = pgTable(
     index('admin_operations_correlation_idx').on(t.correlationId),
   ],
 );
+
+/**
+ * Where the audit chain starts after a retention purge: the id and hash of the last purged
+ * entry. The oldest kept entry must link to `through_hash`, so verification starts there and
+ * deleting kept entries (or this row) still breaks the chain. One row, `chain = 'admin_operations'`.
+ */
+export const auditChainAnchor = pgTable('audit_chain_anchor', {
+  chain: text('chain').primaryKey(),
+  throughId: bigint('through_id', { mode: 'number' }).notNull(),
+  throughHash: text('through_hash').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { asc, desc, gt, sql } from 'drizzle-orm';
-import { lockKey, type Db, type DbOrTx } from '../../db/client.js';
-import { adminOperations } from './table.js';
+import { asc, desc, eq, gt, sql } from 'drizzle-orm';
+import { lockKey, queryRows, type Db, type DbOrTx } from '../../db/client.js';
+import { adminOperations, auditChainAnchor } from './table.js';
 
 export interface Actor {
   type: 'client' | 'system' | 'anonymous' | 'bootstrap';
@@ -110,10 +110,17 @@ export interface ChainVerification {
   problem: 'hash-mismatch' | 'link-mismatch' | null;
 }
 
-/** Walks the chain in id order, in batches, and reports the first row whose hash or link is wrong. */
+export const AUDIT_CHAIN = 'admin_operations';
+
+/**
+ * Walks the chain in id order, in batches, and reports the first row whose hash or link is wrong.
+ * After a retention purge the walk starts at the oldest kept entry, which must link to the hash
+ * of the last purged one (the anchor); before any purge, the first entry links to the genesis hash.
+ */
 export async function verifyAuditChain(db: Db, batchSize = 1000): Promise<ChainVerification> {
-  let prevHash = GENESIS_HASH;
-  let afterId = 0;
+  const [anchor] = await db.select().from(auditChainAnchor).where(eq(auditChainAnchor.chain, AUDIT_CHAIN));
+  let prevHash = anchor?.throughHash ?? GENESIS_HASH;
+  let afterId = anchor?.throughId ?? 0;
   let checked = 0;
   for (;;) {
     const rows = await db.select().from(adminOperations).where(gt(adminOperations.id, afterId)).orderBy(asc(adminOperations.id)).limit(batchSize);
@@ -126,4 +133,52 @@ export async function verifyAuditChain(db: Db, batchSize = 1000): Promise<ChainV
     }
     if (rows.length < batchSize) return { ok: true, checked, firstBrokenId: null, problem: null };
   }
+}
+
+/**
+ * The first id that must stay at `cutoff`: the lowest id of an entry at or after the cutoff, or
+ * the newest entry (kept always: the next write links to it). Purging only ids below it deletes
+ * a prefix of the chain, never a hole in it.
+ */
+async function keepFromId(tx: DbOrTx, cutoff: Date): Promise<number | null> {
+  const [row] = await queryRows<{ boundary: string | number | null }>(
+    tx,
+    sql`select coalesce((select min(${adminOperations.id}) from ${adminOperations} where ${adminOperations.occurredAt} >= ${cutoff.toISOString()}::timestamptz), (select max(${adminOperations.id}) from ${adminOperations})) as boundary`,
+  );
+  return row?.boundary === null || row?.boundary === undefined ? null : Number(row.boundary);
+}
+
+/**
+ * Deletes up to `limit` of the oldest entries older than `cutoff`, in one short transaction
+ * under the writers' lock, and moves the anchor to the last one deleted so the kept chain still
+ * verifies. Returns how many went.
+ */
+export async function purgeAuditBatch(db: Db, cutoff: Date, limit: number): Promise<number> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(${AUDIT_LOCK.toString()}::bigint)`);
+    const boundary = await keepFromId(tx, cutoff);
+    if (boundary === null) return 0;
+    const doomed = await tx
+      .select({ id: adminOperations.id, hash: adminOperations.hash })
+      .from(adminOperations)
+      .where(sql`${adminOperations.id} < ${boundary}`)
+      .orderBy(asc(adminOperations.id))
+      .limit(limit);
+    const last = doomed[doomed.length - 1];
+    if (!last) return 0;
+    await tx.delete(adminOperations).where(sql`${adminOperations.id} <= ${last.id}`);
+    await tx
+      .insert(auditChainAnchor)
+      .values({ chain: AUDIT_CHAIN, throughId: last.id, throughHash: last.hash })
+      .onConflictDoUpdate({ target: auditChainAnchor.chain, set: { throughId: last.id, throughHash: last.hash, updatedAt: new Date() } });
+    return doomed.length;
+  });
+}
+
+/** How many entries `purgeAuditBatch` would delete, all batches together, at `cutoff`. */
+export async function countPurgeableAudit(db: Db, cutoff: Date): Promise<number> {
+  const boundary = await keepFromId(db, cutoff);
+  if (boundary === null) return 0;
+  const [row] = await queryRows<{ n: string | number }>(db, sql`select count(*) as n from ${adminOperations} where ${adminOperations.id} < ${boundary}`);
+  return Number(row?.n ?? 0);
 }

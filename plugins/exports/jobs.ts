@@ -1,0 +1,212 @@
+import { createHash } from 'node:crypto';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import { and, asc, getTableColumns, gt, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import type { RetentionRegistry } from '../../src/retention.js';
+import type { SnapshotItem, SnapshotRegistry } from '../../src/snapshot.js';
+import { safeMessage } from '../../src/secrets.js';
+import { csvLine, ndjsonLine, type Row } from './formats.js';
+import { SNAPSHOT_KIND } from './schemas.js';
+import type { ExportService } from './service.js';
+import type { ExportFormat } from './table.js';
+
+export const EXPORT_JOB = 'exports:run';
+export const EXPIRE_JOB = 'exports:expire';
+/** The dataset that is not a table: the control-plane state as one JSON document. */
+export const SNAPSHOT_DATASET = 'snapshot';
+
+/** Where a finished export lives; `.part` while it is written, renamed only once complete. */
+export const exportFile = (dir: string, id: number, format: ExportFormat): string => join(dir, `export-${id}.${format}`);
+
+/** The little of a file handle the exporter uses (a seam: tests give one that fills the disk). */
+export interface ExportSink {
+  write(data: Buffer): Promise<unknown>;
+  close(): Promise<void>;
+}
+export type OpenSink = (path: string) => Promise<ExportSink>;
+
+const openExclusive: OpenSink = async (path) => {
+  const handle = await open(path, 'wx');
+  return { write: (data) => handle.write(data), close: () => handle.close() };
+};
+
+/** A file-system error as one sentence for the export row (no stack). */
+export function describeFileError(err: unknown, dir: string): string {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return `disk full while writing the export under EXPORT_DIR (${dir}); the partial file was removed`;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'ENOENT' || code === 'EEXIST') {
+    return `EXPORT_DIR (${dir}) is not writable (${code}); nothing was written`;
+  }
+  return safeMessage(err).slice(0, 500);
+}
+
+export interface ExporterDeps {
+  service: ExportService;
+  db: Db;
+  datasets: Pick<RetentionRegistry, 'get'>;
+  snapshots: Pick<SnapshotRegistry, 'list'>;
+  dir: string;
+  ttlMs: number;
+  batchSize: number;
+  log: FastifyBaseLogger;
+  openSink?: OpenSink;
+  /** Told about every finished export (metrics, the `export.finished` notification); awaited, its errors logged. */
+  onFinished?: (finished: { id: number; dataset: string; status: 'succeeded' | 'failed' | 'cancelled'; rows: number; error: string | null }) => void | Promise<void>;
+}
+
+export interface Exporter {
+  /** Runs export `id` if it is queued: streams the rows, batch by batch, to its file. Throws only when `signal` interrupted it (it is queued again). */
+  run(id: number, signal?: AbortSignal): Promise<void>;
+  /** Deletes the files of expired exports; returns how many. */
+  expire(): Promise<number>;
+}
+
+export function createExporter(deps: ExporterDeps): Exporter {
+  const { service, db, dir, log } = deps;
+  const openSink = deps.openSink ?? openExclusive;
+  const removeQuietly = (path: string) => unlink(path).catch(() => {});
+  const finished = async (f: Parameters<NonNullable<ExporterDeps['onFinished']>>[0]): Promise<void> => {
+    try {
+      await deps.onFinished?.(f);
+    } catch (err) {
+      log.warn({ exportId: f.id, err: { message: safeMessage(err) } }, 'an export-finished listener failed');
+    }
+  };
+
+  /** The snapshot: every registered section read now, written as one document (control-plane state is small). */
+  async function writeSnapshot(id: number, format: ExportFormat): Promise<void> {
+    const final = exportFile(dir, id, format);
+    const part = `${final}.part`;
+    let items = 0;
+    try {
+      const sections: Record<string, SnapshotItem[]> = {};
+      for (const section of deps.snapshots.list()) {
+        sections[section.name] = await section.read();
+        items += sections[section.name]!.length;
+      }
+      const data = Buffer.from(`${JSON.stringify({ kind: SNAPSHOT_KIND, version: 1, createdAt: new Date().toISOString(), sections }, null, 2)}\n`, 'utf8');
+      await mkdir(dir, { recursive: true });
+      await removeQuietly(part);
+      const sink = await openSink(part);
+      try {
+        await sink.write(data);
+      } finally {
+        await sink.close();
+      }
+      await rename(part, final);
+      const sha256 = createHash('sha256').update(data).digest('hex');
+      if (!(await service.finish(id, { status: 'succeeded', rows: items, sizeBytes: data.length, sha256, expiresAt: new Date(Date.now() + deps.ttlMs) }))) {
+        await removeQuietly(final);
+        return finished({ id, dataset: SNAPSHOT_DATASET, status: 'cancelled', rows: items, error: null });
+      }
+      await finished({ id, dataset: SNAPSHOT_DATASET, status: 'succeeded', rows: items, error: null });
+    } catch (err) {
+      await removeQuietly(part);
+      const error = describeFileError(err, dir);
+      await service.finish(id, { status: 'failed', rows: 0, error });
+      await finished({ id, dataset: SNAPSHOT_DATASET, status: 'failed', rows: 0, error });
+    }
+  }
+
+  return {
+    async run(id, signal) {
+      const job = await service.start(id);
+      if (!job) return;
+      if (job.dataset === SNAPSHOT_DATASET) return writeSnapshot(id, job.format);
+      const dataset = deps.datasets.get(job.dataset);
+      if (!dataset) {
+        const error = `dataset '${job.dataset}' is not registered on this instance (its pack is disabled)`;
+        await service.finish(id, { status: 'failed', rows: 0, error });
+        return finished({ id, dataset: job.dataset, status: 'failed', rows: 0, error });
+      }
+      const final = exportFile(dir, id, job.format);
+      const part = `${final}.part`;
+      // Rows come back keyed by the table's property names (camelCase), the same on both drivers.
+      const properties = getTableColumns(dataset.table);
+      const idKey = Object.entries(properties).find(([, c]) => c === dataset.idColumn)?.[0] ?? 'id';
+      const hash = createHash('sha256');
+      let size = 0;
+      let rows = 0;
+      let sink: ExportSink | undefined;
+      const write = async (text: string) => {
+        const data = Buffer.from(text, 'utf8');
+        hash.update(data);
+        size += data.length;
+        await sink!.write(data);
+      };
+      try {
+        await mkdir(dir, { recursive: true });
+        await removeQuietly(part); // a run that died before may have left one
+        sink = await openSink(part);
+        const where: SQL[] = [];
+        // Bound as text and cast: a time column may be mapped as a Date or as a string.
+        if (job.filters.since) where.push(sql`${dataset.timeColumn} >= ${job.filters.since}::timestamptz`);
+        if (job.filters.until) where.push(sql`${dataset.timeColumn} < ${job.filters.until}::timestamptz`);
+        let header: string[] | null = null;
+        let lastId: unknown = null;
+        // Keyset batches by id: memory holds one batch, whatever the table's size.
+        for (;;) {
+          if (signal?.aborted) throw new Error('interrupted by shutdown');
+          const batch: Row[] = await db
+            .select()
+            .from(dataset.table)
+            .where(and(...where, ...(lastId === null ? [] : [gt(dataset.idColumn, lastId)])))
+            .orderBy(asc(dataset.idColumn))
+            .limit(deps.batchSize);
+          if (batch.length === 0) break;
+          if (job.format === 'csv' && header === null) {
+            header = Object.keys(batch[0]!);
+            await write(csvLine(header));
+          }
+          const keys = header;
+          await write(batch.map((r) => (job.format === 'csv' ? csvLine(keys!.map((k) => r[k])) : ndjsonLine(r))).join(''));
+          rows += batch.length;
+          lastId = batch[batch.length - 1]![idKey];
+          if ((await service.progress(id, rows)) !== 'running') {
+            await sink.close();
+            sink = undefined;
+            await removeQuietly(part);
+            log.info({ exportId: id, rows }, 'export cancelled; partial file removed');
+            return finished({ id, dataset: job.dataset, status: 'cancelled', rows, error: null });
+          }
+          if (batch.length < deps.batchSize) break;
+        }
+        if (job.format === 'csv' && header === null) await write(csvLine(Object.keys(properties)));
+        await sink.close();
+        sink = undefined;
+        await rename(part, final);
+        const kept = await service.finish(id, { status: 'succeeded', rows, sizeBytes: size, sha256: hash.digest('hex'), expiresAt: new Date(Date.now() + deps.ttlMs) });
+        if (!kept) {
+          await removeQuietly(final);
+          return finished({ id, dataset: job.dataset, status: 'cancelled', rows, error: null });
+        }
+        await finished({ id, dataset: job.dataset, status: 'succeeded', rows, error: null });
+      } catch (err) {
+        await sink?.close().catch(() => {});
+        await removeQuietly(part);
+        if (signal?.aborted) {
+          // Shutdown, not a failure: queued again, and the job fails so the runner retries it (here or elsewhere).
+          await service.requeue(id);
+          log.info({ exportId: id, rows }, 'export interrupted by shutdown; queued again');
+          throw err;
+        }
+        const error = describeFileError(err, dir);
+        log.warn({ exportId: id, err: { message: error } }, 'export failed');
+        await service.finish(id, { status: 'failed', rows, error });
+        await finished({ id, dataset: job.dataset, status: 'failed', rows, error });
+      }
+    },
+
+    async expire() {
+      let removed = 0;
+      for (const row of await service.expiredFiles()) {
+        await removeQuietly(exportFile(dir, row.id, row.format));
+        await service.markFileDeleted(row.id);
+        removed++;
+      }
+      return removed;
+    },
+  };
+}

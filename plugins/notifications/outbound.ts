@@ -1,0 +1,161 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
+
+/**
+ * Outgoing HTTP for webhooks and SMS providers, with the SSRF guard: a target whose address is
+ * loopback, private, link-local, CGNAT, unique-local, IPv4-mapped (or otherwise not a public
+ * unicast address) is refused unless `WEBHOOK_ALLOW_PRIVATE=true`. The check runs on the
+ * addresses DNS returned, inside the socket's own lookup, so the address checked is the address
+ * connected to (no DNS-rebinding window). Redirects are not followed: a 3xx is a failed delivery.
+ */
+const RANGES: ReadonlyArray<{ reason: string; v4?: Array<[string, number]>; v6?: Array<[string, number]> }> = [
+  { reason: 'unspecified', v4: [['0.0.0.0', 8]], v6: [['::', 128]] },
+  { reason: 'loopback', v4: [['127.0.0.0', 8]], v6: [['::1', 128]] },
+  { reason: 'private', v4: [['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16]] },
+  { reason: 'link-local', v4: [['169.254.0.0', 16]], v6: [['fe80::', 10]] },
+  { reason: 'CGNAT', v4: [['100.64.0.0', 10]] },
+  { reason: 'unique-local', v6: [['fc00::', 7]] },
+  { reason: 'IPv4-mapped', v6: [['::ffff:0:0', 96]] },
+  { reason: 'NAT64', v6: [['64:ff9b::', 96], ['64:ff9b:1::', 48]] },
+  { reason: 'reserved', v4: [['192.0.0.0', 24], ['192.0.2.0', 24], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24], ['240.0.0.0', 4]], v6: [['100::', 64], ['2001:db8::', 32]] },
+  { reason: 'multicast', v4: [['224.0.0.0', 4]], v6: [['ff00::', 8]] },
+];
+
+// One list per family: Node's BlockList matches an IPv4 address against IPv4-mapped IPv6 subnets
+// (and the reverse), so the families are kept apart and the mapped range is checked on its own.
+const listsOf = (family: 'ipv4' | 'ipv6') =>
+  RANGES.flatMap(({ reason, v4 = [], v6 = [] }) => {
+    const subnets = family === 'ipv4' ? v4 : v6;
+    if (subnets.length === 0) return [];
+    const list = new BlockList();
+    for (const [net, prefix] of subnets) list.addSubnet(net, prefix, family);
+    return [{ reason, list }];
+  });
+const LISTS = { ipv4: listsOf('ipv4'), ipv6: listsOf('ipv6') };
+const IPV4_MAPPED = LISTS.ipv6.find((l) => l.reason === 'IPv4-mapped')!.list;
+
+/** Why `address` may not be a target (`'loopback'`, `'private'`, ...), or null for a public address. */
+export function refusedRange(address: string): string | null {
+  const family = isIP(address);
+  if (family === 0) return 'not an IP address';
+  if (family === 6 && IPV4_MAPPED.check(address, 'ipv6')) return 'IPv4-mapped';
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  return LISTS[type].find((l) => l.list.check(address, type))?.reason ?? null;
+}
+
+/** A delivery the guard refused: the same answer on every attempt, so the row goes dead at once. */
+export class TargetRefusedError extends Error {
+  readonly code = 'NOTIFY_TARGET_REFUSED';
+}
+
+const refusal = (host: string, address: string, reason: string) =>
+  new TargetRefusedError(`target ${host} resolves to ${reason} address ${address}; set WEBHOOK_ALLOW_PRIVATE=true to allow it`);
+
+/** The host of a URL as `isIP` and DNS take it (IPv6 literals lose their brackets). */
+export const hostOf = (url: URL): string => url.hostname.replace(/^\[|\]$/g, '');
+
+/** A refusal for a URL whose host is an IP literal (no DNS involved), or null. */
+export function refuseLiteral(url: URL, allowPrivate: boolean): TargetRefusedError | null {
+  const host = hostOf(url);
+  if (allowPrivate || isIP(host) === 0) return null;
+  const reason = refusedRange(host);
+  return reason ? refusal(host, host, reason) : null;
+}
+
+function guardedLookup(allowPrivate: boolean): LookupFunction {
+  return (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) return callback(err, '');
+      if (!allowPrivate) {
+        // Every address, not just the first: the socket may fall back to any of them.
+        for (const a of addresses) {
+          const reason = refusedRange(a.address);
+          if (reason) return callback(refusal(hostname, a.address, reason), '');
+        }
+      }
+      if (addresses.length === 0) return callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), '');
+      if (options.all) return callback(null, addresses);
+      return callback(null, addresses[0]!.address, addresses[0]!.family);
+    });
+  };
+}
+
+export interface HttpAnswer {
+  status: number;
+  /** `Retry-After` in milliseconds (seconds or an HTTP date), when the target sent one. */
+  retryAfterMs: number | null;
+}
+
+export interface PostOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** Seconds or an HTTP date, capped at a day; null when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | null {
+  if (!value) return null;
+  const trimmed = value.trim();
+  const ms = /^\d{1,10}$/.test(trimmed) ? Number(trimmed) * 1000 : Date.parse(trimmed) - now;
+  if (!Number.isFinite(ms)) return null;
+  return Math.min(Math.max(ms, 0), 86_400_000);
+}
+
+export interface OutboundHttp {
+  /** POSTs `body`; resolves with the status once the answer is read, rejects on refusal, timeout or a network error. */
+  post(url: URL, body: string, headers: Record<string, string>, opts: PostOptions): Promise<HttpAnswer>;
+  close(): void;
+}
+
+export function createOutboundHttp({ allowPrivate, userAgent }: { allowPrivate: boolean; userAgent: string }): OutboundHttp {
+  const lookup = guardedLookup(allowPrivate);
+  // Keep-alive pools, with the guard as their lookup: a socket is only ever opened to a checked address.
+  const agents = { http: new HttpAgent({ keepAlive: true, maxSockets: 64, lookup }), https: new HttpsAgent({ keepAlive: true, maxSockets: 64, lookup }) };
+
+  return {
+    post(url, body, headers, { timeoutMs, signal }) {
+      const refused = refuseLiteral(url, allowPrivate);
+      if (refused) return Promise.reject(refused);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.reject(new TargetRefusedError(`scheme ${url.protocol} is not http or https`));
+      const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+      return new Promise<HttpAnswer>((resolve, reject) => {
+        const req = send(url, {
+          method: 'POST',
+          agent: url.protocol === 'https:' ? agents.https : agents.http,
+          headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': userAgent, ...headers },
+        });
+        const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        const onAbort = () => req.destroy(new Error('delivery aborted (shutdown)'));
+        signal?.addEventListener('abort', onAbort, { once: true });
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+        };
+        req.on('error', (err) => {
+          done();
+          reject(err);
+        });
+        req.on('response', (res: IncomingMessage) => {
+          const header = res.headers['retry-after'];
+          const answer = { status: res.statusCode ?? 0, retryAfterMs: parseRetryAfter(Array.isArray(header) ? header[0] : header) };
+          // The body is not needed; reading it to the end returns the socket to the pool.
+          res.resume();
+          res.on('end', () => {
+            done();
+            resolve(answer);
+          });
+          res.on('error', (err) => {
+            done();
+            reject(err);
+          });
+        });
+        req.end(body);
+      });
+    },
+    close() {
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}

@@ -25,6 +25,23 @@ export function createRedisClient(url: string, timeoutMs: number, onError: (err:
   return redis;
 }
 
+/**
+ * ioredis's `commandTimeout` rejects a command but keeps its connection. On a partition (Redis,
+ * or a proxy in front of it, holds the connection open and never answers) every later command
+ * would time out on it too, for good. After a timeout this drops the connection (at most once a
+ * second) so ioredis opens a fresh one; its offline queue is off, so nothing waits meanwhile.
+ */
+export function reconnectAfterTimeout(redis: Redis): (err: unknown) => void {
+  let last = 0;
+  return (err) => {
+    if (!/timed out/i.test(String((err as { message?: unknown } | null)?.message ?? ''))) return;
+    const now = Date.now();
+    if (now - last < 1000) return;
+    last = now;
+    redis.disconnect(true);
+  };
+}
+
 /** Waits until the connection is ready, at most `ms`: a Redis down at start is not fatal (fail open). */
 export function waitForRedis(redis: Redis, ms: number): Promise<boolean> {
   if (redis.status === 'ready') return Promise.resolve(true);

@@ -38,6 +38,8 @@ export type ExceededListener = (event: ExceededEvent) => void;
 
 export interface LimiterDeps {
   rules: StateEntry<RuleIndex<RateLimitRule>>;
+  /** Told of every store failure (the Redis store drops a connection that timed out). */
+  onStoreError?: (err: unknown) => void;
   defaultLimit: Limit | null;
   /** @fastify/rate-limit's counter store (memory or Redis). */
   counters: CounterStore;
@@ -96,6 +98,7 @@ export function createLimiter(deps: LimiterDeps) {
   let lastErrorLog = 0;
   const storeFailed = (counter: 'requests' | 'quota', err: unknown) => {
     storeErrors.inc({ counter });
+    deps.onStoreError?.(err);
     const now = Date.now();
     if (now - lastErrorLog >= 10_000) {
       lastErrorLog = now;
@@ -285,6 +288,7 @@ export function createLimiter(deps: LimiterDeps) {
     try {
       return await read;
     } catch (err) {
+      deps.onStoreError?.(err);
       log.warn({ err: { message: safeMessage(err) } }, 'rate-limit store read failed; answering 503');
       throw new ProblemError('counter-store-unavailable', {
         detail: `The ${deps.store === 'redis' ? 'shared counter store (Redis)' : 'counter store'} did not answer; retry later.`,

@@ -6,7 +6,7 @@ import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import { ProblemError } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
-import { closeRedis, createRedisClient, memoryQuotaCounter, redisQuotaCounter, waitForRedis } from './counters.js';
+import { closeRedis, createRedisClient, memoryQuotaCounter, reconnectAfterTimeout, redisQuotaCounter, waitForRedis } from './counters.js';
 import { createLimiter, documentRateLimits, type ExceededListener, type Limiter } from './hooks.js';
 import { rateLimitRoutes } from './routes.js';
 import { memoryCounterStore, redisCounterStore } from './stores.js';
@@ -128,6 +128,7 @@ export default definePack({
       counters: redis ? redisCounterStore(redis, env.RATE_LIMIT_REDIS_PREFIX) : memoryCounterStore(MEMORY_COUNTERS),
       quota: redis ? redisQuotaCounter(redis, env.RATE_LIMIT_REDIS_PREFIX) : memoryQuotaCounter(),
       store,
+      ...(redis && { onStoreError: reconnectAfterTimeout(redis) }),
       limited,
       storeErrors,
       listeners,

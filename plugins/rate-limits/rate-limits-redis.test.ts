@@ -8,6 +8,7 @@ import { FaultyProxy } from '../../test/helpers/faulty-proxy.js';
 import { asCaller, burst, packsWithTestCaller } from './test-support.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Whether anything answers on Redis' port (the Redis tests are skipped when not). */
 async function redisReachable(url: string): Promise<boolean> {
@@ -150,5 +151,19 @@ describe.skipIf(!redisUp)('when Redis is cut off and comes back (through a TCP p
     }, { timeout: 10_000, interval: 100 });
     // Counting is back: the rule's limit of 2 holds again.
     expect(await burst(t.app, '/back', '10.40.0.3', 3)).toEqual([404, 404, 429]);
+  });
+
+  it('recovers from a partition too: a connection frozen under a timed-out command is dropped and counting resumes', async () => {
+    const rule = await t.inject({ method: 'POST', url: '/system/rate-limits', payload: { scope: 'ip', match: '10.40.0.9', max: 2, windowSeconds: 60 } });
+    expect(rule.statusCode).toBe(201);
+    proxy.freeze();
+    // Each request waits at most RATE_LIMIT_REDIS_TIMEOUT_MS, then is let through.
+    expect(await burst(t.app, '/frozen', '10.40.0.8', 3)).toEqual([404, 404, 404]);
+    await sleep(500);
+    proxy.restore();
+    await vi.waitFor(async () => {
+      expect((await t.inject({ method: 'GET', url: '/system/rate-limits/status?key=ip:10.40.0.9' })).statusCode).toBe(200);
+    }, { timeout: 10_000, interval: 100 });
+    expect(await burst(t.app, '/frozen-back', '10.40.0.9', 3)).toEqual([404, 404, 429]);
   });
 });

@@ -15,7 +15,7 @@ import { notificationChannels, notificationOutbox } from './table.js';
 
 const ROOT = '/system/notify';
 const CHANNELS = `${ROOT}/channels`;
-const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/;
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]$/; // 02: random trace id (Trace Context Level 2)
 
 // Two secrets, as during a rotation: the old and the new one both sign every message.
 const SECRET_A = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;

@@ -67,3 +67,18 @@ export function toPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) 
 }
 
 export const pageLimit = (q: PageQuery): number => q.limit ?? PAGE_DEFAULT;
+
+/**
+ * Every item of a keyset-paginated list, page by page (`PAGE_MAX` rows a query): for bounded
+ * control-plane sets such as snapshots, never for data that can grow without bound.
+ */
+export async function readAllPages<T>(list: (q: { limit: number; cursor?: string }) => Promise<Page<T>>): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await list({ limit: PAGE_MAX, cursor });
+    items.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return items;
+}

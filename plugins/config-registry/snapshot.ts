@@ -1,3 +1,4 @@
+import { readAllPages } from '../../src/pagination.js';
 import { Type } from '@sinclair/typebox';
 import type { DbOrTx } from '../../db/client.js';
 import { StrictObject } from '../../src/schemas.js';
@@ -28,14 +29,7 @@ export function configSnapshotSection(service: ConfigService, stateCache: Pick<S
     itemSchema: EntryItem,
     keyOf,
     async read() {
-      const items: SnapshotItem[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await service.list({ limit: 500, cursor });
-        items.push(...page.items.map(portable));
-        cursor = page.nextCursor ?? undefined;
-      } while (cursor);
-      return items;
+      return (await readAllPages((q) => service.list(q))).map(portable);
     },
     async apply(tx: DbOrTx, plan, ctx) {
       const meta = { actor: ctx.actor, reason: 'snapshot import', correlationId: ctx.correlationId };

@@ -1,3 +1,4 @@
+import { readAllPages } from '../../src/pagination.js';
 import type { DbOrTx } from '../../db/client.js';
 import type { StateCache, StateEntry } from '../../src/state-cache.js';
 import type { SnapshotItem, SnapshotSection } from '../../src/snapshot.js';
@@ -28,14 +29,7 @@ export function flagSnapshotSection(service: FlagService, stateCache: Pick<State
     itemSchema: CreateFlagBody,
     keyOf: (item) => String(item.key),
     async read() {
-      const items: SnapshotItem[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = await service.list({ limit: 500, cursor });
-        items.push(...page.items.map(portable));
-        cursor = page.nextCursor ?? undefined;
-      } while (cursor);
-      return items;
+      return (await readAllPages((q) => service.list(q))).map(portable);
     },
     async apply(tx: DbOrTx, plan) {
       // Order matters with prerequisites: new flags first without theirs, then every change,

@@ -1,3 +1,4 @@
+import { readAllPages } from '../../src/pagination.js';
 import type { DbOrTx } from '../../db/client.js';
 import type { StateCache, StateEntry } from '../../src/state-cache.js';
 import type { SnapshotItem, SnapshotSection } from '../../src/snapshot.js';
@@ -10,16 +11,7 @@ const keyOf = (item: SnapshotItem): string => `${String(item.scope)}|${String(it
 
 const portable = (r: RateLimitRule): SnapshotItem => ({ scope: r.scope, match: r.match, route: r.route, max: r.max, windowSeconds: r.windowSeconds, enabled: r.enabled, description: r.description });
 
-async function allRules(service: RateLimitService): Promise<RateLimitRule[]> {
-  const rules: RateLimitRule[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await service.list({ limit: 500, cursor });
-    rules.push(...page.items);
-    cursor = page.nextCursor ?? undefined;
-  } while (cursor);
-  return rules;
-}
+const allRules = (service: RateLimitService): Promise<RateLimitRule[]> => readAllPages((q) => service.list(q));
 
 /** Rate-limit rules in a snapshot; an import writes through the rule service and reloads every instance's index. */
 export function ruleSnapshotSection(service: RateLimitService, stateCache: Pick<StateCache, 'notify'>, state: StateEntry<unknown>): SnapshotSection {

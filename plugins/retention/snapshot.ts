@@ -1,3 +1,4 @@
+import { readAllPages } from '../../src/pagination.js';
 import { Type } from '@sinclair/typebox';
 import { StrictObject } from '../../src/schemas.js';
 import type { SnapshotSection } from '../../src/snapshot.js';
@@ -18,14 +19,7 @@ export function policySnapshotSection(service: RetentionService): SnapshotSectio
     itemSchema: PolicyItem,
     keyOf: (item) => String(item.category),
     async read() {
-      const items = [];
-      let cursor: string | undefined;
-      do {
-        const page = await service.list({ limit: 500, cursor });
-        items.push(...page.items.map((p) => ({ category: p.category, retainDays: p.retainDays, enabled: p.enabled })));
-        cursor = page.nextCursor ?? undefined;
-      } while (cursor);
-      return items;
+      return (await readAllPages((q) => service.list(q))).map((p) => ({ category: p.category, retainDays: p.retainDays, enabled: p.enabled }));
     },
     async apply(tx, plan) {
       for (const category of plan.remove) await service.remove(tx, category);

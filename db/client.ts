@@ -66,7 +66,7 @@ export interface DatabaseOptions {
   acquireTimeoutMs?: number;
   /**
    * Milliseconds one statement may run (PostgreSQL `statement_timeout`, set on every pooled
-   * connection). A connection that has sent something and heard nothing back for this long plus
+   * connection, with `idle_in_transaction_session_timeout` at least 5 s). A connection that has sent something and heard nothing back for this long plus
    * two seconds is a dead link (a partition: the peer or a proxy holds the TCP connection open
    * and never answers) and is destroyed, so its queries fail and the pool opens a fresh one.
    * 0 turns both off.
@@ -177,7 +177,10 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
     ...(watchdog && { socket: watchdog.connect }),
     connection: {
       application_name: options.applicationName ?? 'valhalla-kernel',
-      ...(statementMs > 0 && { statement_timeout: statementMs }),
+      // A client lost to a partition leaves its session open on the server, idle in its
+      // transaction and holding its locks (the audit chain's advisory lock, row locks) until
+      // the server's TCP keepalive notices, hours later: the server ends such sessions itself.
+      ...(statementMs > 0 && { statement_timeout: statementMs, idle_in_transaction_session_timeout: Math.max(statementMs, 5000) }),
     },
   });
   const counter = queryCounter();

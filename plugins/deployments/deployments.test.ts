@@ -696,3 +696,26 @@ describe.skipIf(!allPacks.some((p) => p.meta.name === 'api-keys'))('access', () 
     expect(recorded.json().deployedBy).toBe(`client:${writer.clientId}`);
   });
 });
+
+describe('abandoned smoke runs', () => {
+  it('ends a run left running past its claim as an error, and leaves live and finished runs alone', async () => {
+    const profile = await profileWith([check('home', '/good')]);
+    const res = await t.inject({ method: 'POST', url: `${PROFILES}/${profile.id}/smoke-runs?wait=true` });
+    expect(res.statusCode, res.body).toBe(201);
+    const finished = res.json<{ id: number; status: string }>();
+    // As a run whose executor died, or whose verdict could not be written while the database was
+    // down, looks: running, its claim long over. And one whose claim is still live.
+    const now = Date.now();
+    const base = { profileId: profile.id, baseUrl: target.baseUrl, checks: [], concurrency: 1, requestedBy: 'test', totalChecks: 1, status: 'running' as const, startedAt: new Date(now - 600_000) };
+    const [abandoned] = await t.app.db.insert(smokeRuns).values({ ...base, claimedUntil: new Date(now - 120_000) }).returning({ id: smokeRuns.id });
+    const [live] = await t.app.db.insert(smokeRuns).values({ ...base, claimedUntil: new Date(now + 120_000) }).returning({ id: smokeRuns.id });
+
+    const ended = await t.app.deployments.service.endAbandonedRuns(60_000);
+    expect(ended).toEqual([abandoned!.id]);
+    const read = async (id: number) => (await t.inject({ method: 'GET', url: `${ROOT}/smoke-runs/${id}` })).json<{ status: string; verdict: string | null; finishedAt: string | null }>();
+    expect(await read(abandoned!.id)).toMatchObject({ status: 'error', verdict: expect.stringContaining('abandoned') });
+    expect((await read(abandoned!.id)).finishedAt).not.toBeNull();
+    expect((await read(live!.id)).status).toBe('running');
+    expect((await read(finished.id)).status).toBe(finished.status);
+  });
+});

@@ -39,6 +39,11 @@ declare module '../../src/access.js' {
  * is a queued job (`deployments:smoke-run`), so a worker can execute it; `?wait=true` executes
  * it in the request instead, bounded, to answer with the verdict.
  */
+/** Periodic job ending runs whose executor is gone (see `endAbandonedRuns`). */
+export const ABANDONED_RUNS_JOB = 'deployments:end-abandoned-runs';
+/** A claim this long past its end means no executor will finish the run. */
+const ABANDONED_GRACE_MS = 60_000;
+
 export default definePack({
   name: 'deployments',
   code: 'UB',
@@ -87,6 +92,17 @@ export default definePack({
         // Failing (not succeeding) leaves the job to be retried, by another instance if this one is stopping.
         if (executor.closed) throw new Error('instance shutting down; smoke run left for a retry');
         await executor.execute(runId, ctx.signal);
+      },
+    });
+
+    // A run left `running` after its claim ran out (executor died, or its verdict could not be
+    // written during a database outage) would stay so forever: end it as an error.
+    app.jobs.definePeriodic({
+      name: ABANDONED_RUNS_JOB,
+      intervalMs: 60_000,
+      async handler() {
+        const ended = await service.endAbandonedRuns(ABANDONED_GRACE_MS);
+        if (ended.length) app.log.warn({ pack: 'deployments', runs: ended }, 'smoke runs abandoned by their executor ended as errors');
       },
     });
 

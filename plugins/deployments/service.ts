@@ -435,6 +435,20 @@ export function createDeploymentService(deps: { db: Db }) {
     },
 
     /** For the admin overview: one statement. */
+    /**
+     * Ends as `error` every run still `running` whose claim ran out more than `graceMs` ago: its
+     * executor died or could not record its verdict (the database was down when it finished),
+     * and no queued job will take it over (a `?wait=true` run has none). Returns the ids ended.
+     */
+    async endAbandonedRuns(graceMs: number, now = new Date()): Promise<number[]> {
+      const rows = await db
+        .update(smokeRuns)
+        .set({ status: 'error', verdict: 'error: abandoned: its executor stopped before recording a verdict', finishedAt: now, claimedUntil: null, updatedAt: now })
+        .where(and(eq(smokeRuns.status, 'running'), lt(smokeRuns.claimedUntil, new Date(now.getTime() - graceMs))))
+        .returning({ id: smokeRuns.id });
+      return rows.map((r) => r.id);
+    },
+
     async figures(): Promise<{ profiles: number; runsInProgress: number; failedRunsLast24h: number }> {
       const [row] = await db
         .select({

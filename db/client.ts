@@ -272,7 +272,7 @@ function createSilenceWatchdog(silenceMs: number) {
     const now = Date.now();
     let deadSince = 0;
     for (const [socket, t] of watched) {
-      if (t.lastWrite > t.lastReady && now - Math.max(t.lastWrite, t.lastData) > silenceMs) {
+      if (t.busy && now - Math.max(t.lastWrite, t.lastData) > silenceMs) {
         deadSince = Math.max(deadSince, t.lastWrite);
         cut(socket, 'the database stopped answering on this connection');
       }
@@ -283,7 +283,7 @@ function createSilenceWatchdog(silenceMs: number) {
   // drop the idle ones, before a request is sent on each and waits out the silence. Live idle
   // connections are reopened at their next use, in a few milliseconds.
   const dropIdle = () => {
-    for (const [socket, t] of watched) if (t.lastWrite <= t.lastReady) cut(socket, 'dropped after a dead connection of the same pool');
+    for (const [socket, t] of watched) if (!t.busy) cut(socket, 'dropped after a dead connection of the same pool');
   };
   timer.unref();
   return {
@@ -293,7 +293,7 @@ function createSilenceWatchdog(silenceMs: number) {
       watched.set(socket, t);
       const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
       socket.write = ((...args: unknown[]) => {
-        t.lastWrite = Date.now();
+        t.wrote();
         return write(...args);
       }) as net.Socket['write'];
       socket.on('data', (chunk: Buffer) => t.received(chunk));
@@ -307,6 +307,8 @@ function createSilenceWatchdog(silenceMs: number) {
   };
 }
 
+let linkEvents = 0;
+
 /**
  * When a connection last wrote, last received, and last received ReadyForQuery ('Z'), found by
  * following the backend's message framing (a type byte and a 32-bit length) across chunks.
@@ -314,9 +316,21 @@ function createSilenceWatchdog(silenceMs: number) {
 class LinkActivity {
   lastWrite = 0;
   lastData = Date.now();
-  lastReady = 0;
+  /** Order of the last write and the last ReadyForQuery (milliseconds can tie). */
+  private writeSeq = 0;
+  private readySeq = 0;
   private skip = 0;
   private readonly header: number[] = [];
+
+  /** Something was sent that the server has not finished answering (the start-up included). */
+  get busy(): boolean {
+    return this.writeSeq > this.readySeq;
+  }
+
+  wrote(): void {
+    this.lastWrite = Date.now();
+    this.writeSeq = ++linkEvents;
+  }
 
   received(chunk: Buffer): void {
     const now = Date.now();
@@ -334,7 +348,7 @@ class LinkActivity {
       const [type, a, b, c, d] = this.header as [number, number, number, number, number];
       this.header.length = 0;
       this.skip = Math.max(0, ((a << 24) | (b << 16) | (c << 8) | d) - 4);
-      if (type === 0x5a) this.lastReady = now; // 'Z'
+      if (type === 0x5a) this.readySeq = ++linkEvents; // 'Z'
     }
   }
 }

@@ -15,6 +15,7 @@ import type { Pack } from './pack.js';
 import { createApiDocs, type ApiDocs } from './api-docs.js';
 import { createScopeCatalog, type ScopeCatalog } from './access.js';
 import { createStateCache, type StateCache } from './state-cache.js';
+import { createWriteThrough, type WriteThrough } from './write-through.js';
 
 export interface Lifecycle {
   readonly instanceId: string;
@@ -68,6 +69,8 @@ declare module 'fastify' {
     jobs: JobRunner;
     metrics: Registry;
     audit: Audit;
+    /** A control-plane write: transaction, audit entries, state notification and local reload in one call (src/write-through.ts). */
+    writeThrough: WriteThrough;
     batchWriters: BatchWriters;
     overview: Overview;
     packs: ReadonlyArray<Pack['meta']>;
@@ -200,6 +203,7 @@ export default fp(
     app.decorate('jobs', jobs);
     app.decorate('metrics', metrics);
     app.decorate('audit', audit);
+    app.decorate('writeThrough', createWriteThrough({ db: database.db, audit, stateCache }));
     app.decorate('batchWriters', batchWriters);
     const overview = createOverview();
     overview.add('jobs', () => jobs.backlog());

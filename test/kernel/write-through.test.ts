@@ -1,0 +1,76 @@
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows } from '../../db/client.js';
+import { adminOperations } from '../../src/audit/table.js';
+import { definePack } from '../../src/pack.js';
+import type { StateEntry } from '../../src/state-cache.js';
+import { createTestApp, type TestApp } from '../helpers/app.js';
+
+// A pack whose in-memory state is one row, written only through app.writeThrough.
+declare module 'fastify' {
+  interface FastifyInstance {
+    wtState: StateEntry<number>;
+  }
+}
+const wtPack = definePack({
+  name: 'write-through-test',
+  code: 'ZZ',
+  description: 'test: write-through helper',
+  async register(app) {
+    await app.db.execute(sql`create table if not exists wt_test (id int primary key, n int not null)`);
+    await app.db.execute(sql`insert into wt_test values (1, 0) on conflict do nothing`);
+    const load = async () => Number((await queryRows<{ n: number }>(app.db, sql`select n from wt_test where id = 1`))[0]?.n ?? 0);
+    app.decorate('wtState', app.stateCache.register('wt', load, 0));
+  },
+});
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp({}, { extraPacks: [wtPack] });
+});
+afterAll(async () => t?.close());
+
+const auditFor = (targetId: string) =>
+  t.app.db.select().from(adminOperations).where(eq(adminOperations.targetId, targetId)).orderBy(adminOperations.id);
+
+describe('app.writeThrough', () => {
+  it('writes, audits, notifies and reloads: this instance reads the write when the call returns, another hears it', async () => {
+    const other = await t.another();
+    const result = await t.app.writeThrough(null, { refresh: [t.app.wtState] }, async (tx) => {
+      await tx.execute(sql`update wt_test set n = 7 where id = 1`);
+      return { result: 'done', audit: { operation: 'wt.set', targetType: 'wt', targetId: 'wt-1', before: { n: 0 }, after: { n: 7 } } };
+    });
+    expect(result).toBe('done');
+    expect(t.app.wtState.get()).toBe(7);
+    expect((await auditFor('wt-1')).map((r) => r.operation)).toEqual(['wt.set']);
+    const start = Date.now();
+    while (other.wtState.get() !== 7 && Date.now() - start < 2000) await new Promise((r) => setTimeout(r, 10));
+    expect(other.wtState.get()).toBe(7);
+  });
+
+  it('records several audit entries for one write, or none', async () => {
+    await t.app.writeThrough(null, {}, async () => ({
+      result: null,
+      audit: [
+        { operation: 'wt.bulk', targetType: 'wt', targetId: 'wt-2' },
+        { operation: 'wt.bulk', targetType: 'wt', targetId: 'wt-2' },
+      ],
+    }));
+    expect(await auditFor('wt-2')).toHaveLength(2);
+    await t.app.writeThrough(null, {}, async () => ({ result: null, audit: null }));
+  });
+
+  it('rolls everything back when the body throws: no row change, no audit entry, no reload', async () => {
+    const before = t.app.wtState.get();
+    await expect(
+      t.app.writeThrough(null, { refresh: [t.app.wtState] }, async (tx) => {
+        await tx.execute(sql`update wt_test set n = 99 where id = 1`);
+        await t.app.audit.record(tx, null, { operation: 'wt.fail', targetType: 'wt', targetId: 'wt-3' });
+        throw new Error('refused');
+      }),
+    ).rejects.toThrow('refused');
+    expect(await auditFor('wt-3')).toHaveLength(0);
+    await t.app.wtState.reload();
+    expect(t.app.wtState.get()).toBe(before);
+  });
+});

@@ -221,13 +221,20 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
     return ran;
   }
 
+  // Polls that failed in a row: during a database outage the runner polls every tick, and one
+  // warning per outage (plus one line when it recovers) tells the operator as much as one per second.
+  let failedPolls = 0;
   async function loop(): Promise<void> {
     try {
       await runDuePeriodic();
       // Keep claiming while there is a backlog, then wait for the next poll.
       while (!controller.signal.aborted && (await runDueQueued()) > 0);
+      if (failedPolls > 0) log.info({ failedPolls }, 'job poll recovered');
+      failedPolls = 0;
     } catch (err) {
-      log.warn({ err: { message: safeError(err) } }, 'job poll failed; retrying on the next tick');
+      failedPolls += 1;
+      if (failedPolls === 1) log.warn({ err: { message: safeError(err) } }, 'job poll failed; retrying every tick, logging again when it recovers');
+      else log.debug({ err: { message: safeError(err) }, failedPolls }, 'job poll failed again');
     }
   }
 

@@ -13,10 +13,11 @@ const TARGET = 'template-item';
 const notFound = (id: number) => problemError('resource-not-found', `No template item ${id}`);
 
 /**
- * Full CRUD. Each write goes through `app.writeThrough`: the service call, its audit entry and
- * the state-cache notification in one transaction (all happen or none), then this instance
- * reloads `names` before replying (other instances reload on the notification). A route reads
- * "validate (the schema) → write through → reply".
+ * Full CRUD. A write route reads "validate (the schema) → write through → reply":
+ * `app.writeThrough` runs the service call and records its audit entry in one transaction,
+ * notifies `names` in it (every instance reloads on commit; all happen or none) and reloads
+ * `names` here before the route replies. A pack whose data no request reads from memory drops
+ * `refresh`: `app.writeThrough(request, {}, ...)`.
  */
 export const templateItemRoutes =
   ({ service, names }: TemplateItems): FastifyPluginAsyncTypebox =>

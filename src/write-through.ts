@@ -9,7 +9,11 @@ export type AuditDescription = Parameters<Audit['record']>[2];
 /** What a write-through body returns: its result, and the audit entries describing what it changed. */
 export interface WriteOutcome<T> {
   result: T;
-  /** One entry, several (a bulk write), or none (the body found nothing to change). */
+  /**
+   * One entry, several (a bulk write), or none (`null` or `[]`: the body found nothing to change,
+   * so nothing is notified or reloaded either; a periodic sweep that usually finds nothing does
+   * not make every instance reload on each run).
+   */
   audit: AuditDescription | AuditDescription[] | null;
 }
 
@@ -26,7 +30,8 @@ export interface WriteThroughOptions {
  * recorded in that transaction, each state entry in `refresh` is notified on commit
  * (`NOTIFY valhalla_state`), and this instance reloads them before the caller replies, so the
  * writer reads its own write and every other instance has it within a second.
- * Whatever `write` throws rolls the whole thing back (no audit entry, no notification).
+ * Whatever `write` throws rolls the whole thing back (no audit entry, no notification); a body
+ * that returns no audit entry changed nothing, and nothing is notified or reloaded.
  */
 export type WriteThrough = <T>(
   request: FastifyRequest | null,
@@ -37,14 +42,14 @@ export type WriteThrough = <T>(
 export function createWriteThrough(deps: { db: Db; audit: Audit; stateCache: Pick<StateCache, 'notify'> }): WriteThrough {
   return async (request, options, write) => {
     const refresh = options.refresh ?? [];
-    const result = await deps.db.transaction(async (tx) => {
+    const { result, changed } = await deps.db.transaction(async (tx) => {
       const outcome = await write(tx);
       const entries = outcome.audit === null ? [] : Array.isArray(outcome.audit) ? outcome.audit : [outcome.audit];
       for (const entry of entries) await deps.audit.record(tx, request, entry);
-      for (const entry of refresh) await deps.stateCache.notify(tx, entry.name);
-      return outcome.result;
+      if (entries.length > 0) for (const entry of refresh) await deps.stateCache.notify(tx, entry.name);
+      return { result: outcome.result, changed: entries.length > 0 };
     });
-    await Promise.all(refresh.map((entry) => entry.reload()));
+    if (changed) await Promise.all(refresh.map((entry) => entry.reload()));
     return result;
   };
 }

@@ -32,8 +32,9 @@ declare module '../../src/access.js' {
 }
 
 /**
- * The template pack (XX): template items with full CRUD, each write audited in the same
- * transaction, and their names held in memory for the hot path. docs/packs.md explains each part.
+ * The template pack (XX): template items with full CRUD, each write going through
+ * `app.writeThrough` (audited and notified in its transaction), and their names held in memory
+ * for the hot path. docs/packs.md explains each part.
  */
 export default definePack({
   name: 'template',

@@ -13,9 +13,11 @@ const TARGET = 'template-item';
 const notFound = (id: number) => problemError('resource-not-found', `No template item ${id}`);
 
 /**
- * Full CRUD. Each write runs in one transaction with its audit entry and the state-cache
- * notification, so all three happen or none; after the commit this instance reloads its own
- * copy at once (other instances reload on the notification).
+ * Full CRUD. A write route reads "validate (the schema) → write through → reply":
+ * `app.writeThrough` runs the service call and records its audit entry in one transaction,
+ * notifies `names` in it (every instance reloads on commit; all happen or none) and reloads
+ * `names` here before the route replies. A pack whose data no request reads from memory drops
+ * `refresh`: `app.writeThrough(request, {}, ...)`.
  */
 export const templateItemRoutes =
   ({ service, names }: TemplateItems): FastifyPluginAsyncTypebox =>
@@ -32,13 +34,10 @@ export const templateItemRoutes =
         },
       },
       async (request, reply) => {
-        const item = await app.db.transaction(async (tx) => {
+        const item = await app.writeThrough(request, { refresh: [names] }, async (tx) => {
           const created = await service.create(tx, request.body);
-          await app.audit.record(tx, request, { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.id, after: created });
-          await app.stateCache.notify(tx, names.name);
-          return created;
+          return { result: created, audit: { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.id, after: created } };
         });
-        await names.reload();
         return reply.code(201).header('location', `${PATH}/${item.id}`).send(item);
       },
     );
@@ -89,15 +88,11 @@ export const templateItemRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        const after = await app.db.transaction(async (tx) => {
+        return app.writeThrough(request, { refresh: [names] }, async (tx) => {
           const changed = await service.update(tx, id, request.body);
-          if (!changed) throw notFound(id);
-          await app.audit.record(tx, request, { operation: `${TARGET}.update`, targetType: TARGET, targetId: id, before: changed.before, after: changed.after });
-          await app.stateCache.notify(tx, names.name);
-          return changed.after;
+          if (!changed) throw notFound(id); // throwing rolls back: no audit entry, no notification
+          return { result: changed.after, audit: { operation: `${TARGET}.update`, targetType: TARGET, targetId: id, before: changed.before, after: changed.after } };
         });
-        await names.reload();
-        return after;
       },
     );
 
@@ -114,13 +109,11 @@ export const templateItemRoutes =
       },
       async (request, reply) => {
         const { id } = request.params;
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, { refresh: [names] }, async (tx) => {
           const removed = await service.remove(tx, id);
           if (!removed) throw notFound(id);
-          await app.audit.record(tx, request, { operation: `${TARGET}.delete`, targetType: TARGET, targetId: id, before: removed });
-          await app.stateCache.notify(tx, names.name);
+          return { result: null, audit: { operation: `${TARGET}.delete`, targetType: TARGET, targetId: id, before: removed } };
         });
-        await names.reload();
         return reply.code(204).send(null);
       },
     );

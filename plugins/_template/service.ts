@@ -21,8 +21,8 @@ const rethrowDuplicateName = (name: string) => conflictOnUnique(`A template item
 
 
 /**
- * Template items, without HTTP: reads take the pool, writes take the caller's transaction (`tx`)
- * so the caller can record the audit entry and the state notification in that same transaction.
+ * Template items, without HTTP: reads take the pool, writes take the caller's transaction (`tx`,
+ * given by `app.writeThrough`) so the audit entry and the state notification share it.
  */
 export function createTemplateItemService(deps: { db: Db }) {
   const { db } = deps;

@@ -1,6 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { DbOrTx } from '../../db/client.js';
 import { PageOf, pageLimit } from '../../src/pagination.js';
 import { problemError, problemResponses } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
@@ -29,13 +28,14 @@ const withoutToken = ({ token: _token, ...key }: NewApiKey) => key;
 
 /**
  * API clients and their keys. Reads need `clients:read`; every write needs `admin`, since a key
- * that can mint keys can grant itself anything. Each write commits with its audit entry and the
- * notification that makes every instance rebuild its verifier.
+ * that can mint keys can grant itself anything. Each write goes through `app.writeThrough`: it
+ * commits with its audit entry and the notification that makes every instance rebuild its
+ * verifier, and this instance rebuilds its own before replying.
  */
 export const apiKeyRoutes =
   ({ service, verifier }: ApiKeys): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const changed = async (tx: DbOrTx) => app.stateCache.notify(tx, verifier.name);
+    const refresh = { refresh: [verifier] };
     const { CreateClientBody, UpdateClientBody, CreateKeyBody } = scopedBodies(app.scopes.names);
 
     app.post(
@@ -45,13 +45,10 @@ export const apiKeyRoutes =
         schema: { tags: TAGS, summary: 'Create an API client', body: CreateClientBody, response: { 201: ApiClientSchema, ...problemResponses(400, 401, 403, 409, 415, 503) } },
       },
       async (request, reply) => {
-        const client = await app.db.transaction(async (tx) => {
+        const client = await app.writeThrough(request, refresh, async (tx) => {
           const created = await service.createClient(tx, request.body);
-          await app.audit.record(tx, request, { operation: 'api-client.create', targetType: 'api-client', targetId: created.id, after: created });
-          await changed(tx);
-          return created;
+          return { result: created, audit: { operation: 'api-client.create', targetType: 'api-client', targetId: created.id, after: created } };
         });
-        await verifier.reload();
         return reply.code(201).header('location', `${PATH}/${client.id}`).send(client);
       },
     );
@@ -93,18 +90,13 @@ export const apiKeyRoutes =
       },
       async (request) => {
         const { reason, ...patch } = request.body;
-        const result = await app.db.transaction(async (tx) => {
+        return app.writeThrough(request, refresh, async (tx) => {
           const updated = await service.updateClient(tx, request.params.id, patch);
-          if (!updated) return undefined;
+          if (!updated) throw clientNotFound(request.params.id);
           if (patch.status === 'suspended' || patch.scopes) await service.assertAdminRemains(tx);
           const operation = patch.status && patch.status !== updated.before.status ? (patch.status === 'suspended' ? 'api-client.suspend' : 'api-client.reactivate') : 'api-client.update';
-          await app.audit.record(tx, request, { operation, targetType: 'api-client', targetId: request.params.id, reason, before: updated.before, after: updated.after });
-          await changed(tx);
-          return updated.after;
+          return { result: updated.after, audit: { operation, targetType: 'api-client', targetId: request.params.id, reason, before: updated.before, after: updated.after } };
         });
-        if (!result) throw clientNotFound(request.params.id);
-        await verifier.reload();
-        return result;
       },
     );
 
@@ -115,16 +107,12 @@ export const apiKeyRoutes =
         schema: { tags: TAGS, summary: 'Delete an API client and all its keys', params: IdParams, response: { 204: Type.Null(), ...problemResponses(400, 401, 403, 404, 409, 503) } },
       },
       async (request, reply) => {
-        const removed = await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, refresh, async (tx) => {
           const client = await service.removeClient(tx, request.params.id);
-          if (!client) return undefined;
+          if (!client) throw clientNotFound(request.params.id);
           await service.assertAdminRemains(tx);
-          await app.audit.record(tx, request, { operation: 'api-client.delete', targetType: 'api-client', targetId: client.id, before: client });
-          await changed(tx);
-          return client;
+          return { result: null, audit: { operation: 'api-client.delete', targetType: 'api-client', targetId: client.id, before: client } };
         });
-        if (!removed) throw clientNotFound(request.params.id);
-        await verifier.reload();
         return reply.code(204).send(null);
       },
     );
@@ -142,15 +130,11 @@ export const apiKeyRoutes =
         },
       },
       async (request, reply) => {
-        const key = await app.db.transaction(async (tx) => {
+        const key = await app.writeThrough(request, refresh, async (tx) => {
           const created = await service.createKey(tx, request.params.id, request.body);
-          if (!created) return undefined;
-          await app.audit.record(tx, request, { operation: 'api-key.create', targetType: 'api-key', targetId: created.keyId, after: withoutToken(created) });
-          await changed(tx);
-          return created;
+          if (!created) throw clientNotFound(request.params.id);
+          return { result: created, audit: { operation: 'api-key.create', targetType: 'api-key', targetId: created.keyId, after: withoutToken(created) } };
         });
-        if (!key) throw clientNotFound(request.params.id);
-        await verifier.reload();
         return reply.code(201).header('location', `${PATH}/${key.clientId}/keys/${key.keyId}`).header('cache-control', 'no-store').send(key);
       },
     );
@@ -194,17 +178,12 @@ export const apiKeyRoutes =
       },
       async (request) => {
         const { id, keyId } = request.params;
-        const result = await app.db.transaction(async (tx) => {
+        return app.writeThrough(request, refresh, async (tx) => {
           const revoked = await service.revokeKey(tx, id, keyId, request.body.reason);
-          if (!revoked) return undefined;
+          if (!revoked) throw keyNotFound(id, keyId);
           await service.assertAdminRemains(tx);
-          await app.audit.record(tx, request, { operation: 'api-key.revoke', targetType: 'api-key', targetId: keyId, reason: request.body.reason, before: revoked.before, after: revoked.after });
-          await changed(tx);
-          return revoked.after;
+          return { result: revoked.after, audit: { operation: 'api-key.revoke', targetType: 'api-key', targetId: keyId, reason: request.body.reason, before: revoked.before, after: revoked.after } };
         });
-        if (!result) throw keyNotFound(id, keyId);
-        await verifier.reload();
-        return result;
       },
     );
 
@@ -222,21 +201,20 @@ export const apiKeyRoutes =
       },
       async (request, reply) => {
         const { id, keyId } = request.params;
-        const result = await app.db.transaction(async (tx) => {
+        const result = await app.writeThrough(request, refresh, async (tx) => {
           const rotated = await service.rotateKey(tx, id, keyId, request.body.graceSeconds, request.body.reason);
-          if (!rotated) return undefined;
-          await app.audit.record(tx, request, {
-            operation: 'api-key.rotate',
-            targetType: 'api-key',
-            targetId: keyId,
-            reason: request.body.reason,
-            after: { old: rotated.old, replacement: withoutToken(rotated.replacement), graceSeconds: request.body.graceSeconds },
-          });
-          await changed(tx);
-          return rotated;
+          if (!rotated) throw keyNotFound(id, keyId);
+          return {
+            result: rotated,
+            audit: {
+              operation: 'api-key.rotate',
+              targetType: 'api-key',
+              targetId: keyId,
+              reason: request.body.reason,
+              after: { old: rotated.old, replacement: withoutToken(rotated.replacement), graceSeconds: request.body.graceSeconds },
+            },
+          };
         });
-        if (!result) throw keyNotFound(id, keyId);
-        await verifier.reload();
         return reply
           .code(201)
           .header('location', `${PATH}/${id}/keys/${result.replacement.keyId}`)

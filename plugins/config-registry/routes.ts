@@ -40,13 +40,16 @@ const entryUrl = (key: string, environment: string) =>
 /**
  * The registry's HTTP API. An entry is addressed by its key in the path and its environment in
  * the query (`?environment=`, default `default`): GET, PUT and DELETE share one URL. Keys hold a
- * dot, so `/system/config/effective` can never be a key. Each write runs in one transaction with
- * its history row, its audit entry and the state-cache notification; after the commit this
- * instance reloads its accessor at once (the others on the notification).
+ * dot, so `/system/config/effective` can never be a key. Each write goes through
+ * `app.writeThrough`: one transaction with its history row (the service writes it), its audit
+ * entry and the state-cache notification; after the commit this instance reloads its accessor at
+ * once (the others on the notification).
  */
 export const configRoutes =
   ({ service, state }: ConfigRegistry): FastifyPluginAsyncTypebox =>
   async (app) => {
+    const refresh = { refresh: [state] };
+
     app.get(
       PATH,
       {
@@ -75,13 +78,10 @@ export const configRoutes =
       },
       async (request, reply) => {
         const { key, environment = DEFAULT_ENVIRONMENT, reason } = request.body;
-        const created = await app.db.transaction(async (tx) => {
+        const created = await app.writeThrough(request, refresh, async (tx) => {
           const entry = await service.create(tx, request.body, meta(request, reason));
-          await app.audit.record(tx, request, { operation: 'config.create', targetType: TARGET, targetId: `${key}@${environment}`, reason: reason ?? null, after: entry });
-          await app.stateCache.notify(tx, state.name);
-          return entry;
+          return { result: entry, audit: { operation: 'config.create', targetType: TARGET, targetId: `${key}@${environment}`, reason: reason ?? null, after: entry } };
         });
-        await state.reload();
         return reply.code(201).header('location', entryUrl(key, environment)).send(created);
       },
     );
@@ -138,20 +138,20 @@ export const configRoutes =
         const { key } = request.params;
         const environment = request.query.environment ?? DEFAULT_ENVIRONMENT;
         const { reason } = request.body;
-        const change = await app.db.transaction(async (tx) => {
+        const change = await app.writeThrough(request, refresh, async (tx) => {
           const changed = await service.put(tx, key, environment, request.body, meta(request, reason));
-          await app.audit.record(tx, request, {
-            operation: changed.before ? 'config.update' : 'config.create',
-            targetType: TARGET,
-            targetId: `${key}@${environment}`,
-            reason: reason ?? null,
-            before: changed.before,
-            after: changed.after,
-          });
-          await app.stateCache.notify(tx, state.name);
-          return changed;
+          return {
+            result: changed,
+            audit: {
+              operation: changed.before ? 'config.update' : 'config.create',
+              targetType: TARGET,
+              targetId: `${key}@${environment}`,
+              reason: reason ?? null,
+              before: changed.before,
+              after: changed.after,
+            },
+          };
         });
-        await state.reload();
         if (change.before) return change.after;
         return reply.code(201).header('location', entryUrl(key, environment)).send(change.after);
       },
@@ -172,13 +172,11 @@ export const configRoutes =
       async (request, reply) => {
         const { key } = request.params;
         const { environment = DEFAULT_ENVIRONMENT, reason, expectedVersion } = request.query;
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, refresh, async (tx) => {
           const removed = await service.remove(tx, key, environment, expectedVersion, meta(request, reason));
           if (!removed) throw entryNotFound(key, environment);
-          await app.audit.record(tx, request, { operation: 'config.delete', targetType: TARGET, targetId: `${key}@${environment}`, reason: reason ?? null, before: removed });
-          await app.stateCache.notify(tx, state.name);
+          return { result: null, audit: { operation: 'config.delete', targetType: TARGET, targetId: `${key}@${environment}`, reason: reason ?? null, before: removed } };
         });
-        await state.reload();
         return reply.code(204).send(null);
       },
     );
@@ -213,21 +211,20 @@ export const configRoutes =
       async (request) => {
         const { key } = request.params;
         const { environment = DEFAULT_ENVIRONMENT, version, reason, expectedVersion } = request.body;
-        const after = await app.db.transaction(async (tx) => {
+        return app.writeThrough(request, refresh, async (tx) => {
           const changed = await service.rollback(tx, key, environment, { version, expectedVersion }, meta(request, reason));
-          await app.audit.record(tx, request, {
-            operation: 'config.rollback',
-            targetType: TARGET,
-            targetId: `${key}@${environment}`,
-            reason: reason ?? null,
-            before: changed.before,
-            after: { ...changed.after, restoredVersion: version },
-          });
-          await app.stateCache.notify(tx, state.name);
-          return changed.after;
+          return {
+            result: changed.after,
+            audit: {
+              operation: 'config.rollback',
+              targetType: TARGET,
+              targetId: `${key}@${environment}`,
+              reason: reason ?? null,
+              before: changed.before,
+              after: { ...changed.after, restoredVersion: version },
+            },
+          };
         });
-        await state.reload();
-        return after;
       },
     );
   };

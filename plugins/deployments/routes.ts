@@ -59,7 +59,8 @@ const DeploymentParams = StrictObject({
 /**
  * Profiles CRUD, deployment history and smoke runs. Profile writes and recording a deployment
  * are control-plane changes (`freeze: true`: refused during a change freeze). Starting a smoke
- * run only reads the target, so it is allowed during a freeze.
+ * run only reads the target, so it is allowed during a freeze. Every write goes through
+ * `app.writeThrough` (audited in its transaction; no in-memory state to refresh).
  */
 export const deploymentRoutes =
   ({ service, executor }: Deployments): FastifyPluginAsyncTypebox =>
@@ -90,10 +91,9 @@ export const deploymentRoutes =
         },
       },
       async (request, reply) => {
-        const profile = await app.db.transaction(async (tx) => {
+        const profile = await app.writeThrough(request, {}, async (tx) => {
           const created = await service.createProfile(tx, request.body);
-          await app.audit.record(tx, request, { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.id, after: created });
-          return created;
+          return { result: created, audit: { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.id, after: created } };
         });
         return reply.code(201).header('location', `${PROFILES}/${profile.id}`).send(profile);
       },
@@ -145,11 +145,10 @@ export const deploymentRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        return app.db.transaction(async (tx) => {
+        return app.writeThrough(request, {}, async (tx) => {
           const changed = await service.updateProfile(tx, id, request.body);
           if (!changed) throw profileNotFound(id);
-          await app.audit.record(tx, request, { operation: `${TARGET}.update`, targetType: TARGET, targetId: id, before: changed.before, after: changed.after });
-          return changed.after;
+          return { result: changed.after, audit: { operation: `${TARGET}.update`, targetType: TARGET, targetId: id, before: changed.before, after: changed.after } };
         });
       },
     );
@@ -167,10 +166,10 @@ export const deploymentRoutes =
       },
       async (request, reply) => {
         const { id } = request.params;
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, {}, async (tx) => {
           const removed = await service.removeProfile(tx, id);
           if (!removed) throw profileNotFound(id);
-          await app.audit.record(tx, request, { operation: `${TARGET}.delete`, targetType: TARGET, targetId: id, before: removed });
+          return { result: null, audit: { operation: `${TARGET}.delete`, targetType: TARGET, targetId: id, before: removed } };
         });
         return reply.code(204).send(null);
       },
@@ -190,7 +189,7 @@ export const deploymentRoutes =
       },
       async (request, reply) => {
         const { id } = request.params;
-        const deployment = await app.db.transaction(async (tx) => {
+        const deployment = await app.writeThrough(request, {}, async (tx) => {
           const recorded = await service.recordDeployment(tx, id, request.body, actorLabel(request.actor));
           if (!recorded) throw profileNotFound(id);
           let smokeRunId: number | null = null;
@@ -199,14 +198,16 @@ export const deploymentRoutes =
             smokeRunId = run!.id;
             await app.jobs.enqueue(SMOKE_RUN_JOB, { runId: smokeRunId }, { tx });
           }
-          await app.audit.record(tx, request, {
-            operation: 'deployment.record',
-            targetType: TARGET,
-            targetId: id,
-            before: { currentVersion: recorded.before.currentVersion },
-            after: { currentVersion: recorded.after.currentVersion, deployment: recorded.deployment, smokeRunId },
-          });
-          return { ...recorded.deployment, smokeRunId };
+          return {
+            result: { ...recorded.deployment, smokeRunId },
+            audit: {
+              operation: 'deployment.record',
+              targetType: TARGET,
+              targetId: id,
+              before: { currentVersion: recorded.before.currentVersion },
+              after: { currentVersion: recorded.after.currentVersion, deployment: recorded.deployment, smokeRunId },
+            },
+          };
         });
         return reply.code(201).header('location', `${PROFILES}/${id}/deployments/${deployment.id}`).send(deployment);
       },
@@ -266,13 +267,12 @@ export const deploymentRoutes =
       },
       async (request, reply) => {
         const { id } = request.params;
-        const run = await app.db.transaction(async (tx) => {
+        const run = await app.writeThrough(request, {}, async (tx) => {
           const created = await service.createRun(tx, id, { requestedBy: actorLabel(request.actor), ...traceOf(request) });
           if (!created) throw profileNotFound(id);
           // The queued job is the durable way the run happens: a worker (or this instance) picks it up.
           await app.jobs.enqueue(SMOKE_RUN_JOB, { runId: created.id }, { tx });
-          await app.audit.record(tx, request, { operation: 'smoke-run.start', targetType: TARGET, targetId: id, after: { runId: created.id } });
-          return created;
+          return { result: created, audit: { operation: 'smoke-run.start', targetType: TARGET, targetId: id, after: { runId: created.id } } };
         });
         reply.header('location', `${RUNS}/${run.id}`);
         const finished = request.query.wait === true && (await waitForVerdict(run.id));

@@ -23,7 +23,11 @@ const FileBody = Type.Unsafe<ReadStream>({ type: 'string', format: 'binary', des
 
 const notFound = (id: number) => problemError('resource-not-found', `No export ${id}`);
 
-/** Export jobs: create (queued), list, read, cancel, download. Exports read data; they are not control-plane writes. */
+/**
+ * Export jobs: create (queued), list, read, cancel, download. Exports read data; they are not
+ * control-plane writes (no freeze), but creating and cancelling one are audited through
+ * `app.writeThrough` (no in-memory state to refresh).
+ */
 export const exportRoutes =
   ({ service, datasets, dir }: Exports): FastifyPluginAsyncTypebox =>
   async (app) => {
@@ -61,11 +65,10 @@ export const exportRoutes =
           throw new ProblemError('validation-failed', { detail: `#/format: ${message}`, errors: [{ in: 'body', pointer: '#/format', message }] });
         }
         const actor = request.actor;
-        const created = await app.db.transaction(async (tx) => {
+        const created = await app.writeThrough(request, {}, async (tx) => {
           const job = await service.create(tx, { ...request.body, format }, actor ? `${actor.type}:${actor.id ?? ''}` : 'anonymous');
           await app.jobs.enqueue(EXPORT_JOB, { exportId: job.id }, { tx });
-          await app.audit.record(tx, request, { operation: `${TARGET}.create`, targetType: TARGET, targetId: job.id, after: job });
-          return job;
+          return { result: job, audit: { operation: `${TARGET}.create`, targetType: TARGET, targetId: job.id, after: job } };
         });
         return reply.code(201).header('location', `${ROOT}/${created.id}`).send(created);
       },
@@ -107,11 +110,10 @@ export const exportRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        return app.db.transaction(async (tx) => {
+        return app.writeThrough(request, {}, async (tx) => {
           const changed = await service.cancel(tx, id);
           if (!changed) throw notFound(id);
-          await app.audit.record(tx, request, { operation: `${TARGET}.cancel`, targetType: TARGET, targetId: id, before: { status: changed.before.status }, after: { status: changed.after.status } });
-          return changed.after;
+          return { result: changed.after, audit: { operation: `${TARGET}.cancel`, targetType: TARGET, targetId: id, before: { status: changed.before.status }, after: { status: changed.after.status } } };
         });
       },
     );
@@ -150,6 +152,8 @@ export const exportRoutes =
  * its items (created, changed, removed) through the owning packs' own validated writes, all in
  * one transaction with one audit entry: it applies entirely or not at all. `?dryRun=true` answers
  * the same report and writes nothing. A bulk control-plane write: `admin` only, refused during a freeze.
+ * Each section's `apply` notifies its own state entry inside the import's transaction and reloads
+ * it in `afterCommit` (the sections do not hand their entries out, so `refresh` stays empty here).
  */
 export const importRoutes =
   ({ snapshots }: Exports): FastifyPluginAsyncTypebox =>
@@ -196,11 +200,11 @@ export const importRoutes =
           }),
         };
         if (dryRun) return result;
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, {}, async (tx) => {
           const actor = request.actor;
           const ctx = { actor: actor ? (actor.id ? `${actor.type}:${actor.id}` : actor.type) : 'anonymous', correlationId: request.id };
           for (const { name, diff } of plans) await snapshots.get(name)!.apply(tx, diff, ctx);
-          await app.audit.record(tx, request, { operation: 'snapshot.import', targetType: 'snapshot', targetId: request.body.createdAt, after: result });
+          return { result: null, audit: { operation: 'snapshot.import', targetType: 'snapshot', targetId: request.body.createdAt, after: result } };
         });
         for (const { name } of plans) await snapshots.get(name)!.afterCommit?.();
         return result;

@@ -37,12 +37,14 @@ function contextFromQuery(query: Record<string, unknown>): EvaluationContext {
 }
 
 /**
- * CRUD on flags (each write audited in its transaction, with the state notification, then this
- * instance reloads at once) and the two evaluation endpoints, which read memory only.
+ * CRUD on flags (each write through `app.writeThrough`: audited and notified in its transaction,
+ * then this instance reloads at once) and the two evaluation endpoints, which read memory only.
  */
 export const flagRoutes =
   ({ service, state, evaluate, evaluateAll }: Flags): FastifyPluginAsyncTypebox =>
   async (app) => {
+    const refresh = { refresh: [state] };
+
     app.post(
       PATH,
       {
@@ -55,13 +57,10 @@ export const flagRoutes =
         },
       },
       async (request, reply) => {
-        const flag = await app.db.transaction(async (tx) => {
+        const flag = await app.writeThrough(request, refresh, async (tx) => {
           const created = await service.create(tx, request.body);
-          await app.audit.record(tx, request, { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.key, after: created });
-          await app.stateCache.notify(tx, state.name);
-          return created;
+          return { result: created, audit: { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.key, after: created } };
         });
-        await state.reload();
         return reply.code(201).header('location', `${PATH}/${flag.key}`).send(flag);
       },
     );
@@ -149,15 +148,11 @@ export const flagRoutes =
       },
       async (request) => {
         const { key } = request.params;
-        const after = await app.db.transaction(async (tx) => {
+        return app.writeThrough(request, refresh, async (tx) => {
           const changed = await service.update(tx, key, request.body);
           if (!changed) throw notFound(key);
-          await app.audit.record(tx, request, { operation: `${TARGET}.update`, targetType: TARGET, targetId: key, before: changed.before, after: changed.after });
-          await app.stateCache.notify(tx, state.name);
-          return changed.after;
+          return { result: changed.after, audit: { operation: `${TARGET}.update`, targetType: TARGET, targetId: key, before: changed.before, after: changed.after } };
         });
-        await state.reload();
-        return after;
       },
     );
 
@@ -174,13 +169,11 @@ export const flagRoutes =
       },
       async (request, reply) => {
         const { key } = request.params;
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, refresh, async (tx) => {
           const removed = await service.remove(tx, key);
           if (!removed) throw notFound(key);
-          await app.audit.record(tx, request, { operation: `${TARGET}.delete`, targetType: TARGET, targetId: key, before: removed });
-          await app.stateCache.notify(tx, state.name);
+          return { result: null, audit: { operation: `${TARGET}.delete`, targetType: TARGET, targetId: key, before: removed } };
         });
-        await state.reload();
         return reply.code(204).send(null);
       },
     );

@@ -56,10 +56,11 @@ export function guardChangeFreeze(app: FastifyInstance, current: () => Maintenan
     const reason = overrides.get(request);
     if (reason === undefined) return done();
     const target = `${request.method} ${routeConfigOf(request).url ?? ''}`;
-    app.db
-      .transaction((tx) =>
-        app.audit.record(tx, request, { operation: 'freeze.override', targetType: 'route', targetId: target, reason, after: { method: request.method, url: routeConfigOf(request).url ?? null } }),
-      )
+    app
+      .writeThrough(request, {}, async () => ({
+        result: null,
+        audit: { operation: 'freeze.override', targetType: 'route', targetId: target, reason, after: { method: request.method, url: routeConfigOf(request).url ?? null } },
+      }))
       .then(() => done(), done);
   });
 }

@@ -64,14 +64,7 @@ export default definePack({
     const entry = app.stateCache.register('maintenance', () => service.loadSnapshot(), EMPTY_SNAPSHOT);
     const current = createMaintenanceClock(entry.get);
     const events = createChangeEvents();
-    const sweep = createSweep({
-      db: app.db,
-      service,
-      audit: app.audit,
-      events,
-      notify: (tx) => app.stateCache.notify(tx, entry.name),
-      reload: () => entry.reload(),
-    });
+    const sweep = createSweep({ writeThrough: app.writeThrough, service, events, entry });
     app.decorate('maintenance', {
       service,
       entry,

@@ -1,6 +1,7 @@
-import type { Db, DbOrTx } from '../../db/client.js';
+import type { DbOrTx } from '../../db/client.js';
 import type { Actor } from '../../src/audit/writer.js';
-import type { Audit } from '../../src/kernel.js';
+import type { StateEntry } from '../../src/state-cache.js';
+import type { AuditDescription, WriteThrough } from '../../src/write-through.js';
 import { evaluate, expiredFreeze, expiredSetting, SYSTEM_ACTOR_REF, type MaintenanceView } from './effective.js';
 import { freezeJson, settingJson, windowBody, type MaintenanceService } from './service.js';
 
@@ -56,14 +57,11 @@ export interface SweepResult {
 }
 
 export interface SweepDeps {
-  db: Db;
+  writeThrough: WriteThrough;
   service: MaintenanceService;
-  audit: Pick<Audit, 'record'>;
   events: ChangeEvents;
-  /** Sends the state-cache notification inside the sweep's transaction. */
-  notify: (tx: DbOrTx) => Promise<void>;
-  /** Reloads this instance's copy after the commit. */
-  reload: () => Promise<void>;
+  /** The state entry a recorded switch refreshes (notified in the sweep's transaction, reloaded after). */
+  entry: Pick<StateEntry<unknown>, 'name' | 'reload'>;
 }
 
 /**
@@ -73,16 +71,19 @@ export interface SweepDeps {
  * rerun after a crash records nothing twice.
  */
 export function createSweep(deps: SweepDeps) {
-  const { db, service, audit, events } = deps;
-  return async function sweep(now: Date = new Date()): Promise<SweepResult> {
-    const result: SweepResult = { modeExpired: false, freezeExpired: false, activated: [], completed: [] };
-    const changes: Array<Omit<MaintenanceChange, 'view'>> = [];
-    await db.transaction(async (tx) => {
+  const { writeThrough, service, events, entry } = deps;
+  // A sweep that records nothing returns no audit entry, so writeThrough notifies and reloads nothing.
+  return (now: Date = new Date()): Promise<SweepResult> =>
+    writeThrough(null, { refresh: [entry] }, async (tx) => {
+      const result: SweepResult = { modeExpired: false, freezeExpired: false, activated: [], completed: [] };
+      const changes: Array<Omit<MaintenanceChange, 'view'>> = [];
+      const audit: AuditDescription[] = [];
+
       const setting = await service.lockSetting(tx);
       if (setting && setting.source === 'manual' && setting.until && setting.until <= now) {
         const expired = expiredSetting(setting);
         const after = await service.insertSetting(tx, { mode: 'normal', reason: expired.reason ?? '', source: 'expired', actor: SYSTEM_ACTOR_REF, since: expired.since, until: null });
-        await audit.record(tx, null, { actor: SWEEP_ACTOR, operation: 'maintenance.state.expire', targetType: 'maintenance', targetId: 'mode', reason: 'until passed', before: settingJson(setting), after: settingJson(after) });
+        audit.push({ actor: SWEEP_ACTOR, operation: 'maintenance.state.expire', targetType: 'maintenance', targetId: 'mode', reason: 'until passed', before: settingJson(setting), after: settingJson(after) });
         changes.push({ kind: 'mode', cause: 'until-expired', windowId: null });
         result.modeExpired = true;
       }
@@ -91,29 +92,25 @@ export function createSweep(deps: SweepDeps) {
       if (freeze && freeze.enabled && freeze.until && freeze.until <= now) {
         const expired = expiredFreeze(freeze);
         const after = await service.insertFreeze(tx, { enabled: false, reason: expired.reason ?? '', source: 'expired', actor: SYSTEM_ACTOR_REF, since: expired.since, until: null });
-        await audit.record(tx, null, { actor: SWEEP_ACTOR, operation: 'maintenance.freeze.expire', targetType: 'maintenance', targetId: 'freeze', reason: 'until passed', before: freezeJson(freeze), after: freezeJson(after) });
+        audit.push({ actor: SWEEP_ACTOR, operation: 'maintenance.freeze.expire', targetType: 'maintenance', targetId: 'freeze', reason: 'until passed', before: freezeJson(freeze), after: freezeJson(after) });
         changes.push({ kind: 'freeze', cause: 'until-expired', windowId: null });
         result.freezeExpired = true;
       }
 
       for (const w of await service.windowsToActivate(tx, now)) {
         await service.markWindow(tx, w.id, { activatedAt: now });
-        await audit.record(tx, null, { actor: SWEEP_ACTOR, operation: 'maintenance.window.activate', targetType: 'maintenance-window', targetId: w.id, reason: w.reason, after: windowBody({ ...w, activatedAt: now }, now.getTime()) });
+        audit.push({ actor: SWEEP_ACTOR, operation: 'maintenance.window.activate', targetType: 'maintenance-window', targetId: w.id, reason: w.reason, after: windowBody({ ...w, activatedAt: now }, now.getTime()) });
         changes.push({ kind: 'mode', cause: 'window-start', windowId: w.id });
         result.activated.push(w.id);
       }
       for (const w of await service.windowsToComplete(tx, now)) {
         await service.markWindow(tx, w.id, { completedAt: now });
-        await audit.record(tx, null, { actor: SWEEP_ACTOR, operation: 'maintenance.window.complete', targetType: 'maintenance-window', targetId: w.id, reason: w.reason, after: windowBody({ ...w, completedAt: now }, now.getTime()) });
+        audit.push({ actor: SWEEP_ACTOR, operation: 'maintenance.window.complete', targetType: 'maintenance-window', targetId: w.id, reason: w.reason, after: windowBody({ ...w, completedAt: now }, now.getTime()) });
         changes.push({ kind: 'mode', cause: 'window-end', windowId: w.id });
         result.completed.push(w.id);
       }
 
-      if (changes.length === 0) return;
-      await deps.notify(tx);
       await events.emit(tx, changes, async () => evaluate(await service.loadSnapshot(tx), now.getTime()));
+      return { result, audit };
     });
-    if (changes.length > 0) await deps.reload();
-    return result;
-  };
 }

@@ -32,18 +32,19 @@ const actorRef = (request: FastifyRequest): ActorRef =>
   request.actor ? { type: request.actor.type, id: request.actor.id, keyId: request.actor.keyId } : { type: 'anonymous', id: null, keyId: null };
 
 /**
- * The maintenance endpoints. Reads of the mode and freeze answer from memory; each write runs in
- * one transaction with its audit entry, the state-cache notification and the change event, then
- * this instance reloads at once (the others on the notification).
+ * The maintenance endpoints. Reads of the mode and freeze answer from memory; each write goes
+ * through `app.writeThrough` (its audit entry and the state-cache notification in its
+ * transaction, then this instance reloads at once, the others on the notification), and tells
+ * the change listeners inside that same transaction.
  * None of these routes is frozen: the freeze must stay switchable while it is on.
  */
 export const maintenanceRoutes =
   (m: Maintenance): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const changed = async (tx: DbOrTx, kind: 'mode' | 'freeze', cause: ChangeCause, windowId: number | null, now: number) => {
-      await app.stateCache.notify(tx, m.entry.name);
-      await m.events.emit(tx, [{ kind, cause, windowId }], async () => evaluate(await m.service.loadSnapshot(tx), now));
-    };
+    const refresh = { refresh: [m.entry] };
+    /** Tells the change listeners (the notifications pack's outbox) inside the write's transaction. */
+    const emitChange = async (tx: DbOrTx, kind: 'mode' | 'freeze', cause: ChangeCause, windowId: number | null, now: number) =>
+      m.events.emit(tx, [{ kind, cause, windowId }], async () => evaluate(await m.service.loadSnapshot(tx), now));
 
     app.get(
       MAINTENANCE_PATH,
@@ -73,13 +74,12 @@ export const maintenanceRoutes =
         const now = Date.now();
         const { mode, reason } = request.body;
         const until = futureUntil(request.body.until, now, mode !== 'normal', "is not allowed with mode 'normal'");
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, refresh, async (tx) => {
           const before = await m.service.lockSetting(tx);
           const after = await m.service.insertSetting(tx, { mode, reason, source: 'manual', actor: actorRef(request), since: new Date(now), until });
-          await app.audit.record(tx, request, { operation: 'maintenance.state.change', targetType: 'maintenance', targetId: 'mode', reason, before: settingJson(before), after: settingJson(after) });
-          await changed(tx, 'mode', 'manual', null, now);
+          await emitChange(tx, 'mode', 'manual', null, now);
+          return { result: null, audit: { operation: 'maintenance.state.change', targetType: 'maintenance', targetId: 'mode', reason, before: settingJson(before), after: settingJson(after) } };
         });
-        await m.entry.reload();
         return statusBody(m.current(), Date.now());
       },
     );
@@ -126,13 +126,12 @@ export const maintenanceRoutes =
         const now = Date.now();
         const { enabled, reason } = request.body;
         const until = futureUntil(request.body.until, now, enabled, 'is only allowed with enabled: true');
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, refresh, async (tx) => {
           const before = await m.service.lockFreeze(tx);
           const after = await m.service.insertFreeze(tx, { enabled, reason, source: 'manual', actor: actorRef(request), since: new Date(now), until });
-          await app.audit.record(tx, request, { operation: 'maintenance.freeze.change', targetType: 'maintenance', targetId: 'freeze', reason, before: freezeJson(before), after: freezeJson(after) });
-          await changed(tx, 'freeze', 'manual', null, now);
+          await emitChange(tx, 'freeze', 'manual', null, now);
+          return { result: null, audit: { operation: 'maintenance.freeze.change', targetType: 'maintenance', targetId: 'freeze', reason, before: freezeJson(before), after: freezeJson(after) } };
         });
-        await m.entry.reload();
         return freezeBody(m.current().freeze);
       },
     );
@@ -164,15 +163,12 @@ export const maintenanceRoutes =
       },
       async (request, reply) => {
         const now = Date.now();
-        const created = await app.db.transaction(async (tx) => {
+        const created = await app.writeThrough(request, refresh, async (tx) => {
           const w = await m.service.createWindow(tx, request.body, actorRef(request).id, now);
           const body = windowBody(w, now);
-          await app.audit.record(tx, request, { operation: 'maintenance.window.create', targetType: 'maintenance-window', targetId: w.id, reason: w.reason, after: body });
-          // A window that is already in progress is announced by the sweep when it records the start.
-          await app.stateCache.notify(tx, m.entry.name);
-          return body;
+          // No change event: a window that is already in progress is announced by the sweep when it records the start.
+          return { result: body, audit: { operation: 'maintenance.window.create', targetType: 'maintenance-window', targetId: w.id, reason: w.reason, after: body } };
         });
-        await m.entry.reload();
         return reply.code(201).header('location', `${WINDOWS}/${created.id}`).send(created);
       },
     );
@@ -210,18 +206,14 @@ export const maintenanceRoutes =
       async (request) => {
         const { id } = request.params;
         const now = Date.now();
-        const after = await app.db.transaction(async (tx) => {
+        return app.writeThrough(request, refresh, async (tx) => {
           const change = await m.service.updateWindow(tx, id, request.body, now);
           if (!change) throw notFound(id);
           const before = windowBody(change.before, now);
           const body = windowBody(change.after, now);
-          await app.audit.record(tx, request, { operation: 'maintenance.window.update', targetType: 'maintenance-window', targetId: id, reason: change.after.reason, before, after: body });
-          if (before.status === 'active' || body.status === 'active') await changed(tx, 'mode', 'window-changed', id, now);
-          else await app.stateCache.notify(tx, m.entry.name);
-          return body;
+          if (before.status === 'active' || body.status === 'active') await emitChange(tx, 'mode', 'window-changed', id, now);
+          return { result: body, audit: { operation: 'maintenance.window.update', targetType: 'maintenance-window', targetId: id, reason: change.after.reason, before, after: body } };
         });
-        await m.entry.reload();
-        return after;
       },
     );
 
@@ -239,14 +231,12 @@ export const maintenanceRoutes =
       async (request, reply) => {
         const { id } = request.params;
         const now = Date.now();
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, refresh, async (tx) => {
           const removed = await m.service.removeWindow(tx, id);
           if (!removed) throw notFound(id);
-          await app.audit.record(tx, request, { operation: 'maintenance.window.delete', targetType: 'maintenance-window', targetId: id, reason: removed.reason, before: windowBody(removed, now) });
-          if (windowStatus(removed, now) === 'active') await changed(tx, 'mode', 'window-end', id, now);
-          else await app.stateCache.notify(tx, m.entry.name);
+          if (windowStatus(removed, now) === 'active') await emitChange(tx, 'mode', 'window-end', id, now);
+          return { result: null, audit: { operation: 'maintenance.window.delete', targetType: 'maintenance-window', targetId: id, reason: removed.reason, before: windowBody(removed, now) } };
         });
-        await m.entry.reload();
         return reply.code(204).send(null);
       },
     );

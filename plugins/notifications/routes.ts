@@ -36,7 +36,9 @@ export function traceparentOf(request: FastifyRequest): string | null {
 
 /**
  * Channel CRUD (control-plane writes: `freeze: true`), a test delivery, manual notifications,
- * the outbox list and retrying a dead row. Every write is audited in its transaction.
+ * the outbox list and retrying a dead row. Every write goes through `app.writeThrough` (audited in
+ * its transaction; the dispatcher reads channels and rows when it runs, so there is no in-memory
+ * state to refresh).
  */
 export const notificationRoutes =
   ({ service, senders }: Notifications): FastifyPluginAsyncTypebox =>
@@ -53,10 +55,9 @@ export const notificationRoutes =
         },
       },
       async (request, reply) => {
-        const channel = await app.db.transaction(async (tx) => {
+        const channel = await app.writeThrough(request, {}, async (tx) => {
           const created = await service.createChannel(tx, request.body);
-          await app.audit.record(tx, request, { operation: `${CHANNEL}.create`, targetType: CHANNEL, targetId: created.id, after: created });
-          return created;
+          return { result: created, audit: { operation: `${CHANNEL}.create`, targetType: CHANNEL, targetId: created.id, after: created } };
         });
         return reply.code(201).header('location', `${CHANNELS}/${channel.id}`).send(channel);
       },
@@ -98,11 +99,10 @@ export const notificationRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        return app.db.transaction(async (tx) => {
+        return app.writeThrough(request, {}, async (tx) => {
           const changed = await service.updateChannel(tx, id, request.body);
           if (!changed) throw channelNotFound(id);
-          await app.audit.record(tx, request, { operation: `${CHANNEL}.update`, targetType: CHANNEL, targetId: id, before: changed.before, after: changed.after });
-          return changed.after;
+          return { result: changed.after, audit: { operation: `${CHANNEL}.update`, targetType: CHANNEL, targetId: id, before: changed.before, after: changed.after } };
         });
       },
     );
@@ -120,10 +120,10 @@ export const notificationRoutes =
       },
       async (request, reply) => {
         const { id } = request.params;
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, {}, async (tx) => {
           const removed = await service.removeChannel(tx, id);
           if (!removed) throw channelNotFound(id);
-          await app.audit.record(tx, request, { operation: `${CHANNEL}.delete`, targetType: CHANNEL, targetId: id, before: removed });
+          return { result: null, audit: { operation: `${CHANNEL}.delete`, targetType: CHANNEL, targetId: id, before: removed } };
         });
         return reply.code(204).send(null);
       },
@@ -160,7 +160,11 @@ export const notificationRoutes =
           error: result.ok ? null : result.error,
           messageId,
         };
-        await app.db.transaction((tx) => app.audit.record(tx, request, { operation: `${CHANNEL}.test`, targetType: CHANNEL, targetId: id, result: result.ok ? 'success' : 'failure', after: body }));
+        // The delivery happened outside any transaction; only its audit entry is written here.
+        await app.writeThrough(request, {}, async () => ({
+          result: null,
+          audit: { operation: `${CHANNEL}.test`, targetType: CHANNEL, targetId: id, result: result.ok ? 'success' : 'failure', after: body },
+        }));
         return body;
       },
     );
@@ -178,17 +182,19 @@ export const notificationRoutes =
       },
       async (request, reply) => {
         const { type, payload = {}, channelIds } = request.body;
-        const result = await app.db.transaction(async (tx) => {
+        const result = await app.writeThrough(request, {}, async (tx) => {
           const queued = await service.enqueue(tx, { type, payload, traceparent: traceparentOf(request) }, { channelIds });
           const missing = (channelIds ?? []).filter((id) => !queued.items.some((i) => i.channelId === id));
           if (missing.length) throw new ProblemError('unprocessable', { detail: `No enabled notification channel ${missing.join(', ')}; nothing was queued.`, extensions: { channelIds: missing } });
-          await app.audit.record(tx, request, {
-            operation: `${OUTBOX}.notify`,
-            targetType: OUTBOX,
-            targetId: queued.eventId,
-            after: { eventType: type, channelIds: queued.items.map((i) => i.channelId), outboxIds: queued.items.map((i) => i.id) },
-          });
-          return queued;
+          return {
+            result: queued,
+            audit: {
+              operation: `${OUTBOX}.notify`,
+              targetType: OUTBOX,
+              targetId: queued.eventId,
+              after: { eventType: type, channelIds: queued.items.map((i) => i.channelId), outboxIds: queued.items.map((i) => i.id) },
+            },
+          };
         });
         return reply.code(202).header('location', `${ROOT}?eventId=${result.eventId}`).send(result);
       },
@@ -229,11 +235,10 @@ export const notificationRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        return app.db.transaction(async (tx) => {
+        return app.writeThrough(request, {}, async (tx) => {
           const changed = await service.retry(tx, id);
           if (!changed) throw outboxNotFound(id);
-          await app.audit.record(tx, request, { operation: `${OUTBOX}.retry`, targetType: OUTBOX, targetId: id, before: changed.before, after: changed.after });
-          return changed.after;
+          return { result: changed.after, audit: { operation: `${OUTBOX}.retry`, targetType: OUTBOX, targetId: id, before: changed.before, after: changed.after } };
         });
       },
     );

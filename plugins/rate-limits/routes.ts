@@ -13,13 +13,15 @@ const TARGET = 'rate-limit';
 const notFound = (id: number) => problemError('resource-not-found', `No rate-limit rule ${id}`);
 
 /**
- * Rule CRUD and current usage. Each write commits with its audit entry and the state-cache
- * notification; this instance then reloads its rules at once, the others on the notification.
- * Writes are control-plane changes: `freeze: true`.
+ * Rule CRUD and current usage. Each write goes through `app.writeThrough`: it commits with its
+ * audit entry and the state-cache notification; this instance then reloads its rules at once,
+ * the others on the notification. Writes are control-plane changes: `freeze: true`.
  */
 export const rateLimitRoutes =
   ({ service, rules, status }: RateLimits): FastifyPluginAsyncTypebox =>
   async (app) => {
+    const refresh = { refresh: [rules] };
+
     app.post(
       PATH,
       {
@@ -33,13 +35,10 @@ export const rateLimitRoutes =
         },
       },
       async (request, reply) => {
-        const rule = await app.db.transaction(async (tx) => {
+        const rule = await app.writeThrough(request, refresh, async (tx) => {
           const created = await service.create(tx, request.body);
-          await app.audit.record(tx, request, { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.id, after: created });
-          await app.stateCache.notify(tx, rules.name);
-          return created;
+          return { result: created, audit: { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.id, after: created } };
         });
-        await rules.reload();
         return reply.code(201).header('location', `${PATH}/${rule.id}`).send(rule);
       },
     );
@@ -105,15 +104,11 @@ export const rateLimitRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        const after = await app.db.transaction(async (tx) => {
+        return app.writeThrough(request, refresh, async (tx) => {
           const changed = await service.update(tx, id, request.body);
           if (!changed) throw notFound(id);
-          await app.audit.record(tx, request, { operation: `${TARGET}.update`, targetType: TARGET, targetId: id, before: changed.before, after: changed.after });
-          await app.stateCache.notify(tx, rules.name);
-          return changed.after;
+          return { result: changed.after, audit: { operation: `${TARGET}.update`, targetType: TARGET, targetId: id, before: changed.before, after: changed.after } };
         });
-        await rules.reload();
-        return after;
       },
     );
 
@@ -130,13 +125,11 @@ export const rateLimitRoutes =
       },
       async (request, reply) => {
         const { id } = request.params;
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, refresh, async (tx) => {
           const removed = await service.remove(tx, id);
           if (!removed) throw notFound(id);
-          await app.audit.record(tx, request, { operation: `${TARGET}.delete`, targetType: TARGET, targetId: id, before: removed });
-          await app.stateCache.notify(tx, rules.name);
+          return { result: null, audit: { operation: `${TARGET}.delete`, targetType: TARGET, targetId: id, before: removed } };
         });
-        await rules.reload();
         return reply.code(204).send(null);
       },
     );

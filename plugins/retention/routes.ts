@@ -16,8 +16,10 @@ function noPolicy(retention: Retention, category: string) {
 }
 
 /**
- * Policies (control-plane writes: `freeze: true`), the registered categories, and running a
- * policy now (a purge is data housekeeping, allowed during a freeze; `?dryRun=true` only counts).
+ * Policies (control-plane writes: `freeze: true`, through `app.writeThrough`; no in-memory state
+ * to refresh, the purge job reads them when it runs), the registered categories, and running a
+ * policy now (a purge is data housekeeping, allowed during a freeze; `?dryRun=true` only counts;
+ * the runner audits each batch in that batch's own transaction).
  */
 export const retentionRoutes =
   (retention: Retention): FastifyPluginAsyncTypebox =>
@@ -49,10 +51,9 @@ export const retentionRoutes =
         },
       },
       async (request, reply) => {
-        const policy = await app.db.transaction(async (tx) => {
+        const policy = await app.writeThrough(request, {}, async (tx) => {
           const created = await service.create(tx, request.body);
-          await app.audit.record(tx, request, { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.category, after: created });
-          return created;
+          return { result: created, audit: { operation: `${TARGET}.create`, targetType: TARGET, targetId: created.category, after: created } };
         });
         return reply.code(201).header('location', `${ROOT}/${policy.category}`).send(policy);
       },
@@ -94,11 +95,10 @@ export const retentionRoutes =
       },
       async (request) => {
         const { category } = request.params;
-        return app.db.transaction(async (tx) => {
+        return app.writeThrough(request, {}, async (tx) => {
           const changed = await service.update(tx, category, request.body);
           if (!changed) throw noPolicy(retention, category);
-          await app.audit.record(tx, request, { operation: `${TARGET}.update`, targetType: TARGET, targetId: category, before: changed.before, after: changed.after });
-          return changed.after;
+          return { result: changed.after, audit: { operation: `${TARGET}.update`, targetType: TARGET, targetId: category, before: changed.before, after: changed.after } };
         });
       },
     );
@@ -116,10 +116,10 @@ export const retentionRoutes =
       },
       async (request, reply) => {
         const { category } = request.params;
-        await app.db.transaction(async (tx) => {
+        await app.writeThrough(request, {}, async (tx) => {
           const removed = await service.remove(tx, category);
           if (!removed) throw noPolicy(retention, category);
-          await app.audit.record(tx, request, { operation: `${TARGET}.delete`, targetType: TARGET, targetId: category, before: removed });
+          return { result: null, audit: { operation: `${TARGET}.delete`, targetType: TARGET, targetId: category, before: removed } };
         });
         return reply.code(204).send(null);
       },

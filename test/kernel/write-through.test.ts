@@ -4,6 +4,7 @@ import { queryRows } from '../../db/client.js';
 import { adminOperations } from '../../src/audit/table.js';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
+import { createWriteThrough } from '../../src/write-through.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 
 // A pack whose in-memory state is one row, written only through app.writeThrough.
@@ -72,5 +73,27 @@ describe('app.writeThrough', () => {
     expect(await auditFor('wt-3')).toHaveLength(0);
     await t.app.wtState.reload();
     expect(t.app.wtState.get()).toBe(before);
+  });
+});
+
+describe('app.writeThrough with nothing to change', () => {
+  it('notifies and reloads nothing when the body returns no audit entry (null or []), and does when it returns one', async () => {
+    // The kernel's own helper, built again around a state cache that counts what it is told.
+    const notified: string[] = [];
+    let reloads = 0;
+    const writeThrough = createWriteThrough({
+      db: t.app.db,
+      audit: t.app.audit,
+      stateCache: { notify: (tx, name) => (notified.push(name), t.app.stateCache.notify(tx, name)) },
+    });
+    const entry = { name: t.app.wtState.name, reload: async () => void reloads++ };
+
+    expect(await writeThrough(null, { refresh: [entry] }, async () => ({ result: 'idle', audit: null }))).toBe('idle');
+    await writeThrough(null, { refresh: [entry] }, async () => ({ result: null, audit: [] }));
+    expect({ notified, reloads }).toEqual({ notified: [], reloads: 0 });
+
+    await writeThrough(null, { refresh: [entry] }, async () => ({ result: null, audit: { operation: 'wt.sweep', targetType: 'wt', targetId: 'wt-4' } }));
+    expect({ notified, reloads }).toEqual({ notified: ['wt'], reloads: 1 });
+    expect(await auditFor('wt-4')).toHaveLength(1);
   });
 });

@@ -89,7 +89,14 @@ async function exportRows(t: TestApp) {
   const before = process.memoryUsage().rss;
   const heapBefore = process.memoryUsage().heapUsed;
   let peak = before;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  let peakHeap = 0;
+  let peakExternal = 0;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peak = Math.max(peak, m.rss);
+    peakHeap = Math.max(peakHeap, m.heapTotal);
+    peakExternal = Math.max(peakExternal, m.external);
+  }, 20);
   const start = performance.now();
   await t.app.jobs.runDueQueued(1);
   const seconds = (performance.now() - start) / 1000;
@@ -98,7 +105,7 @@ async function exportRows(t: TestApp) {
   // With --expose-gc: what the export left behind once garbage is collected.
   global.gc?.();
   const heap = process.memoryUsage().heapUsed;
-  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB, heap ${fmt(heapBefore / 1048576)} MiB before, ${fmt(heap / 1048576)} MiB after)`];
+  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB (heap total ${fmt(peakHeap / 1048576)}, external ${fmt(peakExternal / 1048576)}), heap used ${fmt(heapBefore / 1048576)} MiB before, ${fmt(heap / 1048576)} MiB after)`];
 }
 
 /**

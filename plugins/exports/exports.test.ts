@@ -195,6 +195,33 @@ describe('exports', () => {
   const exporterWith = (openSink: OpenSink) =>
     createExporter({ service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, log: t.app.log, openSink });
 
+  it('streams: never more than one page of rows in hand, and no next page is read before the file took the last one', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    const total = (await t.app.db.select({ id: systemLogs.id }).from(systemLogs)).length;
+    const writes: { lines: number; queriesAtStart: number; queriesAtEnd: number }[] = [];
+    const exporter = exporterWith(async (path) => {
+      const handle = await open(path, 'wx');
+      return {
+        write: async (data) => {
+          const queriesAtStart = t.app.database.queryCount;
+          // A slow disk: the write is held a few turns of the event loop; a prefetching exporter would query meanwhile.
+          for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+          await handle.write(data);
+          writes.push({ lines: data.toString('utf8').split('\n').length - 1, queriesAtStart, queriesAtEnd: t.app.database.queryCount });
+        },
+        close: () => handle.close(),
+      };
+    });
+    await exporter.run(job.id);
+    expect((await get(job.id)).status).toBe('succeeded');
+    // batchSize 5: every write carries at most one page, and every page gets a write of its own.
+    expect(writes.reduce((n, w) => n + w.lines, 0)).toBe(total);
+    expect(Math.max(...writes.map((w) => w.lines))).toBeLessThanOrEqual(5);
+    expect(writes.length).toBeGreaterThanOrEqual(Math.ceil(total / 5));
+    // Backpressure: nothing was read from the database while a write was pending.
+    for (const w of writes) expect(w.queriesAtEnd).toBe(w.queriesAtStart);
+  });
+
   it('stops a running export when it is cancelled and leaves no partial file', async () => {
     const job = await startExport({ dataset: 'system_logs' });
     const exporter = exporterWith(async (path) => {

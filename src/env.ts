@@ -57,6 +57,7 @@ export const EnvSchema = Type.Object({
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000 }),
   PRESSURE_MAX_HEAP_BYTES: Type.Integer({ default: 0, minimum: 0 }),
   PRESSURE_MAX_RSS_BYTES: Type.Integer({ default: 0, minimum: 0 }),
+  HEAP_GROWING_PERCENT: Type.Integer({ default: 0, minimum: 0, maximum: 300, description: "V8's old-space growth between full collections, in percent of the live heap; 0 = V8's own (up to 4x)" }),
   PRESSURE_RETRY_AFTER_SECONDS: Type.Integer({ default: 10, minimum: 1, maximum: 3600 }),
 });
 

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,6 +8,7 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { cleanEnv, projectRoot } from '../../test/lifecycle/server-process.js';
 import { decide } from './jobs.js';
 import { refusedRange } from './outbound.js';
 import { MAX_ATTEMPTS, RETRY_SCHEDULE_MS, retryDelayMs, subscribes } from './service.js';
@@ -73,6 +75,7 @@ async function startSink(): Promise<Sink> {
       if (path.startsWith('/gone')) return void res.writeHead(410).end();
       if (path.startsWith('/redirect')) return void res.writeHead(302, { location: '/ok/redirected' }).end();
       if (path.startsWith('/hang')) return; // never answers: the delivery's timeout ends it
+      if (path.startsWith('/slow')) return void setTimeout(() => res.writeHead(204).end(), 25);
       res.writeHead(404).end();
     });
   });
@@ -636,6 +639,73 @@ describe.skipIf(!process.env.TEST_DATABASE_URL && !process.env.DATABASE_URL)('tw
     const delivered = await t.app.db.select().from(notificationOutbox).where(and(eq(notificationOutbox.channelId, ch.id), eq(notificationOutbox.status, 'delivered')));
     expect(delivered).toHaveLength(300);
   });
+});
+
+describe.skipIf(!process.env.TEST_DATABASE_URL && !process.env.DATABASE_URL)('two dispatchers in two processes on one PostgreSQL', () => {
+  /** A kernel process that drains the outbox once when told `go` (test/helpers/dispatcher-process.ts). */
+  function dispatcherProcess() {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/dispatcher-process.ts'], {
+      cwd: projectRoot,
+      env: cleanEnv({
+        DATABASE_URL: t.db.url!,
+        ADMIN_API_KEY: t.adminKey,
+        LOG_LEVEL: 'silent',
+        RUN_JOBS: 'false',
+        WEBHOOK_ALLOW_PRIVATE: 'true',
+        PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
+        // Small claims and a slow receiver, so both processes are claiming while the other delivers.
+        NOTIFY_DISPATCH_BATCH: '10',
+        NOTIFY_DISPATCH_CONCURRENCY: '4',
+      }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const waitFor = async (pattern: RegExp): Promise<RegExpMatchArray> => {
+      for (;;) {
+        const m = out.match(pattern);
+        if (m) return m;
+        if (child.exitCode !== null) throw new Error(`dispatcher process exited ${child.exitCode}: ${out} ${err}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    return { child, exited, waitFor };
+  }
+
+  it('never deliver one row twice', async () => {
+    const ch = await webhook('/slow/processes', ['test.processes']);
+    await t.app.db.update(notificationOutbox).set({ status: 'dead' }).where(eq(notificationOutbox.status, 'pending'));
+    const ids: string[] = [];
+    await t.app.db.transaction(async (tx) => {
+      for (let i = 0; i < 300; i++) ids.push(...(await t.app.notifications.service.enqueue(tx, { type: 'test.processes', payload: { i } }, { channelIds: [ch.id] })).items.map((x) => x.messageId));
+    });
+    const procs = [dispatcherProcess(), dispatcherProcess()];
+    try {
+      await Promise.all(procs.map((p) => p.waitFor(/^ready$/m)));
+      for (const p of procs) p.child.stdin.write('go\n');
+      const claimed = (await Promise.all(procs.map((p) => p.waitFor(/^claimed (\d+)$/m)))).map((m) => Number(m[1]));
+      expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0]);
+      // Both took part: otherwise one process did everything and the test proves nothing.
+      expect(claimed[0]! + claimed[1]!).toBe(300);
+      expect(claimed[0]).toBeGreaterThan(0);
+      expect(claimed[1]).toBeGreaterThan(0);
+    } finally {
+      for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
+    const counts = new Map<string, number>();
+    for (const r of sink.received) {
+      const id = r.headers['webhook-id'];
+      if (typeof id === 'string' && r.path === '/slow/processes') counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual([...ids].sort());
+    expect([...counts.values()].filter((n) => n > 1)).toEqual([]);
+    const delivered = await t.app.db.select().from(notificationOutbox).where(and(eq(notificationOutbox.channelId, ch.id), eq(notificationOutbox.status, 'delivered')));
+    expect(delivered).toHaveLength(300);
+    expect(delivered.every((r) => r.attempts === 1)).toBe(true);
+  }, 90_000);
 });
 
 it('keeps channel configs free of secrets in the table', async () => {

@@ -105,7 +105,7 @@ async function exportRows(t: TestApp) {
   // With --expose-gc: what the export left behind once garbage is collected.
   global.gc?.();
   const heap = process.memoryUsage().heapUsed;
-  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}, HEAP_GROWING_PERCENT=${t.app.env.HEAP_GROWING_PERCENT}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB (heap total ${fmt(peakHeap / 1048576)}, external ${fmt(peakExternal / 1048576)}), heap used ${fmt(heapBefore / 1048576)} MiB before, ${fmt(heap / 1048576)} MiB after)`];
+  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}, EXPORT_HEAP_GROWING_PERCENT=${t.app.env.EXPORT_HEAP_GROWING_PERCENT}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB (heap total ${fmt(peakHeap / 1048576)}, external ${fmt(peakExternal / 1048576)}), heap used ${fmt(heapBefore / 1048576)} MiB before, ${fmt(heap / 1048576)} MiB after)`];
 }
 
 /**
@@ -163,8 +163,7 @@ async function main() {
     RETENTION_BATCH_SIZE: 5000,
     RETENTION_BATCH_PAUSE_MS: 20,
     RETENTION_RUN_BUDGET_MS: 3_600_000,
-    // As the server would run with it (process-wide V8 setting; 0 = V8's own heuristic).
-    HEAP_GROWING_PERCENT: Number(process.env.HEAP_GROWING_PERCENT ?? 0),
+    ...(process.env.EXPORT_HEAP_GROWING_PERCENT !== undefined && { EXPORT_HEAP_GROWING_PERCENT: Number(process.env.EXPORT_HEAP_GROWING_PERCENT) }),
   });
   try {
     const parts = (process.env.BENCH_PARTS ?? 'webhooks,export,purge').split(',');

@@ -2,7 +2,6 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { IncomingMessage } from 'node:http';
-import { setFlagsFromString } from 'node:v8';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import pino from 'pino';
 import fp from 'fastify-plugin';
@@ -135,9 +134,6 @@ function packageVersion(): string {
  */
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const env = options.env ?? loadEnv();
-  // Process-wide and read by V8 at every full collection: bounds the garbage a stream of
-  // short-lived rows (an export) leaves in the old space before it is collected.
-  if (env.HEAP_GROWING_PERCENT > 0) setFlagsFromString(`--heap-growing-percent=${env.HEAP_GROWING_PERCENT}`);
   const packs = resolvePacks([...(options.packs ?? allPacks), ...(options.extraPacks ?? [])], env.PACKS_DISABLED);
 
   // Lines before Fastify's logger exists, to the same stream, so a first start (several seconds

@@ -50,6 +50,7 @@ export const EnvSchema = Type.Object({
   RETENTION_RUN_BUDGET_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 3_600_000, description: 'longest one category is purged per run (the job holds up this instance\'s other periodic jobs meanwhile); the rest waits for the next run' }),
   EXPORT_DIR: Type.String({ default: './data/exports', minLength: 1, maxLength: 1024, description: 'where export files are written' }),
   EXPORT_TTL_HOURS: Type.Integer({ default: 24, minimum: 1, maximum: 8760, description: 'how long an export file can be downloaded before the expiry job deletes it' }),
+  EXPORT_HEAP_GROWING_PERCENT: Type.Integer({ default: 100, minimum: 0, maximum: 300, description: "while an export runs, V8's old space may grow this far past the live heap before a full collection (percent); 0 = V8's own heuristic (up to 4x)" }),
   EXPORT_BATCH_SIZE: Type.Integer({ default: 5000, minimum: 1, maximum: 100_000, description: 'rows an export reads per query (memory holds one batch)' }),
   EXPORT_EXPIRY_INTERVAL_MS: Type.Integer({ default: 600_000, minimum: 1000, maximum: 86_400_000, description: 'how often expired export files are deleted' }),
   SHUTDOWN_DELAY_MS: Type.Integer({ default: 0, minimum: 0, maximum: 120_000, description: 'time between failing readiness and closing the listener' }),
@@ -57,7 +58,6 @@ export const EnvSchema = Type.Object({
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000 }),
   PRESSURE_MAX_HEAP_BYTES: Type.Integer({ default: 0, minimum: 0 }),
   PRESSURE_MAX_RSS_BYTES: Type.Integer({ default: 0, minimum: 0 }),
-  HEAP_GROWING_PERCENT: Type.Integer({ default: 0, minimum: 0, maximum: 300, description: "V8's old-space growth between full collections, in percent of the live heap; 0 = V8's own (up to 4x)" }),
   PRESSURE_RETRY_AFTER_SECONDS: Type.Integer({ default: 10, minimum: 1, maximum: 3600 }),
 });
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { and, asc, eq, gte, lt } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
+import { heapGrowthBound } from '../../src/heap-growth.js';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { systemLogs } from '../system-log/table.js';
 import { csvCell } from './formats.js';
@@ -220,6 +221,34 @@ describe('exports', () => {
     expect(writes.length).toBeGreaterThanOrEqual(Math.ceil(total / 5));
     // Backpressure: nothing was read from the database while a write was pending.
     for (const w of writes) expect(w.queriesAtEnd).toBe(w.queriesAtStart);
+  });
+
+  it('bounds V8 heap growth while it streams, and releases the bound when it ends, failed ones too', async () => {
+    const seen: number[] = [];
+    const bounded = (fail: boolean) =>
+      createExporter({
+        service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, heapGrowingPercent: 70, log: t.app.log,
+        openSink: async (path) => {
+          const handle = await open(path, 'wx');
+          return {
+            write: async (data) => {
+              seen.push(heapGrowthBound());
+              if (fail) throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+              await handle.write(data);
+            },
+            close: () => handle.close(),
+          };
+        },
+      });
+    const ok = await startExport({ dataset: 'system_logs' });
+    await bounded(false).run(ok.id);
+    expect((await get(ok.id)).status).toBe('succeeded');
+    const failing = await startExport({ dataset: 'system_logs' });
+    await bounded(true).run(failing.id);
+    expect((await get(failing.id)).status).toBe('failed');
+    expect(seen.length).toBeGreaterThan(1);
+    expect(new Set(seen)).toEqual(new Set([70]));
+    expect(heapGrowthBound()).toBe(0);
   });
 
   it('stops a running export when it is cancelled and leaves no partial file', async () => {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -9,11 +10,12 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { createTestApp, type TestApp } from '../test/helpers/app.js';
 import { serverUrl } from '../test/helpers/database.js';
+import { cleanEnv, projectRoot } from '../test/lifecycle/server-process.js';
 
 // `npm run bench:data` (PostgreSQL: TEST_DATABASE_URL or DATABASE_URL): the data layer's issue
 // targets, on a fresh database of its own, in this process.
-// 1. Webhook deliveries per second to a loopback sink, one dispatcher and then two on one
-//    PostgreSQL, counting duplicate deliveries (by webhook-id).
+// 1. Webhook deliveries per second to a loopback sink, one dispatcher, two in this process, then
+//    two in two processes, on one PostgreSQL, counting duplicate deliveries (by webhook-id).
 // 2. Export rows per second and RSS growth for BENCH_EXPORT_ROWS system_logs rows (NDJSON).
 // 3. A purge of BENCH_PURGE_ROWS rows while writes continue: p99 of those writes before and during.
 
@@ -67,8 +69,43 @@ async function webhooks(t: TestApp) {
     const duplicates = [...target.seen.values()].reduce((sum, n) => sum + n - 1, 0);
     lines.push(`webhooks  ${label.padEnd(14)} ${fmt(DELIVERIES / seconds).padStart(8)} deliveries/s  (${fmt(DELIVERIES)} in ${seconds.toFixed(1)} s, claimed ${claimed.join(' + ')}, ${target.seen.size} distinct ids, ${duplicates} duplicates)`);
   }
+  // Two dispatchers in two processes (kernels of their own, test/helpers/dispatcher-process.ts):
+  // the deployment the no-duplicates target is about, each with its own event loop and pool.
+  target.seen.clear();
+  await enqueue(t.app, channelId, DELIVERIES);
+  const procs = [dispatcherProcess(t), dispatcherProcess(t)];
+  try {
+    await Promise.all(procs.map((p) => p.line(/^ready$/m)));
+    const start = performance.now();
+    for (const p of procs) p.child.stdin.write('go\n');
+    const claimed = (await Promise.all(procs.map((p) => p.line(/^claimed (\d+)$/m)))).map((m) => m[1]);
+    const seconds = (performance.now() - start) / 1000;
+    const duplicates = [...target.seen.values()].reduce((sum, n) => sum + n - 1, 0);
+    lines.push(`webhooks  ${'2 processes'.padEnd(14)} ${fmt(DELIVERIES / seconds).padStart(8)} deliveries/s  (${fmt(DELIVERIES)} in ${seconds.toFixed(1)} s, claimed ${claimed.join(' + ')}, ${target.seen.size} distinct ids, ${duplicates} duplicates)`);
+  } finally {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  }
   await target.close();
   return lines;
+}
+
+function dispatcherProcess(t: TestApp) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/dispatcher-process.ts'], {
+    cwd: projectRoot,
+    env: cleanEnv({ DATABASE_URL: t.db.url!, ADMIN_API_KEY: t.adminKey, LOG_LEVEL: 'silent', RUN_JOBS: 'false', WEBHOOK_ALLOW_PRIVATE: 'true', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0', NOTIFY_DISPATCH_BATCH: '500', NOTIFY_DISPATCH_CONCURRENCY: '64' }),
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const line = async (pattern: RegExp): Promise<RegExpMatchArray> => {
+    for (;;) {
+      const m = out.match(pattern);
+      if (m) return m;
+      if (child.exitCode !== null) throw new Error(`dispatcher process exited ${child.exitCode}: ${out}`);
+      await sleep(10);
+    }
+  };
+  return { child, line };
 }
 
 async function seedLogs(app: FastifyInstance, n: number, daysAgo: number) {
@@ -89,7 +126,14 @@ async function exportRows(t: TestApp) {
   const before = process.memoryUsage().rss;
   const heapBefore = process.memoryUsage().heapUsed;
   let peak = before;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  let peakHeap = 0;
+  let peakExternal = 0;
+  const sampler = setInterval(() => {
+    const m = process.memoryUsage();
+    peak = Math.max(peak, m.rss);
+    peakHeap = Math.max(peakHeap, m.heapTotal);
+    peakExternal = Math.max(peakExternal, m.external);
+  }, 20);
   const start = performance.now();
   await t.app.jobs.runDueQueued(1);
   const seconds = (performance.now() - start) / 1000;
@@ -98,7 +142,7 @@ async function exportRows(t: TestApp) {
   // With --expose-gc: what the export left behind once garbage is collected.
   global.gc?.();
   const heap = process.memoryUsage().heapUsed;
-  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB, heap ${fmt(heapBefore / 1048576)} MiB before, ${fmt(heap / 1048576)} MiB after)`];
+  return [`export    ndjson         ${fmt(done.rowsExported / seconds).padStart(8)} rows/s        (${fmt(done.rowsExported)} rows, ${fmt(done.sizeBytes / 1048576)} MiB in ${seconds.toFixed(1)} s, ${done.status}, EXPORT_HEAP_GROWING_PERCENT=${t.app.env.EXPORT_HEAP_GROWING_PERCENT}; RSS growth ${fmt((peak - before) / 1048576)} MiB, peak ${fmt(peak / 1048576)} MiB (heap total ${fmt(peakHeap / 1048576)}, external ${fmt(peakExternal / 1048576)}), heap used ${fmt(heapBefore / 1048576)} MiB before, ${fmt(heap / 1048576)} MiB after)`];
 }
 
 /**
@@ -156,6 +200,7 @@ async function main() {
     RETENTION_BATCH_SIZE: 5000,
     RETENTION_BATCH_PAUSE_MS: 20,
     RETENTION_RUN_BUDGET_MS: 3_600_000,
+    ...(process.env.EXPORT_HEAP_GROWING_PERCENT !== undefined && { EXPORT_HEAP_GROWING_PERCENT: Number(process.env.EXPORT_HEAP_GROWING_PERCENT) }),
   });
   try {
     const parts = (process.env.BENCH_PARTS ?? 'webhooks,export,purge').split(',');

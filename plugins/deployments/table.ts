@@ -103,5 +103,6 @@ export const smokeTestResults = pgTable(
     error: text('error'),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
-  (t) => [index('smoke_test_results_run_idx').on(t.runId, t.id)],
+  // The time index serves the retention purge and time-ranged exports (created_at, then id for keyset order).
+  (t) => [index('smoke_test_results_run_idx').on(t.runId, t.id), index('smoke_test_results_created_idx').on(t.createdAt, t.id)],
 );

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { and, asc, eq, gte, lt } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
+import { heapGrowthBound } from '../../src/heap-growth.js';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { systemLogs } from '../system-log/table.js';
 import { csvCell } from './formats.js';
@@ -194,6 +195,74 @@ describe('exports', () => {
   /** An exporter on the same database whose file writes go through `openSink`. */
   const exporterWith = (openSink: OpenSink) =>
     createExporter({ service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, log: t.app.log, openSink });
+
+  it('streams: never more than one page of rows in hand, and no next page is read before the file took the last one', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    const total = (await t.app.db.select({ id: systemLogs.id }).from(systemLogs)).length;
+    // The exporter's own reads, counted on the real database handle (other work of the instance is not).
+    let pageReads = 0;
+    const db = new Proxy(t.app.db, {
+      get(target, prop, receiver) {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (prop === 'select' && typeof value === 'function') return (...args: unknown[]) => (pageReads++, Reflect.apply(value, target, args));
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const writes: { lines: number; readsAtStart: number; readsAtEnd: number }[] = [];
+    const exporter = createExporter({
+      service: t.app.exports.service, db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, log: t.app.log,
+      openSink: async (path) => {
+        const handle = await open(path, 'wx');
+        return {
+          write: async (data) => {
+            const readsAtStart = pageReads;
+            // A slow disk: the write is held a few turns of the event loop; a prefetching exporter would read meanwhile.
+            for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+            await handle.write(data);
+            writes.push({ lines: data.toString('utf8').split('\n').length - 1, readsAtStart, readsAtEnd: pageReads });
+          },
+          close: () => handle.close(),
+        };
+      },
+    });
+    await exporter.run(job.id);
+    expect((await get(job.id)).status).toBe('succeeded');
+    // batchSize 5: every write carries at most one page, and every page gets a write of its own.
+    expect(writes.reduce((n, w) => n + w.lines, 0)).toBe(total);
+    expect(Math.max(...writes.map((w) => w.lines))).toBeLessThanOrEqual(5);
+    expect(writes.length).toBeGreaterThanOrEqual(Math.ceil(total / 5));
+    expect(pageReads).toBeGreaterThanOrEqual(Math.ceil(total / 5));
+    // Backpressure: nothing was read from the database while a write was pending.
+    for (const w of writes) expect(w.readsAtEnd).toBe(w.readsAtStart);
+  });
+
+  it('bounds V8 heap growth while it streams, and releases the bound when it ends, failed ones too', async () => {
+    const seen: number[] = [];
+    const bounded = (fail: boolean) =>
+      createExporter({
+        service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, heapGrowingPercent: 70, log: t.app.log,
+        openSink: async (path) => {
+          const handle = await open(path, 'wx');
+          return {
+            write: async (data) => {
+              seen.push(heapGrowthBound());
+              if (fail) throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+              await handle.write(data);
+            },
+            close: () => handle.close(),
+          };
+        },
+      });
+    const ok = await startExport({ dataset: 'system_logs' });
+    await bounded(false).run(ok.id);
+    expect((await get(ok.id)).status).toBe('succeeded');
+    const failing = await startExport({ dataset: 'system_logs' });
+    await bounded(true).run(failing.id);
+    expect((await get(failing.id)).status).toBe('failed');
+    expect(seen.length).toBeGreaterThan(1);
+    expect(new Set(seen)).toEqual(new Set([70]));
+    expect(heapGrowthBound()).toBe(0);
+  });
 
   it('stops a running export when it is cancelled and leaves no partial file', async () => {
     const job = await startExport({ dataset: 'system_logs' });

@@ -62,6 +62,7 @@ export default definePack({
       dir,
       ttlMs: app.env.EXPORT_TTL_HOURS * 3_600_000,
       batchSize: app.env.EXPORT_BATCH_SIZE,
+      heapGrowingPercent: app.env.EXPORT_HEAP_GROWING_PERCENT,
       log: app.log.child({ component: 'exports' }),
       async onFinished({ id, dataset, status, rows, error }) {
         finished.inc({ dataset, status });

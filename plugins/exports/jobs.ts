@@ -6,6 +6,7 @@ import { and, asc, getTableColumns, gt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import type { RetentionRegistry } from '../../src/retention.js';
 import type { SnapshotItem, SnapshotRegistry } from '../../src/snapshot.js';
+import { boundHeapGrowth } from '../../src/heap-growth.js';
 import { safeMessage } from '../../src/secrets.js';
 import { csvLine, ndjsonLine, type Row } from './formats.js';
 import { SNAPSHOT_KIND } from './schemas.js';
@@ -50,6 +51,8 @@ export interface ExporterDeps {
   dir: string;
   ttlMs: number;
   batchSize: number;
+  /** V8 old-space growth bound while rows stream (`EXPORT_HEAP_GROWING_PERCENT`; 0 = none). */
+  heapGrowingPercent?: number;
   log: FastifyBaseLogger;
   openSink?: OpenSink;
   /** Told about every finished export (metrics, the `export.finished` notification); awaited, its errors logged. */
@@ -136,6 +139,9 @@ export function createExporter(deps: ExporterDeps): Exporter {
         size += data.length;
         await sink!.write(data);
       };
+      // Rows are short-lived but arrive fast enough that V8 promotes some; without a bound it lets
+      // that garbage reach up to 4x the live heap before collecting it (src/heap-growth.ts).
+      const releaseHeapBound = boundHeapGrowth(deps.heapGrowingPercent ?? 0);
       try {
         await mkdir(dir, { recursive: true });
         await removeQuietly(part); // a run that died before may have left one
@@ -196,6 +202,8 @@ export function createExporter(deps: ExporterDeps): Exporter {
         log.warn({ exportId: id, err: { message: error } }, 'export failed');
         await service.finish(id, { status: 'failed', rows, error });
         await finished({ id, dataset: job.dataset, status: 'failed', rows, error });
+      } finally {
+        releaseHeapBound();
       }
     },
 

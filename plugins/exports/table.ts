@@ -41,6 +41,8 @@ export const exportJobs = pgTable(
     index('export_jobs_status_idx').on(t.status, t.id),
     index('export_jobs_dataset_idx').on(t.dataset, t.id),
     index('export_jobs_expires_idx').on(t.expiresAt),
+    // The time column of the export_jobs retention category and dataset.
+    index('export_jobs_created_idx').on(t.createdAt, t.id),
     check('export_jobs_status_check', sql`${t.status} in ('queued', 'running', 'succeeded', 'failed', 'cancelled')`),
     check('export_jobs_format_check', sql`${t.format} in ('ndjson', 'csv', 'json')`),
   ],

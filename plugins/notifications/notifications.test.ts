@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { LookupAddress } from 'node:dns';
 import type { AddressInfo } from 'node:net';
 import { and, eq } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
@@ -7,8 +9,9 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { cleanEnv, projectRoot } from '../../test/lifecycle/server-process.js';
 import { decide } from './jobs.js';
-import { refusedRange } from './outbound.js';
+import { guardedLookup, refusedRange, type ResolveAll } from './outbound.js';
 import { MAX_ATTEMPTS, RETRY_SCHEDULE_MS, retryDelayMs, subscribes } from './service.js';
 import { secretKey, signature } from './standard-webhooks.js';
 import { notificationChannels, notificationOutbox } from './table.js';
@@ -73,6 +76,7 @@ async function startSink(): Promise<Sink> {
       if (path.startsWith('/gone')) return void res.writeHead(410).end();
       if (path.startsWith('/redirect')) return void res.writeHead(302, { location: '/ok/redirected' }).end();
       if (path.startsWith('/hang')) return; // never answers: the delivery's timeout ends it
+      if (path.startsWith('/slow')) return void setTimeout(() => res.writeHead(204).end(), 25);
       res.writeHead(404).end();
     });
   });
@@ -478,6 +482,17 @@ describe('SSRF guard', () => {
       ['0.0.0.0', 'unspecified'],
       ['::', 'unspecified'],
       ['224.0.0.1', 'multicast'],
+      ['::7f00:1', 'IPv4-compatible'],
+      ['::ffff:0:7f00:1', 'IPv4-translated'],
+      ['64:ff9b::7f00:1', 'NAT64'],
+      ['2001::1', 'Teredo'],
+      ['2002:7f00:1::', '6to4 of loopback'],
+      ['2002:c0a8:101::1', '6to4 of private'],
+      ['2002::1', '6to4 of unspecified'],
+      ['fe80::1%eth0', 'scoped (zone id)'],
+      ['255.255.255.255', 'reserved'],
+      ['2002:808:808::1', null],
+      ['2001:4860:4860::8888', null],
       ['8.8.8.8', null],
       ['172.32.0.1', null],
       ['100.128.0.1', null],
@@ -502,20 +517,88 @@ describe('SSRF guard', () => {
       expect(sms.statusCode).toBe(422);
     });
 
-    it('refuses, after DNS resolution, a name that resolves to loopback: dead at once, nothing sent', async () => {
+    it('refuses every spelling of a refused address the URL parser accepts, localhost names and zone ids (422 or 400)', async () => {
       const port = new URL(sink.url).port;
-      const res = await t.inject({ method: 'POST', url: CHANNELS, payload: { name: `ssrf-dns-${++seq}`, type: 'webhook', events: ['test.ssrf'], config: { url: `http://localhost:${port}/ok/ssrf`, secretEnvs: ['NOTIFY_SECRET_TEST_A'] } } }, strict);
-      expect(res.statusCode, res.body).toBe(201);
-      const { items } = await notify('test.ssrf', {}, [res.json().id]);
-      expect(await drain(strict)).toBe(1);
-      const r = await row(items[0]!.id);
-      expect(r.status).toBe('dead');
-      expect(r.lastError).toMatch(/refused: target localhost resolves to loopback address (127\.0\.0\.1|::1)/);
+      const refused = [
+        'http://2130706433/', // decimal
+        'http://0x7f.1/', // hex, shortened
+        'http://0x7f000001/',
+        'http://017700000001/', // octal
+        'http://127.1/',
+        'http://127.0.0.1./', // trailing dot
+        'http://%31%32%37.0.0.1/', // percent-encoded
+        'http://0/', // 0.0.0.0
+        'http://[::]/',
+        'http://[::ffff:127.0.0.1]/',
+        'http://[::ffff:7f00:1]/',
+        'http://[0:0:0:0:0:ffff:127.0.0.1]/',
+        'http://[::127.0.0.1]/', // IPv4-compatible
+        'http://[::ffff:0:7f00:1]/', // IPv4-translated
+        'http://[64:ff9b::127.0.0.1]/', // NAT64
+        'http://[2002:7f00:1::]/', // 6to4 of 127.0.0.1
+        `http://localhost:${port}/ok/`,
+        'http://localhost./',
+        'http://LOCALHOST/',
+        'http://api.localhost/',
+      ];
+      for (const url of refused) {
+        const res = await t.inject({ method: 'POST', url: CHANNELS, payload: { name: `ssrf-${++seq}`, type: 'webhook', events: ['x.y'], config: { url, secretEnvs: ['NOTIFY_SECRET_TEST_A'] } } }, strict);
+        expect(res.statusCode, `${url}: ${res.body}`).toBe(422);
+        expect(res.json().detail).toContain('WEBHOOK_ALLOW_PRIVATE');
+      }
+      // Not a URL the parser takes (zone id), or one with credentials: 400 before any address check.
+      for (const url of ['http://[fe80::1%25eth0]/', 'http://user@127.0.0.1/', 'http://user:pw@8.8.8.8/', 'http://8.8.8.8@127.0.0.1/']) {
+        const res = await t.inject({ method: 'POST', url: CHANNELS, payload: { name: `ssrf-${++seq}`, type: 'webhook', events: ['x.y'], config: { url, secretEnvs: ['NOTIFY_SECRET_TEST_A'] } } }, strict);
+        expect(res.statusCode, `${url}: ${res.body}`).toBe(400);
+      }
+    });
+
+    it('delivers to those spellings only with WEBHOOK_ALLOW_PRIVATE=true (the guard is what refused them)', async () => {
+      const port = new URL(sink.url).port;
+      for (const host of ['2130706433', '0x7f.1', '017700000001', 'localhost']) {
+        const ch = await createChannel({ type: 'webhook', events: ['test.spelling'], config: { url: `http://${host}:${port}/ok/spelling-${host}`, secretEnvs: ['NOTIFY_SECRET_TEST_A'] } });
+        const { items } = await notify('test.spelling', {}, [ch.id]);
+        await drain();
+        expect((await row(items[0]!.id)).status, host).toBe('delivered');
+        expect(receivedFor(items[0]!.messageId), host).toHaveLength(1);
+      }
+    });
+
+    it('refuses a localhost name at delivery: dead at once, nothing sent (a channel created while private targets were allowed)', async () => {
+      const port = new URL(sink.url).port;
+      for (const host of ['localhost', 'localhost.']) {
+        const ch = await createChannel({ type: 'webhook', events: ['test.ssrf'], config: { url: `http://${host}:${port}/ok/ssrf`, secretEnvs: ['NOTIFY_SECRET_TEST_A'] } });
+        await t.app.db.update(notificationOutbox).set({ status: 'dead' }).where(eq(notificationOutbox.status, 'pending'));
+        const { items } = await notify('test.ssrf', {}, [ch.id]);
+        expect(await drain(strict)).toBe(1);
+        const r = await row(items[0]!.id);
+        expect(r.status).toBe('dead');
+        expect(r.lastError).toContain(`refused: target ${host} is a loopback name`);
+        // The channel test answers the same refusal.
+        const tested = await t.inject({ method: 'POST', url: `${CHANNELS}/${ch.id}/test` }, strict);
+        expect(tested.json()).toMatchObject({ ok: false });
+        expect(tested.json().error).toContain('loopback');
+      }
       expect(sink.received.some((x) => x.path === '/ok/ssrf')).toBe(false);
-      // The channel test answers the same refusal.
-      const tested = await t.inject({ method: 'POST', url: `${CHANNELS}/${res.json().id}/test` }, strict);
-      expect(tested.json()).toMatchObject({ ok: false });
-      expect(tested.json().error).toContain('loopback');
+    });
+
+    it('checks every address a name resolves to: one refused address refuses the name', async () => {
+      const answers: Record<string, LookupAddress[]> = {
+        'mixed.example': [{ address: '93.184.216.34', family: 4 }, { address: '10.0.0.7', family: 4 }],
+        'mixed6.example': [{ address: '2606:4700::1111', family: 6 }, { address: '::ffff:169.254.169.254', family: 6 }],
+        'public.example': [{ address: '93.184.216.34', family: 4 }, { address: '2606:4700::1111', family: 6 }],
+      };
+      const resolve: ResolveAll = (hostname, _options, callback) => callback(null, answers[hostname] ?? []);
+      const lookup = (allowPrivate: boolean, hostname: string, all: boolean) =>
+        new Promise<{ err: Error | null; address: unknown }>((done) => guardedLookup(allowPrivate, resolve)(hostname, { all }, (err, address) => done({ err, address })));
+      expect((await lookup(false, 'mixed.example', true)).err?.message).toMatch(/target mixed\.example resolves to private address 10\.0\.0\.7/);
+      expect((await lookup(false, 'mixed.example', false)).err?.message).toContain('private address 10.0.0.7');
+      expect((await lookup(false, 'mixed6.example', true)).err?.message).toContain('IPv4-mapped address ::ffff:169.254.169.254');
+      expect(await lookup(false, 'public.example', true)).toEqual({ err: null, address: answers['public.example'] });
+      expect(await lookup(false, 'public.example', false)).toEqual({ err: null, address: '93.184.216.34' });
+      expect((await lookup(false, 'localhost.', true)).err?.message).toContain('loopback name');
+      expect(await lookup(true, 'mixed.example', true)).toEqual({ err: null, address: answers['mixed.example'] });
+      expect((await lookup(false, 'nothing.example', true)).err).toMatchObject({ code: 'ENOTFOUND' });
     });
 
     it('refuses an IPv4-mapped literal at delivery too (a channel created while private targets were allowed)', async () => {
@@ -636,6 +719,73 @@ describe.skipIf(!process.env.TEST_DATABASE_URL && !process.env.DATABASE_URL)('tw
     const delivered = await t.app.db.select().from(notificationOutbox).where(and(eq(notificationOutbox.channelId, ch.id), eq(notificationOutbox.status, 'delivered')));
     expect(delivered).toHaveLength(300);
   });
+});
+
+describe.skipIf(!process.env.TEST_DATABASE_URL && !process.env.DATABASE_URL)('two dispatchers in two processes on one PostgreSQL', () => {
+  /** A kernel process that drains the outbox once when told `go` (test/helpers/dispatcher-process.ts). */
+  function dispatcherProcess() {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/dispatcher-process.ts'], {
+      cwd: projectRoot,
+      env: cleanEnv({
+        DATABASE_URL: t.db.url!,
+        ADMIN_API_KEY: t.adminKey,
+        LOG_LEVEL: 'silent',
+        RUN_JOBS: 'false',
+        WEBHOOK_ALLOW_PRIVATE: 'true',
+        PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
+        // Small claims and a slow receiver, so both processes are claiming while the other delivers.
+        NOTIFY_DISPATCH_BATCH: '10',
+        NOTIFY_DISPATCH_CONCURRENCY: '4',
+      }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const waitFor = async (pattern: RegExp): Promise<RegExpMatchArray> => {
+      for (;;) {
+        const m = out.match(pattern);
+        if (m) return m;
+        if (child.exitCode !== null) throw new Error(`dispatcher process exited ${child.exitCode}: ${out} ${err}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    return { child, exited, waitFor };
+  }
+
+  it('never deliver one row twice', async () => {
+    const ch = await webhook('/slow/processes', ['test.processes']);
+    await t.app.db.update(notificationOutbox).set({ status: 'dead' }).where(eq(notificationOutbox.status, 'pending'));
+    const ids: string[] = [];
+    await t.app.db.transaction(async (tx) => {
+      for (let i = 0; i < 300; i++) ids.push(...(await t.app.notifications.service.enqueue(tx, { type: 'test.processes', payload: { i } }, { channelIds: [ch.id] })).items.map((x) => x.messageId));
+    });
+    const procs = [dispatcherProcess(), dispatcherProcess()];
+    try {
+      await Promise.all(procs.map((p) => p.waitFor(/^ready$/m)));
+      for (const p of procs) p.child.stdin.write('go\n');
+      const claimed = (await Promise.all(procs.map((p) => p.waitFor(/^claimed (\d+)$/m)))).map((m) => Number(m[1]));
+      expect(await Promise.all(procs.map((p) => p.exited))).toEqual([0, 0]);
+      // Both took part: otherwise one process did everything and the test proves nothing.
+      expect(claimed[0]! + claimed[1]!).toBe(300);
+      expect(claimed[0]).toBeGreaterThan(0);
+      expect(claimed[1]).toBeGreaterThan(0);
+    } finally {
+      for (const p of procs) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
+    const counts = new Map<string, number>();
+    for (const r of sink.received) {
+      const id = r.headers['webhook-id'];
+      if (typeof id === 'string' && r.path === '/slow/processes') counts.set(id, (counts.get(id) ?? 0) + 1);
+    }
+    expect([...counts.keys()].sort()).toEqual([...ids].sort());
+    expect([...counts.values()].filter((n) => n > 1)).toEqual([]);
+    const delivered = await t.app.db.select().from(notificationOutbox).where(and(eq(notificationOutbox.channelId, ch.id), eq(notificationOutbox.status, 'delivered')));
+    expect(delivered).toHaveLength(300);
+    expect(delivered.every((r) => r.attempts === 1)).toBe(true);
+  }, 90_000);
 });
 
 it('keeps channel configs free of secrets in the table', async () => {

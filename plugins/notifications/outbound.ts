@@ -8,7 +8,10 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
  * loopback, private, link-local, CGNAT, unique-local, IPv4-mapped (or otherwise not a public
  * unicast address) is refused unless `WEBHOOK_ALLOW_PRIVATE=true`. The check runs on the
  * addresses DNS returned, inside the socket's own lookup, so the address checked is the address
- * connected to (no DNS-rebinding window). Redirects are not followed: a 3xx is a failed delivery.
+ * connected to (no DNS-rebinding window), and every address of a name is checked, not just the
+ * first. IP literals in any spelling the URL parser accepts (`2130706433`, `0x7f.1`, `127.1`,
+ * `[::ffff:7f00:1]`) reach the check in their normal form; `localhost` names are refused by
+ * name. Redirects are not followed: a 3xx is a failed delivery.
  */
 const RANGES: ReadonlyArray<{ reason: string; v4?: Array<[string, number]>; v6?: Array<[string, number]> }> = [
   { reason: 'unspecified', v4: [['0.0.0.0', 8]], v6: [['::', 128]] },
@@ -18,8 +21,14 @@ const RANGES: ReadonlyArray<{ reason: string; v4?: Array<[string, number]>; v6?:
   { reason: 'CGNAT', v4: [['100.64.0.0', 10]] },
   { reason: 'unique-local', v6: [['fc00::', 7]] },
   { reason: 'IPv4-mapped', v6: [['::ffff:0:0', 96]] },
+  // Older ways of writing an IPv4 address inside IPv6 (`::7f00:1`, `::ffff:0:7f00:1`): a stack
+  // that still honours them reaches the IPv4 address, so none is a public IPv6 target.
+  { reason: 'IPv4-compatible', v6: [['::', 96]] },
+  { reason: 'IPv4-translated', v6: [['::ffff:0:0:0', 96]] },
   { reason: 'NAT64', v6: [['64:ff9b::', 96], ['64:ff9b:1::', 48]] },
-  { reason: 'reserved', v4: [['192.0.0.0', 24], ['192.0.2.0', 24], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24], ['240.0.0.0', 4]], v6: [['100::', 64], ['2001:db8::', 32]] },
+  // Teredo hides the IPv4 address it tunnels to; 6to4 is checked by its embedded address below.
+  { reason: 'Teredo', v6: [['2001::', 32]] },
+  { reason: 'reserved', v4: [['192.0.0.0', 24], ['192.0.2.0', 24], ['192.88.99.0', 24], ['198.18.0.0', 15], ['198.51.100.0', 24], ['203.0.113.0', 24], ['240.0.0.0', 4]], v6: [['100::', 64], ['2001:db8::', 32]] },
   { reason: 'multicast', v4: [['224.0.0.0', 4]], v6: [['ff00::', 8]] },
 ];
 
@@ -35,15 +44,42 @@ const listsOf = (family: 'ipv4' | 'ipv6') =>
   });
 const LISTS = { ipv4: listsOf('ipv4'), ipv6: listsOf('ipv6') };
 const IPV4_MAPPED = LISTS.ipv6.find((l) => l.reason === 'IPv4-mapped')!.list;
+const SIX_TO_FOUR = new BlockList();
+SIX_TO_FOUR.addSubnet('2002::', 16, 'ipv6');
+
+/** The IPv4 address a 6to4 address (2002:AABB:CCDD::/48) routes to. */
+function sixToFourTarget(address: string): string {
+  // The URL parser writes the address in its normal form: hex groups, at most one `::`, no dotted tail.
+  const [head = '', tail] = new URL(`http://[${address}]/`).hostname.slice(1, -1).split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right].map((g) => parseInt(g, 16));
+  const [hi = 0, lo = 0] = [groups[1], groups[2]];
+  return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.');
+}
 
 /** Why `address` may not be a target (`'loopback'`, `'private'`, ...), or null for a public address. */
 export function refusedRange(address: string): string | null {
+  // A zone id (`fe80::1%eth0`) names an interface, which only local addresses need.
+  if (address.includes('%')) return 'scoped (zone id)';
   const family = isIP(address);
   if (family === 0) return 'not an IP address';
   if (family === 6 && IPV4_MAPPED.check(address, 'ipv6')) return 'IPv4-mapped';
   const type = family === 4 ? 'ipv4' : 'ipv6';
-  return LISTS[type].find((l) => l.list.check(address, type))?.reason ?? null;
+  const reason = LISTS[type].find((l) => l.list.check(address, type))?.reason ?? null;
+  if (reason === null && family === 6 && SIX_TO_FOUR.check(address, 'ipv6')) {
+    const inner = refusedRange(sixToFourTarget(address));
+    return inner && `6to4 of ${inner}`;
+  }
+  return reason;
 }
+
+/**
+ * `localhost` and every name under it (RFC 6761 §6.3), with or without the final dot: local by
+ * definition, whatever DNS says (a resolver may not know `localhost.`, which would turn the
+ * refusal into a retried lookup error).
+ */
+export const isLocalName = (host: string): boolean => /(^|\.)localhost\.?$/i.test(host);
 
 /** A delivery the guard refused: the same answer on every attempt, so the row goes dead at once. */
 export class TargetRefusedError extends Error {
@@ -59,14 +95,22 @@ export const hostOf = (url: URL): string => url.hostname.replace(/^\[|\]$/g, '')
 /** A refusal for a URL whose host is an IP literal (no DNS involved), or null. */
 export function refuseLiteral(url: URL, allowPrivate: boolean): TargetRefusedError | null {
   const host = hostOf(url);
-  if (allowPrivate || isIP(host) === 0) return null;
+  if (allowPrivate) return null;
+  if (isLocalName(host)) return new TargetRefusedError(`target ${host} is a loopback name; set WEBHOOK_ALLOW_PRIVATE=true to allow it`);
+  if (isIP(host) === 0) return null;
   const reason = refusedRange(host);
   return reason ? refusal(host, host, reason) : null;
 }
 
-function guardedLookup(allowPrivate: boolean): LookupFunction {
+/** `dns.lookup` with `all: true`, the one resolver call the guard makes (a seam for tests). */
+export type ResolveAll = (hostname: string, options: LookupOptions & { all: true }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
+const resolveAll: ResolveAll = (hostname, options, callback) => dnsLookup(hostname, options, callback);
+
+/** The socket lookup that refuses a name when any of its addresses is in a refused range. */
+export function guardedLookup(allowPrivate: boolean, resolve: ResolveAll = resolveAll): LookupFunction {
   return (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (!allowPrivate && isLocalName(hostname)) return callback(new TargetRefusedError(`target ${hostname} is a loopback name; set WEBHOOK_ALLOW_PRIVATE=true to allow it`), '');
+    resolve(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, '');
       if (!allowPrivate) {
         // Every address, not just the first: the socket may fall back to any of them.
@@ -117,6 +161,8 @@ export function createOutboundHttp({ allowPrivate, userAgent }: { allowPrivate: 
     post(url, body, headers, { timeoutMs, signal }) {
       const refused = refuseLiteral(url, allowPrivate);
       if (refused) return Promise.reject(refused);
+      // Checked at channel creation too; here for a URL stored before that check existed.
+      if (url.username || url.password) return Promise.reject(new TargetRefusedError('target URL carries credentials'));
       if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.reject(new TargetRefusedError(`scheme ${url.protocol} is not http or https`));
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
       return new Promise<HttpAnswer>((resolve, reject) => {

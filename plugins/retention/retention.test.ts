@@ -1,4 +1,5 @@
 import { asc, eq, sql } from 'drizzle-orm';
+import { getTableConfig } from 'drizzle-orm/pg-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lockKey, queryRows } from '../../db/client.js';
 import { adminOperations, auditChainAnchor } from '../../src/audit/table.js';
@@ -43,6 +44,22 @@ describe('categories and policies', () => {
     );
     expect(items.find((c) => c.name === 'admin_operations')).toMatchObject({ table: 'admin_operations', timeColumn: 'occurred_at', minRetainDays: 365, defaultRetainDays: 365 });
     expect(items.find((c) => c.name === 'system_logs')).toMatchObject({ minRetainDays: 1, defaultRetainDays: 30 });
+  });
+
+  it('every category (and so every export dataset) has an index led by its time column, for the purge and time-ranged exports', async () => {
+    const categories = t.app.retention.list();
+    expect(categories.length).toBeGreaterThanOrEqual(9);
+    for (const c of categories) {
+      const table = getTableConfig(c.table).name;
+      // pg_index.indkey[0]: the first column of each index on the table.
+      const rows = await queryRows<{ name: string }>(
+        t.app.db,
+        sql`select i.relname as name from pg_index x join pg_class i on i.oid = x.indexrelid join pg_class r on r.oid = x.indrelid
+            join pg_attribute a on a.attrelid = r.oid and a.attnum = x.indkey[0]
+            where r.relname = ${table} and r.relnamespace = 'public'::regnamespace and a.attname = ${c.timeColumn.name}`,
+      );
+      expect(rows.map((r) => r.name), `${c.name}.${c.timeColumn.name}`).not.toEqual([]);
+    }
   });
 
   it('creates (201, Location, audited, default retention), reads, lists, changes and deletes a policy', async () => {

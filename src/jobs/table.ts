@@ -18,7 +18,8 @@ export const jobQueue = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
     finishedAt: timestamp('finished_at', { withTimezone: true, mode: 'date' }),
   },
-  (t) => [index('job_queue_due_idx').on(t.status, t.runAt), index('job_queue_name_idx').on(t.name, t.id)],
+  // finished_at: the retention purge of finished jobs walks it oldest first.
+  (t) => [index('job_queue_due_idx').on(t.status, t.runAt), index('job_queue_name_idx').on(t.name, t.id), index('job_queue_finished_idx').on(t.finishedAt, t.id)],
 );
 
 /** Periodic work: one row per job; `next_run_at` makes a period run once across all instances. */

@@ -10,6 +10,11 @@ export const serverUrl = (): string | undefined => process.env.TEST_DATABASE_URL
 
 export const TEST_DB_PREFIX = 'vk_test_';
 
+/** What the global setup prepared; nothing outside vitest (the benches use these helpers too). */
+function prepared<K extends 'pgliteDumpFile' | 'templateDatabase'>(key: K): ReturnType<typeof inject<K>> | undefined {
+  return process.env.VITEST ? inject(key) : undefined;
+}
+
 export interface TestDatabase {
   database: Database;
   /** Connection URL of this file's own database (PostgreSQL only). */
@@ -30,7 +35,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const server = serverUrl();
   if (!server) {
     // A copy of the cluster the global setup migrated once (see global-setup.ts).
-    const dumpFile = inject('pgliteDumpFile');
+    const dumpFile = prepared('pgliteDumpFile');
     const database = await createDatabase(dumpFile ? { loadDataDir: new Blob([readFileSync(dumpFile)]) } : {});
     if (!dumpFile) await runMigrations(database);
     return {
@@ -42,7 +47,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   }
   const name = `${TEST_DB_PREFIX}${Math.floor(Date.now() / 1000)}_${process.pid}_${randomBytes(3).toString('hex')}`;
   // A copy of the database the global setup migrated once (see global-setup.ts).
-  const template = inject('templateDatabase');
+  const template = prepared('templateDatabase');
   const admin = postgres(server, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(template ? `create database "${name}" template "${template}"` : `create database "${name}"`);

@@ -225,6 +225,17 @@ async function overviewLoadMs(origin: string): Promise<number | null> {
   return body.sections?.blocklist?.lastLoadMs ?? body.blocklist?.lastLoadMs ?? null;
 }
 
+/** The kernel's V8 heap in use, from its own /metrics (prom-client's default metrics). */
+async function heapUsedMiB(origin: string): Promise<number | null> {
+  try {
+    const text = await (await fetch(`${origin}/metrics`)).text();
+    const bytes = Number(/^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?)/m.exec(text)?.[1] ?? NaN);
+    return Number.isFinite(bytes) ? Math.round(bytes / 104_857.6) / 10 : null;
+  } catch {
+    return null;
+  }
+}
+
 function drive(url: string, seconds: number): Promise<Result> {
   return Promise.resolve(autocannon({ url, headers: AUTH, connections: SETTINGS.connections, duration: seconds, timeout: 10 }));
 }
@@ -274,9 +285,10 @@ async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
         console.error(`round ${round + 1}/${SETTINGS.rounds} ${t.name.padEnd(24)} ${fmt(result.requests.average).padStart(8)} req/s  p99 ${result.latency.p99} ms${result.non2xx ? `  non-2xx ${result.non2xx}` : ''}`);
       }
     }
-    const rows = targets.map((t) => {
+    const heaps = [null, await heapUsedMiB(empty.origin), await heapUsedMiB(loaded.origin)];
+    const rows = targets.map((t, i) => {
       const results = runs.get(t.name)!;
-      return { name: t.name, reqPerSec: median(results.map((r) => r.requests.average)), p99Ms: median(results.map((r) => r.latency.p99)), non2xx: results.reduce((n, r) => n + r.non2xx + r.errors, 0), rssMiB: rssMiB(t.pid) };
+      return { name: t.name, reqPerSec: median(results.map((r) => r.requests.average)), p99Ms: median(results.map((r) => r.latency.p99)), non2xx: results.reduce((n, r) => n + r.non2xx + r.errors, 0), rssMiB: rssMiB(t.pid), heapUsedMiB: heaps[i] ?? null };
     });
     return { database: process.env.DATABASE_URL ? 'postgres (DATABASE_URL)' : 'pglite', importMs, changeMs, reloadMs, rows };
   } finally {
@@ -301,10 +313,10 @@ async function main(): Promise<number> {
   console.log(`in process: ${fmt(local.matcherOnly)} checks/s (matcher on parsed requests), ${fmt(local.hookPath)} checks/s (the hook's work: address parsing and path normalisation included), ${fmt(local.uncached)} checks/s with every user agent and path new; ${Math.round(local.blockedShare * 100)} % of the requests blocked`);
   console.log(`  ${local.matcherOnly >= CHECKS_TARGET ? 'at or above' : 'BELOW'} the target of ${fmt(CHECKS_TARGET)} checks/s (matcher); build ${fmt(local.buildMs)} ms (first, cold JIT: ${fmt(local.firstBuildMs)} ms); heap for the rules and the index: ${local.gcExposed ? `${local.heapMiB} MiB` : `~${local.heapMiB} MiB (run with node --expose-gc for an exact figure)`}`);
   console.log(`over HTTP on ${http.database} (${SETTINGS.rounds} rounds x ${SETTINGS.durationSeconds} s, ${SETTINGS.connections} connections, GET ${ROUTE} with an API key; bare: GET /):`);
-  for (const r of http.rows) console.log(`  ${r.name.padEnd(24)} ${fmt(r.reqPerSec).padStart(8)} req/s  p99 ${r.p99Ms} ms  RSS ${r.rssMiB ?? '?'} MiB${r.non2xx ? `  non-2xx ${r.non2xx}` : ''}`);
+  for (const r of http.rows) console.log(`  ${r.name.padEnd(24)} ${fmt(r.reqPerSec).padStart(8)} req/s  p99 ${r.p99Ms} ms  RSS ${r.rssMiB ?? '?'} MiB${r.heapUsedMiB === null ? '' : `  heap used ${r.heapUsedMiB} MiB`}${r.non2xx ? `  non-2xx ${r.non2xx}` : ''}`);
   console.log(`  kernel/bare: ${ratioEmpty.toFixed(3)} with no rules, ${ratioLoaded.toFixed(3)} with ${fmt(local.rules)} rules (${(ratioChange * 100).toFixed(1)} %; ${Math.abs(ratioChange) <= RATIO_TOLERANCE ? 'within' : 'OUTSIDE'} the ${RATIO_TOLERANCE * 100} % target)`);
   console.log(`  rule change applied (write answered after the full reload): median ${fmt(changeMs)} ms of ${http.changeMs.map((m) => fmt(m)).join(', ')} (${changeMs < RELOAD_TARGET_MS ? 'under' : 'OVER'} the ${RELOAD_TARGET_MS} ms target); the kernel's last reload took ${http.reloadMs ?? '?'} ms; bulk imports of 10,000: ${http.importMs.map((m) => fmt(m)).join(', ')} ms`);
-  console.log(`  memory: RSS ${loaded.rssMiB ?? '?'} MiB with the rules vs ${empty.rssMiB ?? '?'} MiB without`);
+  console.log(`  memory: RSS ${loaded.rssMiB ?? '?'} MiB with the rules vs ${empty.rssMiB ?? '?'} MiB without (RSS keeps the high-water mark of the imports); V8 heap in use ${loaded.heapUsedMiB ?? '?'} vs ${empty.heapUsedMiB ?? '?'} MiB`);
 
   const resultsDir = path.join(root, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });

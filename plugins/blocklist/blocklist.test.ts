@@ -201,6 +201,11 @@ describe('allow rules, policies, expiry', () => {
     const rows = await t.app.db.select().from(securityEventRollups).where(eq(securityEventRollups.ruleId, r.id));
     expect(rows.length).toBeLessThanOrEqual(2); // a minute boundary may split it in two
     expect(rows.reduce((n, row) => n + row.count, 0)).toBe(25);
+    // One system log line for the rule in the interval, not 25.
+    await t.app.batchWriters.flushAll();
+    const logs = (await t.inject({ method: 'GET', url: '/system/logs?event=blocklist.blocked&limit=500' })).json().items.filter((l: { data: { ruleId?: number } }) => l.data.ruleId === r.id);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({ level: 'warn', source: 'security', data: { count: 25, topAddresses: [{ address: '192.0.2.41', count: 25 }] } });
     const metrics = await t.app.metrics.getSingleMetricAsString('valhalla_blocklist_blocked_total');
     expect(metrics).toMatch(/valhalla_blocklist_blocked_total\{rule_type="ip",mode="enforce"\} \d+/);
     const figures = await t.app.blocklist.dashboardFigures(new Date(Date.now() - 3_600_000), new Date(Date.now() + 60_000));

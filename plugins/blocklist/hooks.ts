@@ -21,6 +21,9 @@ declare module 'fastify' {
 
 export type EventKind = 'blocked' | 'monitored' | 'rate_limited' | 'auth_failure';
 
+/** Rules logged one line each per interval; the others are summed in one line. */
+const MAX_RULE_LINES = 50;
+
 /**
  * Per-minute, per-rule, per-address counts of what the blocklist refused or would have refused,
  * and of 429 and 401 answers: a request adds one to a Map entry; every interval the entries
@@ -74,7 +77,15 @@ export function createSecurityCounters(deps: {
           if (s.address) agg.addresses.set(s.address, (agg.addresses.get(s.address) ?? 0) + s.count);
         }
       }
-      for (const { rule, kind, count, addresses } of perRule.values()) {
+      // The busiest rules get a line each; the rest share one, so a scan across thousands of
+      // rules cannot flood the log either.
+      const ranked = [...perRule.values()].sort((a, b) => b.count - a.count);
+      const rest = ranked.slice(MAX_RULE_LINES);
+      if (rest.length > 0) {
+        const requests = rest.reduce((n, r) => n + r.count, 0);
+        deps.log('blocklist.matched', `${rest.length} more blocklist rules matched ${requests} requests`, { rules: rest.length, count: requests, ruleIds: rest.slice(0, 100).map((r) => r.rule.id) });
+      }
+      for (const { rule, kind, count, addresses } of ranked.slice(0, MAX_RULE_LINES)) {
         const top = [...addresses].sort((a, b) => b[1] - a[1]).slice(0, 5);
         deps.log(
           `blocklist.${kind}`,

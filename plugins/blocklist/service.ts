@@ -3,7 +3,7 @@ import { queryRows, type Db, type DbOrTx } from '../../db/client.js';
 import { bulkInsert } from '../../db/bulk-insert.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError } from '../../src/problem.js';
-import { canonicalAddress, canonicalCidr, parseCidr, parseIp } from './addresses.js';
+import { canonicalAddress, canonicalCidr, parseCidr } from './addresses.js';
 import { BlocklistMatcher, type ActiveRule, type PolicyMode, type RuleType } from './matcher.js';
 import { isGlob, normalisePath } from './patterns.js';
 import type { CreatePolicy, CreateRule, Incident, IncidentFilter, Policy, Rule, RuleFilter, UpdatePolicy, UpdateRule } from './schemas.js';
@@ -588,5 +588,3 @@ async function activeRuleCounts(tx: DbOrTx, policyIds: number[]): Promise<Map<nu
 /** Severity of an automatic block from how often the address offended. */
 export const escalationSeverity = (offence: number): RuleSeverity => (offence >= 4 ? 'critical' : offence >= 2 ? 'high' : 'medium');
 
-/** Re-exported for the routes' check endpoint. */
-export { parseIp, normalisePath };

@@ -284,7 +284,7 @@ describe('bulk import', () => {
 
 /** Waits for the background escalation of `ip` (it starts in onResponse, after the reply was delivered). */
 async function escalated(ip: string, app: FastifyInstance): Promise<void> {
-  await vi.waitFor(async () => expect((await t.inject({ method: 'GET', url: `${RULES}?value=${ip}&action=block` })).json().items).toHaveLength(1), { timeout: 5000, interval: 20 });
+  await vi.waitFor(async () => expect((await t.inject({ method: 'GET', url: `${RULES}?value=${encodeURIComponent(ip)}&action=block` })).json().items).toHaveLength(1), { timeout: 5000, interval: 20 });
   await app.blocklistRules.escalations();
 }
 
@@ -321,6 +321,17 @@ describe('escalation of repeated 401s', () => {
     const secondTtl = Date.parse(second.expiresAt) - Date.parse(second.lastOffenceAt);
     expect(secondTtl).toBeGreaterThan(1_190_000);
     expect(secondTtl).toBeLessThan(1_210_000);
+  });
+
+  it('counts and blocks IPv6 clients by /64, so rotating addresses within it does not help', async () => {
+    const guarded = await t.another({ BLOCKLIST_AUTH_FAILURE_THRESHOLD: 3 });
+    const bad = { headers: { authorization: 'Bearer nope' } };
+    for (const ip of ['2001:db8:77:1::1', '2001:db8:77:1::2', '2001:db8:77:1:ffff::9']) expect((await from(ip, bad, guarded)).statusCode).toBe(401);
+    await escalated('2001:db8:77:1::/64', guarded);
+    const blocked = await from('2001:db8:77:1:abcd::1', {}, guarded);
+    expect(blocked.statusCode).toBe(403);
+    expect((await t.inject({ method: 'GET', url: `${RULES}/${blocked.json().ruleId}` })).json()).toMatchObject({ type: 'cidr', value: '2001:db8:77:1::/64', origin: 'auth_failure' });
+    expect((await from('2001:db8:77:2::1', {}, guarded)).statusCode).toBe(200);
   });
 
   it('never escalates an address an allow rule covers', async () => {

@@ -303,8 +303,9 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       if (filter.origin) where.push(eq(blocklistRules.origin, filter.origin));
       if (filter.policyId !== undefined) where.push(eq(blocklistRules.policyId, filter.policyId));
       if (filter.value !== undefined) {
-        const v = filter.type ? normaliseRuleValue(filter.type, filter.value) : null;
-        const canonical = v && 'value' in v ? v.value : (canonicalAddress(filter.value) ?? filter.value.trim());
+        // Canonical like stored values: `2001:DB8::/32` finds `2001:db8::/32`.
+        const v = filter.type ? normaliseRuleValue(filter.type, filter.value) : addressRule(filter.value);
+        const canonical = 'value' in v ? v.value : filter.value.trim();
         where.push(eq(blocklistRules.value, canonical));
       }
       if (filter.active === true) where.push(or(isNull(blocklistRules.expiresAt), gt(blocklistRules.expiresAt, sql`now()`))!);

@@ -1,3 +1,4 @@
+import { Value } from '@sinclair/typebox/value';
 import { and, eq } from 'drizzle-orm';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -442,7 +443,10 @@ describe('the check endpoint and the API', () => {
     const rules = t.app.snapshots.get('blocklist_rules')!;
     expect((await policies.read()).map((p) => p.name)).toContain('automatic');
     await rule({ type: 'ip', value: '192.0.2.223', severity: 'high' });
+    await rule({ type: 'cidr', value: '192.0.2.224/30', expiresAt: new Date(Date.now() + 60_000).toISOString() });
     expect(await rules.read()).toContainEqual(expect.objectContaining({ policy: null, type: 'ip', action: 'block', value: '192.0.2.223', severity: 'high' }));
+    // What a snapshot carries passes the import's own check (TypeBox's Value, as POST /system/imports uses).
+    for (const section of [policies, rules]) for (const item of await section.read()) expect(Value.Errors(section.itemSchema, item).First(), JSON.stringify(item)).toBeUndefined();
     const item = { policy: 'restored', type: 'ip', action: 'block', value: '192.0.2.222', severity: 'low', reason: 'from a snapshot', origin: 'import', expiresAt: null };
     const ctx = { actor: 'test', correlationId: null };
     await t.app.db.transaction(async (tx) => {

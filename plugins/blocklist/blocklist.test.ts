@@ -21,7 +21,7 @@ const createRule = async (body: Record<string, unknown>, app: FastifyInstance = 
   const res = await t.inject({ method: 'POST', url: RULES, payload: body }, app);
   return res;
 };
-const rule = async (body: Record<string, unknown>): Promise<{ id: number; value: string }> => {
+const rule = async (body: Record<string, unknown>): Promise<{ id: number; value: string; expiresAt: string | null }> => {
   const res = await createRule(body);
   expect(res.statusCode, res.body).toBe(201);
   return res.json();
@@ -88,6 +88,8 @@ describe('blocklist rules by address', () => {
       [{ type: 'ip', value: '192.0.2.1', colour: 'red' }, '#/colour'],
       [{ type: 'ip', value: '192.0.2.1', severity: 'extreme' }, '#/severity'],
       [{ type: 'ip', value: '192.0.2.1', policyId: 999999 }, '#/policyId'],
+      [{ type: 'ip', value: '192.0.2.1', ttlSeconds: 60, expiresAt: new Date().toISOString() }, '#/ttlSeconds'],
+      [{ type: 'ip', value: '192.0.2.1', ttlSeconds: 0 }, '#/ttlSeconds'],
     ];
     for (const [body, pointer] of cases) {
       const res = await createRule(body);
@@ -166,6 +168,8 @@ describe('allow rules, policies, expiry', () => {
 
   it('stops matching an expired rule by itself, without a reload', async () => {
     const r = await rule({ type: 'ip', value: '192.0.2.30', expiresAt: new Date(Date.now() + 1500).toISOString() });
+    const hour = await rule({ type: 'ip', value: '192.0.2.31', ttlSeconds: 3600 });
+    expect(Date.parse(hour.expiresAt!) - Date.now()).toBeGreaterThan(3_500_000);
     expectBlocked(await from('192.0.2.30'), r.id);
     const loadedAt = t.app.blocklistRules.state.loadedAt;
     await vi.waitFor(async () => expect((await from('192.0.2.30')).statusCode).toBe(200), { timeout: 5000, interval: 100 });

@@ -155,7 +155,8 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
   function prepare(input: CreateRule, at: string): typeof blocklistRules.$inferInsert {
     const v = normaliseRuleValue(input.type, input.value);
     if ('error' in v) throw invalidField(`${at}/value`, v.error);
-    const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
+    if (input.ttlSeconds !== undefined && input.expiresAt !== undefined) throw invalidField(`${at}/ttlSeconds`, 'give expiresAt or ttlSeconds, not both');
+    const expiresAt = input.ttlSeconds !== undefined ? new Date(Date.now() + input.ttlSeconds * 1000) : input.expiresAt ? new Date(input.expiresAt) : null;
     return {
       type: input.type,
       value: v.value,

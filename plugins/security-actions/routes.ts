@@ -6,6 +6,11 @@ import type { SecurityActions } from './index.js';
 import { ActionQuery, CancelBody, CreateActionBody, DecideBody, SecurityActionSchema } from './schemas.js';
 
 const TAGS = ['security'];
+/**
+ * The workflow is incident response: it must keep working in read-only and maintenance mode
+ * (an action may be what switches the mode back), like the maintenance endpoints themselves.
+ */
+const WRITE = { scope: 'security:write', shield: false } as const;
 export const ACTIONS_PATH = '/system/security/actions';
 
 /**
@@ -19,7 +24,7 @@ export const securityActionRoutes =
     app.post(
       ACTIONS_PATH,
       {
-        config: { scope: 'security:write' },
+        config: WRITE,
         schema: {
           tags: TAGS,
           summary: 'Request a security action (pending until approved by other people)',
@@ -70,7 +75,7 @@ export const securityActionRoutes =
     app.post(
       `${ACTIONS_PATH}/:id/approvals`,
       {
-        config: { scope: 'security:write' },
+        config: WRITE,
         schema: {
           tags: TAGS,
           summary: 'Approve or reject a pending action (never your own; one decision per person; any rejection rejects)',
@@ -87,7 +92,7 @@ export const securityActionRoutes =
     app.post(
       `${ACTIONS_PATH}/:id/execute`,
       {
-        config: { scope: 'security:write' },
+        config: WRITE,
         schema: {
           tags: TAGS,
           summary: 'Execute an approved action whose execution did not start (e.g. its instance stopped right after the approval)',
@@ -101,7 +106,7 @@ export const securityActionRoutes =
     app.post(
       `${ACTIONS_PATH}/:id/cancel`,
       {
-        config: { scope: 'security:write' },
+        config: WRITE,
         schema: {
           tags: TAGS,
           summary: 'Withdraw a pending action (the requester, or an admin)',

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { Counter } from 'prom-client';
-import { hasScope, type DeclaredScopes } from '../../src/access.js';
+import { hasScope } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import { createExecutors } from './executors.js';
 import { securityActionRoutes } from './routes.js';
@@ -27,16 +27,6 @@ declare module 'fastify' {
   }
 }
 
-// Temporary: the blocklist pack (TQ) declares these; removed here when it lands.
-const scopes = {
-  'security:read': 'Read security policies, blocklist rules and security actions',
-  'security:write': 'Change security policies and blocklist rules; request, approve, reject, execute and cancel security actions',
-} as const;
-
-declare module '../../src/access.js' {
-  interface ScopeRegistry extends DeclaredScopes<typeof scopes> {}
-}
-
 const EXPIRY_INTERVAL_MS = 30_000;
 
 /**
@@ -49,8 +39,8 @@ export default definePack({
   name: 'security-actions',
   code: 'TR',
   description: 'Security action workflow: request, N approvals by others, execution through the owning packs, expiry',
-  scopes,
-  dependencies: ['api-keys', 'maintenance', 'feature-flags'],
+  // Its routes use the blocklist pack's `security:read` / `security:write` scopes.
+  dependencies: ['blocklist', 'api-keys', 'maintenance', 'feature-flags'],
   async register(app) {
     const service = createSecurityActionService({ db: app.db });
     const executors = createExecutors({

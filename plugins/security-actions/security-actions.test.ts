@@ -279,6 +279,29 @@ describe('security action workflow (TR)', () => {
     expect(entry?.reason).toBe(`security action ${suspend}: abuse`);
   });
 
+  it('blocks and unblocks an address through the blocklist: refused and let through at once', async () => {
+    const address = '203.0.113.77';
+    const probe = () => t.inject({ method: 'GET', url: '/system/flags', remoteAddress: address });
+    expect((await probe()).statusCode).toBe(200);
+    const block = (await create({ type: 'block_ip', params: { address, ttlSeconds: 3600 }, reason: 'credential stuffing', severity: 'low' })).json().id;
+    const blocked = (await decide(block, 'approve', alice)).json();
+    expect(blocked).toMatchObject({ status: 'executed', result: { address, ruleId: expect.any(Number), expiresAt: expect.any(String) } });
+    expect(Date.parse(blocked.result.expiresAt) - Date.now()).toBeGreaterThan(3500_000);
+    const refused = await probe();
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json()).toMatchObject({ type: '/problems/blocked' });
+    const [rule] = await t.app.db.select().from(adminOperations).where(and(eq(adminOperations.operation, 'blocklist.block'), eq(adminOperations.targetId, String(blocked.result.ruleId))));
+    expect(rule?.reason).toBe(`security action ${block}: credential stuffing`);
+
+    const unblock = (await create({ type: 'unblock_ip', params: { address }, reason: 'false positive' })).json().id;
+    expect((await decide(unblock, 'approve', bob)).json()).toMatchObject({ status: 'executed', result: { address, removedRuleIds: [blocked.result.ruleId] } });
+    expect((await probe()).statusCode).toBe(200);
+
+    // Nothing left to unblock: the action fails, saying so.
+    const again = (await create({ type: 'unblock_ip', params: { address }, reason: 'twice' })).json().id;
+    expect((await decide(again, 'approve', bob)).json()).toMatchObject({ status: 'failed', error: expect.stringContaining('nothing was unblocked') });
+  });
+
   it('refuses to revoke the last admin key (the effect fails, the key keeps working)', async () => {
     const id = (await create({ type: 'revoke_api_key', params: { keyId: t.adminKey.slice(4, 16) }, reason: 'testing the guard' })).json().id;
     const res = (await decide(id, 'approve', alice)).json();

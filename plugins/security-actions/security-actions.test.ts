@@ -1,5 +1,5 @@
 import { and, asc, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
 import { authHeader, createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { securityActions } from './table.js';
@@ -302,6 +302,18 @@ describe('security action workflow (TR)', () => {
     expect((await decide(again, 'approve', bob)).json()).toMatchObject({ status: 'failed', error: expect.stringContaining('nothing was unblocked') });
   });
 
+  it("an executed action reaches every instance's in-memory state within a second", async () => {
+    const other = await t.another();
+    const flagKey = await newFlag(true);
+    await vi.waitFor(() => expect(other.flags.state.get().flags.get(flagKey)?.enabled).toBe(true), { timeout: 5000, interval: 20 });
+    const id = (await create({ type: 'disable_flag', params: { flagKey }, reason: 'everywhere' })).json().id;
+    // Approved through the second instance: it executes there; the first hears the notification.
+    const res = await t.inject({ method: 'POST', url: `${PATH}/${id}/approvals`, payload: { decision: 'approve' }, headers: as(alice) }, other);
+    expect(res.json().status).toBe('executed');
+    expect(other.flags.state.get().flags.get(flagKey)?.enabled).toBe(false);
+    await vi.waitFor(() => expect(t.app.flags.state.get().flags.get(flagKey)?.enabled).toBe(false), { timeout: 5000, interval: 20 });
+  });
+
   it('refuses to revoke the last admin key (the effect fails, the key keeps working)', async () => {
     const id = (await create({ type: 'revoke_api_key', params: { keyId: t.adminKey.slice(4, 16) }, reason: 'testing the guard' })).json().id;
     const res = (await decide(id, 'approve', alice)).json();
@@ -455,6 +467,15 @@ describe('security action workflow (TR)', () => {
     const doc = (await t.inject({ method: 'GET', url: '/docs/json' })).json();
     expect(Object.keys(doc.paths[PATH])).toEqual(expect.arrayContaining(['get', 'post']));
     for (const suffix of ['/{id}/approvals', '/{id}/execute', '/{id}/cancel']) expect(doc.paths[`${PATH}${suffix}`].post.summary).toBeTruthy();
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, { tags: string[]; responses: Record<string, unknown> }>>)) {
+      if (!path.startsWith(PATH)) continue;
+      for (const [method, op] of Object.entries(ops)) {
+        if (method === 'head') continue;
+        expect(op.tags, `${method} ${path}`).toEqual(['security']);
+        expect(Object.keys(op.responses), `${method} ${path}`).toEqual(expect.arrayContaining(['401', '403', '503']));
+        if (method === 'post' && path !== PATH) expect(Object.keys(op.responses), `${method} ${path}`).toEqual(expect.arrayContaining(['404', '409']));
+      }
+    }
     expect(t.app.packs.find((p) => p.name === 'security-actions')).toMatchObject({ code: 'TR' });
   });
 });

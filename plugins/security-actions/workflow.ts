@@ -28,8 +28,6 @@ export const EXECUTION_LEASE_MS = 5 * 60_000;
 /** Who the expiry sweep's audit entries name. */
 export const SWEEP_ACTOR: Actor = { type: 'system', id: 'security-actions', keyId: null };
 
-const FINAL: ReadonlySet<ActionStatus> = new Set(['executed', 'failed', 'rejected', 'cancelled', 'expired']);
-
 export const defaultApprovals = (severity: Severity): number => (severity === 'high' || severity === 'critical' ? 2 : 1);
 
 /** 409 naming the state the action is in, for a transition that state does not allow. */
@@ -260,5 +258,3 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
     },
   };
 }
-
-export const isFinal = (status: ActionStatus): boolean => FINAL.has(status);

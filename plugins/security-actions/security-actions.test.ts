@@ -368,6 +368,22 @@ describe('security action workflow (TR)', () => {
     expect((await get(id)).json()).toMatchObject({ status: 'failed', error: expect.stringContaining('interrupted') });
   });
 
+  it('executes actions left approved (their instance stopped before executing them), naming the sweep', async () => {
+    const flagKey = await newFlag(true);
+    const left = (await create({ type: 'disable_flag', params: { flagKey }, reason: 'left behind' })).json().id;
+    const recent = await pendingAction();
+    await t.app.db.update(securityActions).set({ status: 'approved', approvals: 1, decidedAt: new Date(Date.now() - 5 * 60_000) }).where(eq(securityActions.id, left));
+    // Approved a moment ago: its own request is still about to execute it.
+    await t.app.db.update(securityActions).set({ status: 'approved', approvals: 1, decidedAt: new Date() }).where(eq(securityActions.id, recent));
+    const { executed } = await t.app.securityActions.workflow.sweep();
+    expect(executed).toEqual([left]);
+    expect((await get(left)).json()).toMatchObject({ status: 'executed', result: { flagKey } });
+    expect((await get(recent)).json().status).toBe('approved');
+    expect(t.app.flags.state.get().flags.get(flagKey)?.enabled).toBe(false);
+    expect((await auditOf(left)).at(-1)).toMatchObject({ operation: 'security-action.execute', actorType: 'system', actorId: 'security-actions' });
+    expect((await t.inject({ method: 'POST', url: `${PATH}/${recent}/execute` })).json().status).toBe('executed');
+  });
+
   it('two approvals racing execute the action once', async () => {
     const flagKey = await newFlag(true);
     const id = (await create({ type: 'disable_flag', params: { flagKey }, reason: 'race' })).json().id;

@@ -1,8 +1,10 @@
 import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
+import { ProblemError } from '../../src/problem.js';
 import { authHeader, createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { securityActions } from './table.js';
+import { executionError } from './workflow.js';
 
 const PATH = '/system/security/actions';
 
@@ -493,5 +495,21 @@ describe('security action workflow (TR)', () => {
       }
     }
     expect(t.app.packs.find((p) => p.name === 'security-actions')).toMatchObject({ code: 'TR' });
+  });
+});
+
+describe('executionError: what a failed action stores', () => {
+  it("keeps a problem's own words, and strips SQL, addresses and secrets from anything else", () => {
+    expect(executionError(new ProblemError('conflict', { detail: 'Key abc is already revoked.' }))).toBe('Key abc is already revoked.');
+    expect(executionError(new ProblemError('validation-failed', { detail: 'The request does not match the schema.', errors: [{ in: 'body', pointer: '#/address', message: 'is not an address' }] }))).toBe(
+      'The request does not match the schema. (address: is not an address)',
+    );
+    const query = new Error('Failed query: update "api_keys" set "revoked_at" = $1 where "key_id" = $2\nparams: 2026-01-01,abc', { cause: new Error('deadlock detected') });
+    expect(executionError(query)).toBe('query failed: deadlock detected');
+    const token = 'vhk_AAAAAAAAAAAA_' + 'B'.repeat(38);
+    const leaky = executionError(new Error(`connect ECONNREFUSED 10.1.2.3:5432 while using ${token} at postgres://app:pw@db.internal/prod`));
+    expect(leaky).not.toContain('10.1.2.3');
+    expect(leaky).not.toContain(token);
+    expect(leaky).not.toContain('pw@');
   });
 });

@@ -51,7 +51,11 @@ function knownActor(request: FastifyRequest): KnownActor {
 
 /** What a failed execution stores: the problem's own detail, or a sanitised message (no SQL, stack, address or secret). */
 export function executionError(err: unknown): string {
-  if (err instanceof ProblemError) return (err.options.detail ?? err.message).slice(0, 1000);
+  if (err instanceof ProblemError) {
+    const first = err.options.errors?.[0];
+    const detail = err.options.detail ?? err.message;
+    return (first ? `${detail} (${first.pointer.replace(/^#\//, '')}: ${first.message})` : detail).slice(0, 1000);
+  }
   return safeMessage(err);
 }
 

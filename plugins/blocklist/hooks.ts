@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
+import { requestPath } from '../../src/error-handler.js';
+import { buildProblem, PROBLEM_CONTENT_TYPE } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { formatIp, parseIp, type ParsedIp } from './addresses.js';
 import type { ActiveRule, Decision, MatchInput } from './matcher.js';
@@ -96,8 +98,10 @@ export interface GuardDeps {
   blocked: Counter<'rule_type' | 'mode'>;
 }
 
+const blockedDetail = (rule: ActiveRule) => `A security rule blocks this request (rule ${rule.id}).`;
+
 function refuse(reply: FastifyReply, rule: ActiveRule): FastifyReply {
-  return reply.problem('blocked', { detail: `A security rule blocks this request (rule ${rule.id}).`, extensions: { ruleId: rule.id } });
+  return reply.problem('blocked', { detail: blockedDetail(rule), extensions: { ruleId: rule.id } });
 }
 
 const hasCredential = (request: FastifyRequest): boolean => request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined;
@@ -146,16 +150,35 @@ export function addBlocklistHooks(app: FastifyInstance, deps: GuardDeps): void {
     if (!onDecision(request, reply, decision, ip)) done();
   });
 
+  // A deferred block whose request was refused before preParsing (a bad key: 401; a rate limit:
+  // 429) is still a blocked request: answered as the 403 it would have been, so a blocked
+  // address learns nothing about keys by sending them.
+  app.addHook('onSend', function blocklistDeferredRefusal(request, reply, payload, done) {
+    const deferred = request.blocklist?.deferred;
+    if (!deferred) return done(null, payload);
+    request.blocklist = { allowed: false, deferred: null };
+    const { rule } = deferred;
+    counters.record('blocked', rule, addressText(parseIp(request.ip), request.ip));
+    blocked.inc({ rule_type: rule.type, mode: 'enforce' });
+    reply.removeHeader('www-authenticate');
+    reply.removeHeader('retry-after');
+    reply.code(403).type(PROBLEM_CONTENT_TYPE);
+    const body = buildProblem('blocked', { instance: requestPath(request.url), correlationId: request.id }, { detail: blockedDetail(rule), extensions: { ruleId: rule.id } });
+    done(null, JSON.stringify(body));
+  });
+
   app.addHook('preParsing', function blocklistClientGuard(request, reply, payload, done) {
     const mark = request.blocklist;
     if (mark?.allowed) return done(null, payload);
     const { matcher } = state.get();
     const clientId = request.caller?.clientId ?? null;
     if (mark?.deferred) {
+      const deferred = mark.deferred;
+      mark.deferred = null;
       const client = clientId === null ? null : matcher.decideClient(clientId, Date.now());
       if (client?.outcome === 'allow') return done(null, payload);
       // The address block stands (or a client block outranks it).
-      const decision = client && client.outcome !== 'monitor' ? client : mark.deferred;
+      const decision = client && client.outcome !== 'monitor' ? client : deferred;
       onDecision(request, reply, decision, parseIp(request.ip));
       return;
     }

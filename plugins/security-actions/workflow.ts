@@ -120,7 +120,7 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
       const row = await service.lock(tx, id);
       if (!row) throw notFound(id);
       if (row.status !== 'approved') {
-        // The approval that completed the count races nobody for the claim but an operator's /execute.
+        // Someone else claimed it first (an operator's /execute, the sweep): their run answers for it.
         if (auto) return { result: null, audit: null };
         throw invalidTransition(row, 'executed', 'approved');
       }

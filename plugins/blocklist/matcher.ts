@@ -216,23 +216,53 @@ function visitAll(rules: readonly ActiveRule[] | undefined, visit: Visit): void 
  */
 export class BlocklistMatcher {
   private readonly index = new RuleSet();
-  /** Active rules by id (the check endpoint and dashboards describe them). */
-  readonly rules: ReadonlyMap<number, ActiveRule>;
-  readonly hasClientRules: boolean;
-  readonly hasClientAllowRules: boolean;
+  private readonly byId = new Map<number, ActiveRule>();
+  private clientAllow = false;
+  private sealed = false;
 
-  constructor(rules: Iterable<ActiveRule>) {
-    const byId = new Map<number, ActiveRule>();
-    let clientAllow = false;
-    for (const rule of rules) {
-      byId.set(rule.id, rule);
-      this.index.add(rule);
-      if (rule.type === 'api_client' && rule.action === 'allow') clientAllow = true;
+  /** `seal: false` leaves it open for `build` to add to. */
+  constructor(rules: Iterable<ActiveRule> = [], seal = true) {
+    for (const rule of rules) this.add(rule);
+    if (seal) this.seal();
+  }
+
+  /**
+   * Builds a matcher a few thousand rules at a time, yielding to the event loop in between:
+   * with 100,000 rules a single synchronous build would hold every request for its duration.
+   */
+  static async build(rules: readonly ActiveRule[], chunk = 5000): Promise<BlocklistMatcher> {
+    const matcher = new BlocklistMatcher([], false);
+    for (let i = 0; i < rules.length; i += chunk) {
+      for (let k = i; k < Math.min(rules.length, i + chunk); k++) matcher.add(rules[k]!);
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
+    matcher.seal();
+    return matcher;
+  }
+
+  private add(rule: ActiveRule): void {
+    if (this.sealed) throw new Error('blocklist matcher is sealed');
+    this.byId.set(rule.id, rule);
+    this.index.add(rule);
+    if (rule.type === 'api_client' && rule.action === 'allow') this.clientAllow = true;
+  }
+
+  private seal(): void {
     this.index.seal();
-    this.rules = byId;
-    this.hasClientRules = this.index.clients.size > 0;
-    this.hasClientAllowRules = clientAllow;
+    this.sealed = true;
+  }
+
+  /** Active rules by id (the check endpoint and dashboards describe them). */
+  get rules(): ReadonlyMap<number, ActiveRule> {
+    return this.byId;
+  }
+
+  get hasClientRules(): boolean {
+    return this.index.clients.size > 0;
+  }
+
+  get hasClientAllowRules(): boolean {
+    return this.clientAllow;
   }
 
   get size(): number {

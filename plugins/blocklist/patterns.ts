@@ -38,29 +38,69 @@ export function globLiteral(glob: string): string {
 }
 
 /**
+ * A character trie stored flat: most nodes of a trie of rule patterns have one child, kept in
+ * two number arrays; only branching nodes get a Map. Ten thousand patterns make a few thousand
+ * Maps rather than one per character (less memory, far less for the garbage collector to trace).
+ */
+class CharTrie {
+  private readonly onlyChar: number[] = [-1];
+  private readonly onlyChild: number[] = [-1];
+  private readonly branches = new Map<number, Map<number, number>>();
+
+  get nodes(): number {
+    return this.onlyChar.length;
+  }
+
+  child(node: number, c: number): number {
+    if (this.onlyChar[node] === c) return this.onlyChild[node]!;
+    return this.branches.get(node)?.get(c) ?? -1;
+  }
+
+  /** Every (character, child) of a node. */
+  *children(node: number): Generator<[number, number]> {
+    if (this.onlyChar[node] !== -1) yield [this.onlyChar[node]!, this.onlyChild[node]!];
+    const more = this.branches.get(node);
+    if (more) yield* more;
+  }
+
+  /** The node for `word`, made as needed. */
+  insert(word: string): number {
+    let node = 0;
+    for (let i = 0; i < word.length; i++) {
+      const c = word.charCodeAt(i);
+      let next = this.child(node, c);
+      if (next === -1) {
+        next = this.onlyChar.length;
+        this.onlyChar.push(-1);
+        this.onlyChild.push(-1);
+        if (this.onlyChar[node] === -1) {
+          this.onlyChar[node] = c;
+          this.onlyChild[node] = next;
+        } else {
+          let more = this.branches.get(node);
+          if (!more) this.branches.set(node, (more = new Map()));
+          more.set(c, next);
+        }
+      }
+      node = next;
+    }
+    return node;
+  }
+}
+
+/**
  * Aho-Corasick: every pattern found in a text in one pass, whatever the number of patterns, so
  * ten thousand user-agent substrings cost what one does.
  */
 export class SubstringIndex<T> {
-  private readonly next: Array<Map<number, number>> = [new Map()];
-  private fail: number[] = [0];
-  private readonly out: Array<T[] | null> = [null];
+  private readonly trie = new CharTrie();
+  private fail = new Int32Array(1);
+  private readonly out: Array<T[] | undefined> = [];
   private built = false;
   size = 0;
 
   add(pattern: string, item: T): void {
-    let node = 0;
-    for (let i = 0; i < pattern.length; i++) {
-      const c = pattern.charCodeAt(i);
-      let child = this.next[node]!.get(c);
-      if (child === undefined) {
-        child = this.next.length;
-        this.next.push(new Map());
-        this.out.push(null);
-        this.next[node]!.set(c, child);
-      }
-      node = child;
-    }
+    const node = this.trie.insert(pattern);
     (this.out[node] ??= []).push(item);
     this.size++;
     this.built = false;
@@ -68,17 +108,21 @@ export class SubstringIndex<T> {
 
   /** Failure links, breadth first; each node's outputs include those of its failure node. */
   build(): void {
-    this.fail = new Array<number>(this.next.length).fill(0);
+    const trie = this.trie;
+    this.fail = new Int32Array(trie.nodes);
     const queue: number[] = [];
-    for (const child of this.next[0]!.values()) queue.push(child);
+    for (const [, child] of trie.children(0)) queue.push(child);
     for (let q = 0; q < queue.length; q++) {
       const node = queue[q]!;
-      for (const [c, child] of this.next[node]!) {
+      for (const [c, child] of trie.children(node)) {
         queue.push(child);
         let f = this.fail[node]!;
-        while (f !== 0 && !this.next[f]!.has(c)) f = this.fail[f]!;
-        const target = this.next[f]!.get(c);
-        this.fail[child] = target !== undefined && target !== child ? target : 0;
+        let target = trie.child(f, c);
+        while (target === -1 && f !== 0) {
+          f = this.fail[f]!;
+          target = trie.child(f, c);
+        }
+        this.fail[child] = target === -1 || target === child ? 0 : target;
         const inherited = this.out[this.fail[child]!];
         if (inherited) this.out[child] = this.out[child] ? [...this.out[child]!, ...inherited] : inherited;
       }
@@ -90,15 +134,16 @@ export class SubstringIndex<T> {
   scan(text: string, visit: (item: T) => void): void {
     if (this.size === 0) return;
     if (!this.built) this.build();
+    const trie = this.trie;
     let node = 0;
     for (let i = 0; i < text.length; i++) {
       const c = text.charCodeAt(i);
-      let child = this.next[node]!.get(c);
-      while (child === undefined && node !== 0) {
+      let next = trie.child(node, c);
+      while (next === -1 && node !== 0) {
         node = this.fail[node]!;
-        child = this.next[node]!.get(c);
+        next = trie.child(node, c);
       }
-      node = child ?? 0;
+      node = next === -1 ? 0 : next;
       const found = this.out[node];
       if (found) for (let k = 0; k < found.length; k++) visit(found[k]!);
     }
@@ -107,38 +152,25 @@ export class SubstringIndex<T> {
 
 /** Prefixes as a character trie: the prefixes of a path are found in one walk along it. */
 export class PrefixIndex<T> {
-  private readonly root: PrefixNode<T> = { children: new Map(), items: null };
+  private readonly trie = new CharTrie();
+  private readonly items: Array<T[] | undefined> = [];
   size = 0;
 
   add(prefix: string, item: T): void {
-    let node = this.root;
-    for (let i = 0; i < prefix.length; i++) {
-      const c = prefix.charCodeAt(i);
-      let child = node.children.get(c);
-      if (!child) {
-        child = { children: new Map(), items: null };
-        node.children.set(c, child);
-      }
-      node = child;
-    }
-    (node.items ??= []).push(item);
+    (this.items[this.trie.insert(prefix)] ??= []).push(item);
     this.size++;
   }
 
   scan(text: string, visit: (item: T) => void): void {
     if (this.size === 0) return;
-    let node: PrefixNode<T> | undefined = this.root;
-    for (let i = 0; node; i++) {
-      if (node.items) for (let k = 0; k < node.items.length; k++) visit(node.items[k]!);
+    let node = 0;
+    for (let i = 0; node !== -1; i++) {
+      const here = this.items[node];
+      if (here) for (let k = 0; k < here.length; k++) visit(here[k]!);
       if (i >= text.length) break;
-      node = node.children.get(text.charCodeAt(i));
+      node = this.trie.child(node, text.charCodeAt(i));
     }
   }
-}
-
-interface PrefixNode<T> {
-  children: Map<number, PrefixNode<T>>;
-  items: T[] | null;
 }
 
 /**

@@ -195,35 +195,47 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
 
       const policies = await db.select().from(securityPolicies);
       const byId = new Map(policies.map((p) => [p.id, { name: p.name, enabled: p.enabled, mode: p.mode }]));
-      // Raw rows (no ORM mapping, expiry as epoch ms rather than a Date to parse): this runs on
-      // every instance after every change.
-      const rows = await queryRows<{ id: number; policy_id: number | null; type: RuleType; action: ActiveRule['action']; value: string; severity: RuleSeverity; origin: string; expires_ms: number | null }>(
+      // Every rule as one line of one text value, split here: for 100,000 rules this is several
+      // times faster than the driver parsing 100,000 rows of eight columns (measured ~100 ms
+      // against 300-800 ms on PostgreSQL), and this runs on every instance after every change.
+      // The value goes last, so commas in it need no escaping; values hold no control characters
+      // (`normaliseRuleValue`), so the newline separates rules.
+      const [dump] = await queryRows<{ rules: string | null }>(
         db,
-        sql`select ${blocklistRules.id}::float8 as id, ${blocklistRules.policyId}::float8 as policy_id, ${blocklistRules.type} as type, ${blocklistRules.action} as action,
-          ${blocklistRules.value} as value, ${blocklistRules.severity} as severity, ${blocklistRules.origin} as origin,
-          (extract(epoch from ${blocklistRules.expiresAt}) * 1000)::float8 as expires_ms
+        sql`select string_agg(concat_ws(',', ${blocklistRules.id}, coalesce(${blocklistRules.policyId}, 0), ${blocklistRules.type}, ${blocklistRules.action}, ${blocklistRules.severity},
+          ${blocklistRules.origin}, coalesce((extract(epoch from ${blocklistRules.expiresAt}) * 1000)::bigint, 0), ${blocklistRules.value}), E'\n') as rules
           from ${blocklistRules} where ${blocklistRules.expiresAt} is null or ${blocklistRules.expiresAt} > now()`,
       );
       const active: ActiveRule[] = [];
-      for (const r of rows) {
-        const policyId = r.policy_id === null ? null : Number(r.policy_id);
+      let loaded = 0;
+      for (const line of dump?.rules ? dump.rules.split('\n') : []) {
+        loaded++;
+        const f: string[] = [];
+        let at = 0;
+        for (let k = 0; k < 7; k++) {
+          const comma = line.indexOf(',', at);
+          f.push(line.slice(at, comma));
+          at = comma + 1;
+        }
+        const policyId = f[1] === '0' ? null : Number(f[1]);
         const policy = policyId === null ? null : byId.get(policyId);
         if (policy === undefined || (policy !== null && !policy.enabled)) continue;
+        const expires = Number(f[6]);
         active.push({
-          id: Number(r.id),
-          type: r.type,
-          action: r.action,
-          value: r.value,
-          severity: r.severity,
-          origin: r.origin,
+          id: Number(f[0]),
+          type: f[2] as RuleType,
+          action: f[3] as ActiveRule['action'],
+          severity: f[4] as RuleSeverity,
+          origin: f[5]!,
+          value: line.slice(at),
           policyId,
           policyName: policy?.name ?? null,
           mode: policy?.mode ?? 'enforce',
-          expiresAt: r.expires_ms === null ? Infinity : Number(r.expires_ms),
+          expiresAt: expires === 0 ? Infinity : expires,
         });
       }
       const matcher = await BlocklistMatcher.build(active);
-      return { matcher, policies: byId, loadedRules: rows.length, loadMs: performance.now() - started, fingerprint, loadedAt: Date.now() };
+      return { matcher, policies: byId, loadedRules: loaded, loadMs: performance.now() - started, fingerprint, loadedAt: Date.now() };
     },
 
     async ensureAutomaticPolicy(): Promise<number> {

@@ -1,3 +1,4 @@
+import { Value } from '@sinclair/typebox/value';
 import { and, eq } from 'drizzle-orm';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -20,7 +21,7 @@ const createRule = async (body: Record<string, unknown>, app: FastifyInstance = 
   const res = await t.inject({ method: 'POST', url: RULES, payload: body }, app);
   return res;
 };
-const rule = async (body: Record<string, unknown>): Promise<{ id: number; value: string }> => {
+const rule = async (body: Record<string, unknown>): Promise<{ id: number; value: string; expiresAt: string | null }> => {
   const res = await createRule(body);
   expect(res.statusCode, res.body).toBe(201);
   return res.json();
@@ -87,6 +88,8 @@ describe('blocklist rules by address', () => {
       [{ type: 'ip', value: '192.0.2.1', colour: 'red' }, '#/colour'],
       [{ type: 'ip', value: '192.0.2.1', severity: 'extreme' }, '#/severity'],
       [{ type: 'ip', value: '192.0.2.1', policyId: 999999 }, '#/policyId'],
+      [{ type: 'ip', value: '192.0.2.1', ttlSeconds: 60, expiresAt: new Date().toISOString() }, '#/ttlSeconds'],
+      [{ type: 'ip', value: '192.0.2.1', ttlSeconds: 0 }, '#/ttlSeconds'],
     ];
     for (const [body, pointer] of cases) {
       const res = await createRule(body);
@@ -165,6 +168,8 @@ describe('allow rules, policies, expiry', () => {
 
   it('stops matching an expired rule by itself, without a reload', async () => {
     const r = await rule({ type: 'ip', value: '192.0.2.30', expiresAt: new Date(Date.now() + 1500).toISOString() });
+    const hour = await rule({ type: 'ip', value: '192.0.2.31', ttlSeconds: 3600 });
+    expect(Date.parse(hour.expiresAt!) - Date.now()).toBeGreaterThan(3_500_000);
     expectBlocked(await from('192.0.2.30'), r.id);
     const loadedAt = t.app.blocklistRules.state.loadedAt;
     await vi.waitFor(async () => expect((await from('192.0.2.30')).statusCode).toBe(200), { timeout: 5000, interval: 100 });
@@ -201,6 +206,11 @@ describe('allow rules, policies, expiry', () => {
     const rows = await t.app.db.select().from(securityEventRollups).where(eq(securityEventRollups.ruleId, r.id));
     expect(rows.length).toBeLessThanOrEqual(2); // a minute boundary may split it in two
     expect(rows.reduce((n, row) => n + row.count, 0)).toBe(25);
+    // One system log line for the rule in the interval, not 25.
+    await t.app.batchWriters.flushAll();
+    const logs = (await t.inject({ method: 'GET', url: '/system/logs?event=blocklist.blocked&limit=500' })).json().items.filter((l: { data: { ruleId?: number } }) => l.data.ruleId === r.id);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatchObject({ level: 'warn', source: 'security', data: { count: 25, topAddresses: [{ address: '192.0.2.41', count: 25 }] } });
     const metrics = await t.app.metrics.getSingleMetricAsString('valhalla_blocklist_blocked_total');
     expect(metrics).toMatch(/valhalla_blocklist_blocked_total\{rule_type="ip",mode="enforce"\} \d+/);
     const figures = await t.app.blocklist.dashboardFigures(new Date(Date.now() - 3_600_000), new Date(Date.now() + 60_000));
@@ -279,7 +289,7 @@ describe('bulk import', () => {
 
 /** Waits for the background escalation of `ip` (it starts in onResponse, after the reply was delivered). */
 async function escalated(ip: string, app: FastifyInstance): Promise<void> {
-  await vi.waitFor(async () => expect((await t.inject({ method: 'GET', url: `${RULES}?value=${ip}&action=block` })).json().items).toHaveLength(1), { timeout: 5000, interval: 20 });
+  await vi.waitFor(async () => expect((await t.inject({ method: 'GET', url: `${RULES}?value=${encodeURIComponent(ip)}&action=block` })).json().items).toHaveLength(1), { timeout: 5000, interval: 20 });
   await app.blocklistRules.escalations();
 }
 
@@ -316,6 +326,17 @@ describe('escalation of repeated 401s', () => {
     const secondTtl = Date.parse(second.expiresAt) - Date.parse(second.lastOffenceAt);
     expect(secondTtl).toBeGreaterThan(1_190_000);
     expect(secondTtl).toBeLessThan(1_210_000);
+  });
+
+  it('counts and blocks IPv6 clients by /64, so rotating addresses within it does not help', async () => {
+    const guarded = await t.another({ BLOCKLIST_AUTH_FAILURE_THRESHOLD: 3 });
+    const bad = { headers: { authorization: 'Bearer nope' } };
+    for (const ip of ['2001:db8:77:1::1', '2001:db8:77:1::2', '2001:db8:77:1:ffff::9']) expect((await from(ip, bad, guarded)).statusCode).toBe(401);
+    await escalated('2001:db8:77:1::/64', guarded);
+    const blocked = await from('2001:db8:77:1:abcd::1', {}, guarded);
+    expect(blocked.statusCode).toBe(403);
+    expect((await t.inject({ method: 'GET', url: `${RULES}/${blocked.json().ruleId}` })).json()).toMatchObject({ type: 'cidr', value: '2001:db8:77:1::/64', origin: 'auth_failure' });
+    expect((await from('2001:db8:77:2::1', {}, guarded)).statusCode).toBe(200);
   });
 
   it('never escalates an address an allow rule covers', async () => {
@@ -426,7 +447,10 @@ describe('the check endpoint and the API', () => {
     const rules = t.app.snapshots.get('blocklist_rules')!;
     expect((await policies.read()).map((p) => p.name)).toContain('automatic');
     await rule({ type: 'ip', value: '192.0.2.223', severity: 'high' });
+    await rule({ type: 'cidr', value: '192.0.2.224/30', expiresAt: new Date(Date.now() + 60_000).toISOString() });
     expect(await rules.read()).toContainEqual(expect.objectContaining({ policy: null, type: 'ip', action: 'block', value: '192.0.2.223', severity: 'high' }));
+    // What a snapshot carries passes the import's own check (TypeBox's Value, as POST /system/imports uses).
+    for (const section of [policies, rules]) for (const item of await section.read()) expect(Value.Errors(section.itemSchema, item).First(), JSON.stringify(item)).toBeUndefined();
     const item = { policy: 'restored', type: 'ip', action: 'block', value: '192.0.2.222', severity: 'low', reason: 'from a snapshot', origin: 'import', expiresAt: null };
     const ctx = { actor: 'test', correlationId: null };
     await t.app.db.transaction(async (tx) => {

@@ -3,7 +3,7 @@ import type { Counter } from 'prom-client';
 import { requestPath } from '../../src/error-handler.js';
 import { buildProblem, PROBLEM_CONTENT_TYPE } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
-import { formatIp, parseIp, type ParsedIp } from './addresses.js';
+import { formatIp, formatIpv6, parseIp, type ParsedIp } from './addresses.js';
 import type { ActiveRule, Decision, MatchInput } from './matcher.js';
 import { normalisePath } from './patterns.js';
 import type { BlocklistState, RollupRow } from './service.js';
@@ -20,6 +20,9 @@ declare module 'fastify' {
 }
 
 export type EventKind = 'blocked' | 'monitored' | 'rate_limited' | 'auth_failure';
+
+/** Rules logged one line each per interval; the others are summed in one line. */
+const MAX_RULE_LINES = 50;
 
 /**
  * Per-minute, per-rule, per-address counts of what the blocklist refused or would have refused,
@@ -74,7 +77,15 @@ export function createSecurityCounters(deps: {
           if (s.address) agg.addresses.set(s.address, (agg.addresses.get(s.address) ?? 0) + s.count);
         }
       }
-      for (const { rule, kind, count, addresses } of perRule.values()) {
+      // The busiest rules get a line each; the rest share one, so a scan across thousands of
+      // rules cannot flood the log either.
+      const ranked = [...perRule.values()].sort((a, b) => b.count - a.count);
+      const rest = ranked.slice(MAX_RULE_LINES);
+      if (rest.length > 0) {
+        const requests = rest.reduce((n, r) => n + r.count, 0);
+        deps.log('blocklist.matched', `${rest.length} more blocklist rules matched ${requests} requests`, { rules: rest.length, count: requests, ruleIds: rest.slice(0, 100).map((r) => r.rule.id) });
+      }
+      for (const { rule, kind, count, addresses } of ranked.slice(0, MAX_RULE_LINES)) {
         const top = [...addresses].sort((a, b) => b[1] - a[1]).slice(0, 5);
         deps.log(
           `blocklist.${kind}`,
@@ -207,8 +218,8 @@ export interface EscalationDeps {
 }
 
 /**
- * Repeated 429s and 401s from one address become a temporary block: an `onResponse` hook counts
- * them per address in a fixed window (per instance: each instance sees its own share of the
+ * Repeated 429s and 401s from one address (an IPv6 /64) become a temporary block: an `onResponse`
+ * hook counts them per address in a fixed window (per instance: each instance sees its own share of the
  * traffic; with N instances behind a balancer an address may get up to N × threshold before
  * one of them blocks it, and the block then applies everywhere). Crossing the threshold starts
  * one background write per address (never awaited by a request); addresses an allow rule
@@ -220,10 +231,12 @@ export function addEscalationHook(app: FastifyInstance, deps: EscalationDeps): {
 
   const note = (origin: 'rate_limit' | 'auth_failure', request: FastifyRequest) => {
     const ip = parseIp(request.ip);
-    const address = addressText(ip, request.ip);
-    deps.counters.record(origin === 'rate_limit' ? 'rate_limited' : 'auth_failure', null, address);
+    deps.counters.record(origin === 'rate_limit' ? 'rate_limited' : 'auth_failure', null, addressText(ip, request.ip));
     const settings = origin === 'rate_limit' ? deps.rateLimit : deps.authFailure;
     if (settings.threshold <= 0 || !ip) return;
+    // An IPv6 client usually holds a whole /64 and can change address within it at will: it is
+    // counted, and blocked, as that /64 (as the rate limiter counts it).
+    const address = ip.v === 4 ? formatIp(ip) : `${formatIpv6(ip.g.map((x, i) => (i < 4 ? x : 0)))}/64`;
     const map = windows[origin];
     const now = Date.now();
     let w = map.get(address);

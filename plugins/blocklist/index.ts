@@ -41,7 +41,7 @@ declare module '../../src/access.js' {
 const ESCALATION_ACTOR: Actor = { type: 'system', id: 'blocklist', keyId: null };
 
 /** Distinct (minute, kind, rule, address) counters one interval may hold before addresses go unattributed. */
-const MAX_EVENT_KEYS = 20_000;
+const MAX_EVENT_KEYS = 5_000;
 /** Addresses whose 429s/401s are being counted at once, per kind. */
 const MAX_TRACKED_ADDRESSES = 100_000;
 

@@ -64,9 +64,10 @@ const CACHEABLE_LENGTH = 512;
 const NONE: readonly ActiveRule[] = Object.freeze([]);
 
 /**
- * The rules of one action (block or allow) indexed for lookup: exact addresses in Maps,
- * CIDRs in one Map per prefix length (only the lengths in use are probed, longest first),
- * user-agent and path patterns behind one-pass literal indexes, clients in a Map.
+ * Every rule, allow and block, indexed for lookup: IPv4 addresses and networks in the flat
+ * per-/16 index (address-index.ts); IPv6 addresses in a Map and networks in one Map per prefix
+ * length in use (few: /32, /48, /56, /64 in practice); user-agent and path patterns behind
+ * one-pass literal indexes, each glob confirmed on the whole text; clients in a Map.
  */
 class RuleSet {
   readonly v4 = new Ipv4Index<ActiveRule>();

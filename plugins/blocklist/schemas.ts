@@ -85,6 +85,7 @@ export const CreateRuleBody = StrictObject({
   origin: Type.Optional(Enum(ORIGINS)),
   policyId: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'null: no policy (always enforced)' }))),
   expiresAt: Type.Optional(Nullable(IsoDate('the rule stops matching at this time; null: never'))),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 315_360_000, description: 'instead of `expiresAt`: the rule stops matching this many seconds from now (a decision\'s duration)' })),
 });
 export type CreateRule = Static<typeof CreateRuleBody>;
 

@@ -3,7 +3,7 @@ import { queryRows, type Db, type DbOrTx } from '../../db/client.js';
 import { bulkInsert } from '../../db/bulk-insert.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError } from '../../src/problem.js';
-import { canonicalAddress, canonicalCidr, parseCidr, parseIp } from './addresses.js';
+import { canonicalAddress, canonicalCidr, parseCidr } from './addresses.js';
 import { BlocklistMatcher, type ActiveRule, type PolicyMode, type RuleType } from './matcher.js';
 import { isGlob, normalisePath } from './patterns.js';
 import type { CreatePolicy, CreateRule, Incident, IncidentFilter, Policy, Rule, RuleFilter, UpdatePolicy, UpdateRule } from './schemas.js';
@@ -155,7 +155,8 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
   function prepare(input: CreateRule, at: string): typeof blocklistRules.$inferInsert {
     const v = normaliseRuleValue(input.type, input.value);
     if ('error' in v) throw invalidField(`${at}/value`, v.error);
-    const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
+    if (input.ttlSeconds !== undefined && input.expiresAt !== undefined) throw invalidField(`${at}/ttlSeconds`, 'give expiresAt or ttlSeconds, not both');
+    const expiresAt = input.ttlSeconds !== undefined ? new Date(Date.now() + input.ttlSeconds * 1000) : input.expiresAt ? new Date(input.expiresAt) : null;
     return {
       type: input.type,
       value: v.value,
@@ -303,8 +304,9 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       if (filter.origin) where.push(eq(blocklistRules.origin, filter.origin));
       if (filter.policyId !== undefined) where.push(eq(blocklistRules.policyId, filter.policyId));
       if (filter.value !== undefined) {
-        const v = filter.type ? normaliseRuleValue(filter.type, filter.value) : null;
-        const canonical = v && 'value' in v ? v.value : (canonicalAddress(filter.value) ?? filter.value.trim());
+        // Canonical like stored values: `2001:DB8::/32` finds `2001:db8::/32`.
+        const v = filter.type ? normaliseRuleValue(filter.type, filter.value) : addressRule(filter.value);
+        const canonical = 'value' in v ? v.value : filter.value.trim();
         where.push(eq(blocklistRules.value, canonical));
       }
       if (filter.active === true) where.push(or(isNull(blocklistRules.expiresAt), gt(blocklistRules.expiresAt, sql`now()`))!);
@@ -588,5 +590,3 @@ async function activeRuleCounts(tx: DbOrTx, policyIds: number[]): Promise<Map<nu
 /** Severity of an automatic block from how often the address offended. */
 export const escalationSeverity = (offence: number): RuleSeverity => (offence >= 4 ? 'critical' : offence >= 2 ? 'high' : 'medium');
 
-/** Re-exported for the routes' check endpoint. */
-export { parseIp, normalisePath };

@@ -1,14 +1,16 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { eq, gt, isNull, or, sql } from 'drizzle-orm';
 import type { Db, DbOrTx } from '../../db/client.js';
 import type { SnapshotItem, SnapshotSection } from '../../src/snapshot.js';
 import type { StateCache, StateEntry } from '../../src/state-cache.js';
-import { IsoDate, Nullable, StrictObject } from '../../src/schemas.js';
+import { StrictObject } from '../../src/schemas.js';
 import { ACTIONS, MODES, ORIGINS, SEVERITIES, TYPES } from './schemas.js';
 import { invalidField, normaliseRuleValue } from './service.js';
 import { blocklistRules, securityPolicies } from './table.js';
 
-const Enum = <T extends string>(values: readonly T[]) => Type.Unsafe<T>({ type: 'string', enum: [...values] });
+// Checked with TypeBox's Value (the import route), which knows no `Unsafe` schemas: plain unions here.
+const Enum = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)));
+const OrNull = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
 const PolicyItem = StrictObject({
   name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }),
@@ -18,14 +20,14 @@ const PolicyItem = StrictObject({
 });
 
 const RuleItem = StrictObject({
-  policy: Nullable(Type.String({ minLength: 1, maxLength: 100 })),
+  policy: OrNull(Type.String({ minLength: 1, maxLength: 100 })),
   type: Enum(TYPES),
   action: Enum(ACTIONS),
   value: Type.String({ minLength: 1, maxLength: 512 }),
   severity: Enum(SEVERITIES),
   reason: Type.String({ maxLength: 500 }),
   origin: Enum(ORIGINS),
-  expiresAt: Nullable(IsoDate()),
+  expiresAt: OrNull(Type.String({ maxLength: 40, pattern: '^\\d{4}-\\d{2}-\\d{2}T[0-9:.]+Z$' })),
 });
 
 type RuleItemShape = Static<typeof RuleItem>;
@@ -107,6 +109,7 @@ export function blocklistSnapshotSections(db: Db, stateCache: Pick<StateCache, '
           const v = normaliseRuleValue(item.type, item.value);
           // The whole import rolls back: a hand-edited snapshot with a bad value changes nothing.
           if ('error' in v) throw invalidField(`/sections/blocklist_rules`, `rule '${ruleKey(item)}': value ${v.error}`);
+          if (item.expiresAt !== null && Number.isNaN(Date.parse(item.expiresAt))) throw invalidField('/sections/blocklist_rules', `rule '${ruleKey(item)}': expiresAt is not a valid time`);
           const policyId = item.policy === null ? null : await policyIdByName(tx, item.policy);
           const fields = { severity: item.severity, reason: item.reason, origin: item.origin, expiresAt: item.expiresAt === null ? null : new Date(item.expiresAt), updatedAt: new Date() };
           const id = ids.get(ruleKey(item));

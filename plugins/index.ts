@@ -16,6 +16,7 @@ import deployments from './deployments/index.js';
 import notifications from './notifications/index.js';
 import retention from './retention/index.js';
 import dataExports from './exports/index.js';
+import securityActions from './security-actions/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -44,4 +45,6 @@ export const allPacks: Pack[] = [
   notifications,
   retention,
   dataExports,
+  // After the packs whose services it executes through: api-keys, maintenance, feature flags (and the blocklist).
+  securityActions,
 ];

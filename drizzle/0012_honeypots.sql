@@ -1,8 +1,9 @@
 CREATE TABLE "honeypot_hit_rollups" (
-	"honeypot_id" bigint NOT NULL,
+	"period" integer NOT NULL,
 	"bucket" timestamp with time zone NOT NULL,
+	"honeypot_id" bigint NOT NULL,
 	"hits" bigint NOT NULL,
-	CONSTRAINT "honeypot_hit_rollups_pkey" PRIMARY KEY("bucket","honeypot_id")
+	CONSTRAINT "honeypot_hit_rollups_pkey" PRIMARY KEY("period","bucket","honeypot_id")
 );
 --> statement-breakpoint
 CREATE TABLE "honeypot_instances" (
@@ -29,10 +30,11 @@ CREATE TABLE "honeypot_instances" (
 );
 --> statement-breakpoint
 CREATE TABLE "honeypot_source_rollups" (
+	"period" integer NOT NULL,
 	"source_ip" text NOT NULL,
 	"bucket" timestamp with time zone NOT NULL,
 	"hits" bigint NOT NULL,
-	CONSTRAINT "honeypot_source_rollups_pkey" PRIMARY KEY("bucket","source_ip")
+	CONSTRAINT "honeypot_source_rollups_pkey" PRIMARY KEY("period","source_ip","bucket")
 );
 --> statement-breakpoint
 CREATE TABLE "honeypot_telemetry" (
@@ -47,5 +49,6 @@ CREATE TABLE "honeypot_telemetry" (
 	"correlation_id" text NOT NULL
 );
 --> statement-breakpoint
+CREATE INDEX "honeypot_source_rollups_top_idx" ON "honeypot_source_rollups" USING btree ("period","bucket","hits" DESC NULLS LAST,"source_ip");--> statement-breakpoint
 CREATE INDEX "honeypot_telemetry_honeypot_id_idx" ON "honeypot_telemetry" USING btree ("honeypot_id","id");--> statement-breakpoint
 CREATE INDEX "honeypot_telemetry_occurred_at_idx" ON "honeypot_telemetry" USING btree ("occurred_at");

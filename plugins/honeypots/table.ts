@@ -60,27 +60,38 @@ export const honeypotTelemetry = pgTable(
 );
 
 /**
- * Hits per honeypot per minute, added to by the telemetry writer in the same transaction as the
- * rows: the dashboard sums at most 10,080 buckets per honeypot for 7 days instead of counting
- * millions of telemetry rows.
+ * Hits per honeypot per minute (`period` 60) and per hour (`period` 3600), added to by the
+ * telemetry writer in the same transaction as the rows. A window is summed from whole hours plus
+ * the minutes of its partial first and last hours: at most 168 + 120 buckets per honeypot for
+ * 7 days, exact to the minute, whatever the number of telemetry rows.
  */
 export const honeypotHitRollups = pgTable(
   'honeypot_hit_rollups',
   {
-    honeypotId: bigint('honeypot_id', { mode: 'number' }).notNull(),
+    period: integer('period').notNull(),
     bucket: timestamp('bucket', { withTimezone: true, mode: 'date' }).notNull(),
+    honeypotId: bigint('honeypot_id', { mode: 'number' }).notNull(),
     hits: bigint('hits', { mode: 'number' }).notNull(),
   },
-  (t) => [primaryKey({ name: 'honeypot_hit_rollups_pkey', columns: [t.bucket, t.honeypotId] })],
+  (t) => [primaryKey({ name: 'honeypot_hit_rollups_pkey', columns: [t.period, t.bucket, t.honeypotId] })],
 );
 
-/** Hits per source address per hour: the dashboard's top offenders without scanning telemetry. */
+/**
+ * Hits per source address per hour (`period` 3600) and per day (`period` 86400), for the
+ * dashboard's top offenders: each bucket's top sources come off the (period, bucket, hits,
+ * source) index without touching the table, and only those candidates are summed over the
+ * window (hours for windows up to two days, days beyond).
+ */
 export const honeypotSourceRollups = pgTable(
   'honeypot_source_rollups',
   {
+    period: integer('period').notNull(),
     sourceIp: text('source_ip').notNull(),
     bucket: timestamp('bucket', { withTimezone: true, mode: 'date' }).notNull(),
     hits: bigint('hits', { mode: 'number' }).notNull(),
   },
-  (t) => [primaryKey({ name: 'honeypot_source_rollups_pkey', columns: [t.bucket, t.sourceIp] })],
+  (t) => [
+    primaryKey({ name: 'honeypot_source_rollups_pkey', columns: [t.period, t.sourceIp, t.bucket] }),
+    index('honeypot_source_rollups_top_idx').on(t.period, t.bucket, t.hits.desc(), t.sourceIp),
+  ],
 );

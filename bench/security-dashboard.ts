@@ -7,10 +7,6 @@ import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { buildApp } from '../src/app.js';
 import { envWith } from '../src/env.js';
 import { withDatabase } from '../test/helpers/database.js';
-import { allPacks } from '../plugins/index.js';
-import blocklist from '../plugins/blocklist/index.js';
-import honeypots from '../plugins/honeypots/index.js';
-import securityDashboard from '../plugins/security-dashboard/index.js';
 
 // `npm run bench:dashboard` (PostgreSQL: TEST_DATABASE_URL or DATABASE_URL): p95 of
 // `GET /system/security/dashboard` for each window with BENCH_TELEMETRY_ROWS honeypot telemetry
@@ -42,13 +38,11 @@ async function main() {
   const database = await createDatabase({ url, max: 10 });
   await runMigrations(database, url);
   const adminKey = generateApiKey().token;
-  const listed = allPacks.some((p) => p.meta.name === 'security-dashboard');
   const app = await buildApp({
     logger: false,
     migrate: false,
     env: envWith({ LOG_LEVEL: 'silent', RUN_JOBS: false, PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0, RATE_LIMIT_DEFAULT_MAX: 0, DATABASE_URL: url, ADMIN_API_KEY: adminKey }),
     database,
-    extraPacks: listed ? [] : [...(allPacks.some((p) => p.meta.name === 'blocklist') ? [] : [blocklist]), honeypots, securityDashboard],
   });
   const t = { app, inject: (o: { method: 'GET' | 'POST'; url: string; payload?: Record<string, unknown> }) => app.inject({ ...o, headers: { authorization: `Bearer ${adminKey}` } }) };
   try {

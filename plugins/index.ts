@@ -3,6 +3,7 @@ import tracing from './tracing/index.js';
 import problemDetails from './problem-details/index.js';
 import systemLog from './system-log/index.js';
 import health from './health/index.js';
+import blocklist from './blocklist/index.js';
 import apiKeys from './api-keys/index.js';
 import rateLimits from './rate-limits/index.js';
 import maintenance from './maintenance/index.js';
@@ -15,19 +16,23 @@ import deployments from './deployments/index.js';
 import notifications from './notifications/index.js';
 import retention from './retention/index.js';
 import dataExports from './exports/index.js';
+import honeypots from './honeypots/index.js';
+import securityDashboard from './security-dashboard/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
  * pack is one line here; `PACKS_DISABLED=a,b` turns packs off at start.
  * Hook order on every request follows this list: tracing context (TW), then authentication
- * (UD), rate limit (UC), change freeze (UE), read-only shield (UJ); the blocklist (TQ) goes
- * before authentication when it lands.
+ * (UD), rate limit (UC), change freeze (UE), read-only shield (UJ); the blocklist (TQ) comes
+ * before authentication, so a blocked address costs no key verification.
  */
 export const allPacks: Pack[] = [
   tracing,
   problemDetails,
   systemLog,
   health,
+  // Before api-keys: its onRequest hook runs before authentication (api_client rules run in a later hook).
+  blocklist,
   apiKeys,
   rateLimits,
   maintenance,
@@ -41,4 +46,8 @@ export const allPacks: Pack[] = [
   notifications,
   retention,
   dataExports,
+  // After the blocklist (its onRequest hook answers a blocked source before a decoy does) and
+  // notifications (a hit notifies).
+  honeypots,
+  securityDashboard,
 ];

@@ -4,21 +4,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { API_KEY_PATTERN } from '../api-keys/key-format.js';
-import blocklist from '../blocklist/index.js';
-import { allPacks } from '../index.js';
 import { notificationOutbox } from '../notifications/table.js';
-import securityDashboard from '../security-dashboard/index.js';
 import { normaliseDecoyPath } from './decoys.js';
-import honeypots from './index.js';
 
 const PATH = '/system/security/honeypots';
 process.env.NOTIFY_SECRET_HONEYPOT_TEST = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 
 let t: TestApp;
 beforeAll(async () => {
-  const listed = allPacks.some((p) => p.meta.name === 'honeypots');
-  const extra = listed ? [] : [...(allPacks.some((p) => p.meta.name === 'blocklist') ? [] : [blocklist]), honeypots, securityDashboard];
-  t = await createTestApp({}, { extraPacks: extra });
+  t = await createTestApp();
   // A channel subscribed to security events, so a hit's notification becomes an outbox row.
   const ch = await t.inject({
     method: 'POST',

@@ -1,18 +1,12 @@
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../../test/helpers/app.js';
-import blocklist from '../blocklist/index.js';
-import honeypots from '../honeypots/index.js';
-import { allPacks } from '../index.js';
-import securityDashboard from './index.js';
 
 const URL = '/system/security/dashboard';
 
 let t: TestApp;
 beforeAll(async () => {
-  const listed = allPacks.some((p) => p.meta.name === 'security-dashboard');
-  const extra = listed ? [] : [...(allPacks.some((p) => p.meta.name === 'blocklist') ? [] : [blocklist]), honeypots, securityDashboard];
-  t = await createTestApp({}, { extraPacks: extra });
+  t = await createTestApp();
 });
 afterAll(async () => t?.close());
 
@@ -65,6 +59,22 @@ describe('security dashboard (TT)', () => {
     // A deleted honeypot's hits still count, without a name.
     await t.inject({ method: 'DELETE', url: `/system/security/honeypots/${wp.id}` });
     expect((await dashboard('24h')).honeypotHits.byHoneypot).toContainEqual({ honeypotId: wp.id, name: null, hits: 1 });
+  });
+
+  it('counts what an auto-block causes: the rule, its blocked requests, the incident, the offender', async () => {
+    const before = await dashboard('1h');
+    await t.inject({ method: 'POST', url: '/system/security/honeypots', payload: { name: 'd-block', type: 'path', path: '/d/admin.php', autoBlock: true, blockTtlSeconds: 600 } });
+    const ip = '192.0.2.150';
+    expect((await from(ip, { method: 'GET', url: '/d/admin.php' })).statusCode).toBe(404);
+    await t.app.honeypots.settle();
+    for (let i = 0; i < 3; i++) expect((await from(ip, { method: 'GET', url: '/live' })).statusCode).toBe(403);
+
+    const after = await dashboard('1h');
+    expect(after.blocked.total - before.blocked.total).toBe(3);
+    expect((after.blocked.byRuleType.ip ?? 0) - (before.blocked.byRuleType.ip ?? 0)).toBe(3);
+    expect(after.activeRules.byOrigin.honeypot - (before.activeRules.byOrigin.honeypot ?? 0)).toBe(1);
+    expect(after.recentIncidents[0]).toMatchObject({ kind: 'honeypot_hit', sourceIp: ip });
+    expect(after.topAddresses).toContainEqual(expect.objectContaining({ address: ip, blocked: 3, honeypotHits: 1, total: 4 }));
   });
 
   it('has the blocklist figures and no pending actions while the workflow pack is not loaded', async () => {

@@ -23,7 +23,18 @@ export interface TestApp {
 export function testEnv(db: TestDatabase, overrides: Partial<Env> = {}): Env {
   // Event-loop load shedding is off: building another app in the same process can block the loop
   // for over a second on a busy machine, which would shed an unrelated request with 503.
-  return envWith({ LOG_LEVEL: 'silent', RUN_JOBS: false, PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0, DATABASE_URL: db.url, ...overrides });
+  // Escalation of repeated 401s/429s is off: every test request comes from 127.0.0.1, and tests
+  // of authentication and rate limits would block it for the tests after them (the blocklist's
+  // own tests turn it on).
+  return envWith({
+    LOG_LEVEL: 'silent',
+    RUN_JOBS: false,
+    PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 0,
+    BLOCKLIST_AUTH_FAILURE_THRESHOLD: 0,
+    BLOCKLIST_RATE_LIMIT_THRESHOLD: 0,
+    DATABASE_URL: db.url,
+    ...overrides,
+  });
 }
 
 export const authHeader = (token: string) => ({ authorization: `Bearer ${token}` });

@@ -1,0 +1,334 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { PageOf, pageLimit } from '../../src/pagination.js';
+import { problemError, problemResponses } from '../../src/problem.js';
+import { IdParams } from '../../src/schemas.js';
+import { formatIp, parseIp } from './addresses.js';
+import type { Blocklist } from './index.js';
+import { outranks, type ActiveRule, type MatchInput } from './matcher.js';
+import { isGlob, normalisePath } from './patterns.js';
+import {
+  BULK_MAX,
+  BulkBody,
+  BulkResult,
+  CheckQuery,
+  CheckResult,
+  CreatePolicyBody,
+  CreateRuleBody,
+  IncidentQuery,
+  IncidentSchema,
+  PolicyQuery,
+  PolicySchema,
+  RuleQuery,
+  RuleSchema,
+  UpdatePolicyBody,
+  UpdateRuleBody,
+} from './schemas.js';
+import { invalidField } from './service.js';
+
+const TAGS = ['security'];
+const POLICIES = '/system/security/policies';
+const RULES = '/system/security/blocklist';
+const INCIDENTS = '/system/security/incidents';
+
+const policyNotFound = (id: number) => problemError('resource-not-found', `No security policy ${id}`);
+const ruleNotFound = (id: number) => problemError('resource-not-found', `No blocklist rule ${id}`);
+
+/** Why a matching rule matches, in words (the check endpoint). */
+function why(rule: ActiveRule, input: MatchInput, ipText: string | null): string {
+  switch (rule.type) {
+    case 'ip':
+      return `address ${ipText} is ${rule.value}`;
+    case 'cidr':
+      return `address ${ipText} is inside ${rule.value}`;
+    case 'user_agent':
+      return isGlob(rule.value) ? `user agent matches the glob '${rule.value}' (case-insensitive)` : `user agent contains '${rule.value}' (case-insensitive)`;
+    case 'path':
+      return isGlob(rule.value) ? `normalised path '${input.path}' matches the glob '${rule.value}'` : `normalised path '${input.path}' starts with '${rule.value}'`;
+    case 'api_client':
+      return `API client ${rule.value}`;
+  }
+}
+
+type CheckAnswer = Static<typeof CheckResult>;
+
+/**
+ * Policies and rules CRUD, bulk import, the check endpoint and the incident list. Every write
+ * goes through `app.writeThrough` (transaction, audit entry, state notification, local reload).
+ * Rule writes are not under the change freeze: blocking an attacker is incident response, which
+ * a freeze must not hold up; policy changes (enforcement behaviour) are.
+ */
+export const blocklistRoutes =
+  ({ rules: service, state }: Blocklist): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    const refresh = { refresh: [state] };
+
+    // ---- policies --------------------------------------------------------------------------
+
+    app.post(
+      POLICIES,
+      {
+        config: { scope: 'security:write', freeze: true },
+        schema: { tags: TAGS, summary: 'Create a security policy', body: CreatePolicyBody, response: { 201: PolicySchema, ...problemResponses(400, 401, 403, 409, 415, 423, 503) } },
+      },
+      async (request, reply) => {
+        const policy = await app.writeThrough(request, refresh, async (tx) => {
+          const created = await service.createPolicy(tx, request.body);
+          return { result: created, audit: { operation: 'security-policy.create', targetType: 'security-policy', targetId: created.id, after: created } };
+        });
+        return reply.code(201).header('location', `${POLICIES}/${policy.id}`).send(policy);
+      },
+    );
+
+    app.get(
+      POLICIES,
+      {
+        config: { scope: 'security:read' },
+        schema: { tags: TAGS, summary: 'List security policies, oldest first', querystring: PolicyQuery, response: { 200: PageOf(PolicySchema), ...problemResponses(400, 401, 403, 503) } },
+      },
+      async (request) => service.listPolicies({ ...request.query, limit: pageLimit(request.query) }),
+    );
+
+    app.get(
+      `${POLICIES}/:id`,
+      {
+        config: { scope: 'security:read' },
+        schema: { tags: TAGS, summary: 'One security policy', params: IdParams, response: { 200: PolicySchema, ...problemResponses(400, 401, 403, 404, 503) } },
+      },
+      async (request) => {
+        const policy = await service.policyById(request.params.id);
+        if (!policy) throw policyNotFound(request.params.id);
+        return policy;
+      },
+    );
+
+    app.patch(
+      `${POLICIES}/:id`,
+      {
+        config: { scope: 'security:write', freeze: true },
+        schema: {
+          tags: TAGS,
+          summary: 'Change a security policy (enable or disable it, switch enforce/monitor)',
+          params: IdParams,
+          body: UpdatePolicyBody,
+          response: { 200: PolicySchema, ...problemResponses(400, 401, 403, 404, 409, 415, 423, 503) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        return app.writeThrough(request, refresh, async (tx) => {
+          const changed = await service.updatePolicy(tx, id, request.body);
+          if (!changed) throw policyNotFound(id);
+          return { result: changed.after, audit: { operation: 'security-policy.update', targetType: 'security-policy', targetId: id, before: changed.before, after: changed.after } };
+        });
+      },
+    );
+
+    app.delete(
+      `${POLICIES}/:id`,
+      {
+        config: { scope: 'security:write', freeze: true },
+        schema: {
+          tags: TAGS,
+          summary: 'Delete a security policy and its rules',
+          params: IdParams,
+          response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(400, 401, 403, 404, 423, 503) },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        await app.writeThrough(request, refresh, async (tx) => {
+          const removed = await service.removePolicy(tx, id);
+          if (!removed) throw policyNotFound(id);
+          return { result: null, audit: { operation: 'security-policy.delete', targetType: 'security-policy', targetId: id, before: { ...removed.policy, rulesRemoved: removed.rulesRemoved } } };
+        });
+        return reply.code(204).send(null);
+      },
+    );
+
+    // ---- rules -----------------------------------------------------------------------------
+
+    app.post(
+      RULES,
+      {
+        config: { scope: 'security:write' },
+        schema: { tags: TAGS, summary: 'Create a blocklist (or allowlist) rule', body: CreateRuleBody, response: { 201: RuleSchema, ...problemResponses(400, 401, 403, 409, 415, 503) } },
+      },
+      async (request, reply) => {
+        const rule = await app.writeThrough(request, refresh, async (tx) => {
+          const created = await service.createRule(tx, request.body);
+          return { result: created, audit: { operation: 'blocklist-rule.create', targetType: 'blocklist-rule', targetId: created.id, reason: created.reason || null, after: created } };
+        });
+        return reply.code(201).header('location', `${RULES}/${rule.id}`).send(rule);
+      },
+    );
+
+    app.post(
+      `${RULES}/bulk`,
+      {
+        config: { scope: 'security:write' },
+        // 10,000 rules of a few hundred bytes each do not fit the default body limit.
+        bodyLimit: 16 * 1024 * 1024,
+        schema: {
+          tags: TAGS,
+          summary: `Import up to ${BULK_MAX} rules atomically (one bad rule rejects the batch, naming its index)`,
+          body: BulkBody,
+          response: { 201: BulkResult, ...problemResponses(400, 401, 403, 409, 413, 415, 503) },
+        },
+      },
+      async (request, reply) => {
+        const { rules } = request.body;
+        const ids = await app.writeThrough(request, refresh, async (tx) => {
+          const created = await service.createRules(tx, rules);
+          const byType: Record<string, number> = {};
+          for (const r of rules) byType[r.type] = (byType[r.type] ?? 0) + 1;
+          // One entry summarising the import, not one per rule.
+          return { result: created, audit: { operation: 'blocklist-rule.bulk-import', targetType: 'blocklist-rule', targetId: null, after: { created: created.length, firstId: created[0] ?? null, lastId: created[created.length - 1] ?? null, byType } } };
+        });
+        return reply.code(201).send({ created: ids.length, ids });
+      },
+    );
+
+    app.get(
+      RULES,
+      {
+        config: { scope: 'security:read' },
+        schema: {
+          tags: TAGS,
+          summary: 'List blocklist rules, newest first (filters: type, action, origin, policyId, value, active)',
+          querystring: RuleQuery,
+          response: { 200: PageOf(RuleSchema), ...problemResponses(400, 401, 403, 503) },
+        },
+      },
+      async (request) => service.listRules({ ...request.query, limit: pageLimit(request.query) }),
+    );
+
+    app.get(
+      `${RULES}/check`,
+      {
+        config: { scope: 'security:read' },
+        schema: {
+          tags: TAGS,
+          summary: 'Explain which rule would decide a request with this address, user agent, path and client, and why',
+          querystring: CheckQuery,
+          response: { 200: CheckResult, ...problemResponses(400, 401, 403) },
+        },
+      },
+      async (request): Promise<CheckAnswer> => {
+        const q = request.query;
+        const ip = q.ip === undefined ? undefined : parseIp(q.ip.trim());
+        if (q.ip !== undefined && !ip) throw invalidField('/ip', 'is not a valid IPv4 or IPv6 address', 'querystring');
+        const ipText = ip ? formatIp(ip) : null;
+        const input: MatchInput = { ip, userAgent: q.ua ?? '', path: normalisePath(q.path ?? '/'), clientId: q.clientId ?? null };
+        const { matcher } = state.get();
+        const now = Date.now();
+        const decision = matcher.decide(input, now);
+        const matches = matcher
+          .matching(input, now)
+          .sort((a, b) => (a === decision?.rule ? -1 : b === decision?.rule ? 1 : a.action !== b.action ? (a.action === 'allow' ? -1 : 1) : outranks(a, b) ? -1 : 1));
+        let explanation = 'No active rule matches: the request would pass.';
+        if (decision?.outcome === 'allow') explanation = `Allow rule ${decision.rule.id} matches (${why(decision.rule, input, ipText)}); allow rules win over every block.`;
+        else if (decision?.outcome === 'block') explanation = `Block rule ${decision.rule.id} decides (${why(decision.rule, input, ipText)}; severity ${decision.rule.severity}, policy mode enforce): the request would get 403.`;
+        else if (decision?.outcome === 'monitor') explanation = `Rule ${decision.rule.id} matches (${why(decision.rule, input, ipText)}) but its policy is in monitor mode: the request would pass and be counted.`;
+        return {
+          decision: decision?.outcome ?? 'none',
+          ruleId: decision?.rule.id ?? null,
+          explanation,
+          input: { ip: ipText, ua: input.userAgent, path: input.path, clientId: input.clientId },
+          matches: matches.map((r) => ({
+            ruleId: r.id,
+            type: r.type,
+            action: r.action,
+            value: r.value,
+            severity: r.severity,
+            mode: r.mode,
+            policyId: r.policyId,
+            policyName: r.policyName,
+            expiresAt: r.expiresAt === Infinity ? null : new Date(r.expiresAt).toISOString(),
+            why: why(r, input, ipText),
+          })),
+        };
+      },
+    );
+
+    app.get(
+      `${RULES}/:id`,
+      {
+        config: { scope: 'security:read' },
+        schema: { tags: TAGS, summary: 'One blocklist rule', params: IdParams, response: { 200: RuleSchema, ...problemResponses(400, 401, 403, 404, 503) } },
+      },
+      async (request) => {
+        const rule = await service.ruleById(request.params.id);
+        if (!rule) throw ruleNotFound(request.params.id);
+        return rule;
+      },
+    );
+
+    app.patch(
+      `${RULES}/:id`,
+      {
+        config: { scope: 'security:write' },
+        schema: {
+          tags: TAGS,
+          summary: 'Change a blocklist rule (action, severity, reason, policy, expiry)',
+          params: IdParams,
+          body: UpdateRuleBody,
+          response: { 200: RuleSchema, ...problemResponses(400, 401, 403, 404, 409, 415, 503) },
+        },
+      },
+      async (request) => {
+        const { id } = request.params;
+        return app.writeThrough(request, refresh, async (tx) => {
+          const changed = await service.updateRule(tx, id, request.body);
+          if (!changed) throw ruleNotFound(id);
+          return { result: changed.after, audit: { operation: 'blocklist-rule.update', targetType: 'blocklist-rule', targetId: id, before: changed.before, after: changed.after } };
+        });
+      },
+    );
+
+    app.delete(
+      `${RULES}/:id`,
+      {
+        config: { scope: 'security:write' },
+        schema: { tags: TAGS, summary: 'Delete a blocklist rule', params: IdParams, response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(400, 401, 403, 404, 503) } },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        await app.writeThrough(request, refresh, async (tx) => {
+          const removed = await service.removeRule(tx, id);
+          if (!removed) throw ruleNotFound(id);
+          return { result: null, audit: { operation: 'blocklist-rule.delete', targetType: 'blocklist-rule', targetId: id, before: removed } };
+        });
+        return reply.code(204).send(null);
+      },
+    );
+
+    // ---- incidents -------------------------------------------------------------------------
+
+    app.get(
+      INCIDENTS,
+      {
+        config: { scope: 'security:read' },
+        schema: {
+          tags: TAGS,
+          summary: 'List security incidents, newest first (filters: kind, severity, sourceIp, since)',
+          querystring: IncidentQuery,
+          response: { 200: PageOf(IncidentSchema), ...problemResponses(400, 401, 403, 503) },
+        },
+      },
+      async (request) => service.listIncidents({ ...request.query, limit: pageLimit(request.query) }),
+    );
+
+    app.get(
+      `${INCIDENTS}/:id`,
+      {
+        config: { scope: 'security:read' },
+        schema: { tags: TAGS, summary: 'One security incident', params: IdParams, response: { 200: IncidentSchema, ...problemResponses(400, 401, 403, 404, 503) } },
+      },
+      async (request) => {
+        const incident = await service.incidentById(request.params.id);
+        if (!incident) throw problemError('resource-not-found', `No security incident ${request.params.id}`);
+        return incident;
+      },
+    );
+  };

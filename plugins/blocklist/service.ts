@@ -1,0 +1,561 @@
+import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
+import type { Db, DbOrTx } from '../../db/client.js';
+import { bulkInsert } from '../../db/bulk-insert.js';
+import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
+import { conflictOnUnique, ProblemError } from '../../src/problem.js';
+import { canonicalAddress, canonicalCidr, parseCidr, parseIp } from './addresses.js';
+import { BlocklistMatcher, type ActiveRule, type PolicyMode, type RuleType } from './matcher.js';
+import { isGlob, normalisePath } from './patterns.js';
+import type { CreatePolicy, CreateRule, Incident, IncidentFilter, Policy, Rule, RuleFilter, UpdatePolicy, UpdateRule } from './schemas.js';
+import { blocklistRules, securityEventRollups, securityIncidents, securityPolicies } from './table.js';
+import type { BlockAddressInput, BlockedAddress, BlocklistFigures, RuleSeverity, SecurityIncidentInput } from './types.js';
+
+type RuleRow = typeof blocklistRules.$inferSelect;
+type PolicyRow = typeof securityPolicies.$inferSelect;
+type IncidentRow = typeof securityIncidents.$inferSelect;
+export type RollupRow = typeof securityEventRollups.$inferInsert;
+
+/** The policy automatic blocks go into unless the caller names one; created at start. */
+export const AUTOMATIC_POLICY = 'automatic';
+
+/** What the state cache holds: the matcher, and the policies by id (names for reports). */
+export interface BlocklistState {
+  matcher: BlocklistMatcher;
+  policies: ReadonlyMap<number, { name: string; enabled: boolean; mode: PolicyMode }>;
+  /** Rows loaded and milliseconds the load and build took (the bench and /system/admin report them). */
+  loadedRules: number;
+  loadMs: number;
+}
+
+export const EMPTY_STATE: BlocklistState = { matcher: new BlocklistMatcher([]), policies: new Map(), loadedRules: 0, loadMs: 0 };
+
+export interface EscalationPolicy {
+  /** Repeat offences of the same origin within this many seconds double the TTL. */
+  lookbackSeconds: number;
+  /** The longest TTL doubling may reach. */
+  maxTtlSeconds: number;
+}
+
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+
+function toRule(row: RuleRow, policyEnabled: boolean, now = Date.now()): Rule {
+  return {
+    id: row.id,
+    policyId: row.policyId,
+    type: row.type,
+    action: row.action,
+    value: row.value,
+    severity: row.severity,
+    reason: row.reason,
+    origin: row.origin,
+    expiresAt: iso(row.expiresAt),
+    active: policyEnabled && (row.expiresAt === null || row.expiresAt.getTime() > now),
+    offences: row.offences,
+    lastOffenceAt: row.lastOffenceAt.toISOString(),
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+const toIncident = (row: IncidentRow): Incident => ({
+  id: row.id,
+  kind: row.kind,
+  severity: row.severity,
+  sourceIp: row.sourceIp,
+  summary: row.summary,
+  details: row.details,
+  ruleId: row.ruleId,
+  createdAt: row.createdAt.toISOString(),
+});
+
+/** A 400 naming the field, as the schema validator would. */
+export const invalidField = (pointer: string, message: string, where: 'body' | 'querystring' = 'body'): ProblemError =>
+  new ProblemError('validation-failed', { detail: 'The request does not match the schema.', errors: [{ in: where, pointer: `#${pointer}`, message }] });
+
+/**
+ * The canonical stored value of a rule, or why it is invalid: addresses and networks in one
+ * spelling (so `::ffff:10.0.0.1`, `10.0.0.1` and ` 10.0.0.1 ` are one rule), prefix paths
+ * normalised like requests (so a rule on `/a/../admin` is a rule on `/admin`).
+ */
+export function normaliseRuleValue(type: RuleType, raw: string): { value: string } | { error: string } {
+  const value = raw.trim();
+  // Control characters never occur in a header or path the server accepts; a rule with one is a mistake.
+  if (value.length === 0 || /[\u0000-\u001f\u007f]/.test(value)) return { error: 'must be non-empty printable text' };
+  switch (type) {
+    case 'ip': {
+      const canonical = canonicalAddress(value);
+      return canonical ? { value: canonical } : { error: 'is not a valid IPv4 or IPv6 address' };
+    }
+    case 'cidr': {
+      const cidr = parseCidr(value);
+      return 'error' in cidr ? { error: cidr.error } : { value: canonicalCidr(cidr) };
+    }
+    case 'user_agent':
+      return { value };
+    case 'path':
+      if (value[0] !== '/' && value[0] !== '*') return { error: "must start with '/' (a prefix) or be a glob starting with '/' or '*'" };
+      return { value: isGlob(value) ? value : normalisePath(value) };
+    case 'api_client':
+      return /^[1-9][0-9]{0,15}$/.test(value) && Number.isSafeInteger(Number(value)) ? { value } : { error: 'must be an API client id (a positive integer)' };
+  }
+}
+
+/** An address or network for blockAddress/unblockAddress: `ip` or `cidr` with its canonical value. */
+export function addressRule(address: string): { type: 'ip' | 'cidr'; value: string } | { error: string } {
+  const type = address.includes('/') ? 'cidr' : 'ip';
+  const v = normaliseRuleValue(type, address);
+  return 'error' in v ? v : { type, value: v.value };
+}
+
+/**
+ * Policies, rules, incidents and the event roll-ups, without HTTP: reads take the pool, writes
+ * the caller's transaction (so the audit entry and the state notification share it).
+ */
+export function createBlocklistService(deps: { db: Db; escalation: EscalationPolicy }) {
+  const { db } = deps;
+
+  async function policyOrThrow(tx: DbOrTx, id: number, pointer: string): Promise<PolicyRow> {
+    const [row] = await tx.select().from(securityPolicies).where(eq(securityPolicies.id, id)).limit(1);
+    if (!row) throw invalidField(pointer, `no security policy ${id}`);
+    return row;
+  }
+
+  async function policyEnabledMap(tx: DbOrTx, ids: Array<number | null>): Promise<Map<number, boolean>> {
+    const wanted = [...new Set(ids.filter((id): id is number => id !== null))];
+    if (wanted.length === 0) return new Map();
+    const rows = await tx.select({ id: securityPolicies.id, enabled: securityPolicies.enabled }).from(securityPolicies).where(inArray(securityPolicies.id, wanted));
+    return new Map(rows.map((r) => [r.id, r.enabled]));
+  }
+
+  async function toRules(tx: DbOrTx, rows: RuleRow[]): Promise<Rule[]> {
+    const enabled = await policyEnabledMap(tx, rows.map((r) => r.policyId));
+    const now = Date.now();
+    return rows.map((r) => toRule(r, r.policyId === null || (enabled.get(r.policyId) ?? false), now));
+  }
+
+  async function automaticPolicyId(tx: DbOrTx): Promise<number> {
+    const [row] = await tx.select({ id: securityPolicies.id }).from(securityPolicies).where(eq(securityPolicies.name, AUTOMATIC_POLICY)).limit(1);
+    if (row) return row.id;
+    const [created] = await tx
+      .insert(securityPolicies)
+      .values({ name: AUTOMATIC_POLICY, description: 'Blocks made by the kernel and the security packs (escalations, honeypots, actions)', mode: 'enforce' })
+      .onConflictDoNothing()
+      .returning({ id: securityPolicies.id });
+    if (created) return created.id;
+    return automaticPolicyId(tx);
+  }
+
+  /** Validates and canonicalises a create body; `at` prefixes the pointer (`/rules/17`). */
+  function prepare(input: CreateRule, at: string): typeof blocklistRules.$inferInsert {
+    const v = normaliseRuleValue(input.type, input.value);
+    if ('error' in v) throw invalidField(`${at}/value`, v.error);
+    const expiresAt = input.expiresAt ? new Date(input.expiresAt) : null;
+    return {
+      type: input.type,
+      value: v.value,
+      action: input.action ?? 'block',
+      severity: input.severity ?? 'medium',
+      reason: input.reason ?? '',
+      origin: input.origin ?? 'manual',
+      policyId: input.policyId ?? null,
+      expiresAt,
+    };
+  }
+
+  const duplicateRule = (type: string, value: string) =>
+    conflictOnUnique(`A rule of type '${type}' for '${value}' with this action already exists in this policy.`, { type, value });
+
+  return {
+    // ---- state ---------------------------------------------------------------------------
+
+    /** Every rule that can still match, with its policy's mode, compiled for the hot path. */
+    async loadState(): Promise<BlocklistState> {
+      const started = performance.now();
+      const policies = await db.select().from(securityPolicies);
+      const byId = new Map(policies.map((p) => [p.id, { name: p.name, enabled: p.enabled, mode: p.mode }]));
+      const rows = await db
+        .select({
+          id: blocklistRules.id,
+          policyId: blocklistRules.policyId,
+          type: blocklistRules.type,
+          action: blocklistRules.action,
+          value: blocklistRules.value,
+          severity: blocklistRules.severity,
+          origin: blocklistRules.origin,
+          expiresAt: blocklistRules.expiresAt,
+        })
+        .from(blocklistRules)
+        .where(or(isNull(blocklistRules.expiresAt), gt(blocklistRules.expiresAt, sql`now()`)));
+      const active: ActiveRule[] = [];
+      for (const r of rows) {
+        const policy = r.policyId === null ? null : byId.get(r.policyId);
+        if (policy === undefined || (policy !== null && !policy.enabled)) continue;
+        active.push({
+          id: r.id,
+          type: r.type,
+          action: r.action,
+          value: r.value,
+          severity: r.severity,
+          origin: r.origin,
+          policyId: r.policyId,
+          policyName: policy?.name ?? null,
+          mode: policy?.mode ?? 'enforce',
+          expiresAt: r.expiresAt === null ? Infinity : r.expiresAt.getTime(),
+        });
+      }
+      const matcher = new BlocklistMatcher(active);
+      return { matcher, policies: byId, loadedRules: rows.length, loadMs: performance.now() - started };
+    },
+
+    async ensureAutomaticPolicy(): Promise<number> {
+      return automaticPolicyId(db);
+    },
+
+    // ---- policies ------------------------------------------------------------------------
+
+    async listPolicies(filter: { limit: number; cursor?: string }): Promise<Page<Policy>> {
+      const afterId = decodeIdCursor(filter.cursor);
+      const rows = await db
+        .select()
+        .from(securityPolicies)
+        .where(afterId === undefined ? undefined : gt(securityPolicies.id, afterId))
+        .orderBy(asc(securityPolicies.id))
+        .limit(filter.limit + 1);
+      const counts = await activeRuleCounts(db, rows.map((r) => r.id));
+      return toPage(rows, filter.limit, (r) => [r.id], (r) => toPolicy(r, counts.get(r.id) ?? 0));
+    },
+
+    async policyById(id: number, tx: DbOrTx = db): Promise<Policy | undefined> {
+      const [row] = await tx.select().from(securityPolicies).where(eq(securityPolicies.id, id)).limit(1);
+      if (!row) return undefined;
+      return toPolicy(row, (await activeRuleCounts(tx, [id])).get(id) ?? 0);
+    },
+
+    async createPolicy(tx: DbOrTx, input: CreatePolicy): Promise<Policy> {
+      const [row] = await tx
+        .insert(securityPolicies)
+        .values({ name: input.name, description: input.description ?? '', enabled: input.enabled ?? true, mode: input.mode ?? 'enforce' })
+        .returning()
+        .catch(conflictOnUnique(`A security policy named '${input.name}' already exists.`, { name: input.name }));
+      return toPolicy(row!, 0);
+    },
+
+    async updatePolicy(tx: DbOrTx, id: number, patch: UpdatePolicy): Promise<{ before: Policy; after: Policy } | undefined> {
+      const [current] = await tx.select().from(securityPolicies).where(eq(securityPolicies.id, id)).for('update');
+      if (!current) return undefined;
+      const [row] = await tx
+        .update(securityPolicies)
+        .set({ ...patch, updatedAt: new Date() })
+        .where(eq(securityPolicies.id, id))
+        .returning()
+        .catch(conflictOnUnique(`A security policy named '${patch.name ?? current.name}' already exists.`, { name: patch.name ?? current.name }));
+      const n = (await activeRuleCounts(tx, [id])).get(id) ?? 0;
+      return { before: toPolicy(current, n), after: toPolicy(row!, n) };
+    },
+
+    /** Deletes the policy and its rules (cascade); returns it with how many rules went. */
+    async removePolicy(tx: DbOrTx, id: number): Promise<{ policy: Policy; rulesRemoved: number } | undefined> {
+      const [current] = await tx.select().from(securityPolicies).where(eq(securityPolicies.id, id)).for('update');
+      if (!current) return undefined;
+      const [n] = await tx.select({ n: count() }).from(blocklistRules).where(eq(blocklistRules.policyId, id));
+      await tx.delete(securityPolicies).where(eq(securityPolicies.id, id));
+      return { policy: toPolicy(current, 0), rulesRemoved: n?.n ?? 0 };
+    },
+
+    // ---- rules ---------------------------------------------------------------------------
+
+    /** Newest first; keyset on id. */
+    async listRules(filter: RuleFilter & { limit: number }): Promise<Page<Rule>> {
+      const where: SQL[] = [];
+      if (filter.type) where.push(eq(blocklistRules.type, filter.type));
+      if (filter.action) where.push(eq(blocklistRules.action, filter.action));
+      if (filter.origin) where.push(eq(blocklistRules.origin, filter.origin));
+      if (filter.policyId !== undefined) where.push(eq(blocklistRules.policyId, filter.policyId));
+      if (filter.value !== undefined) {
+        const v = filter.type ? normaliseRuleValue(filter.type, filter.value) : null;
+        const canonical = v && 'value' in v ? v.value : (canonicalAddress(filter.value) ?? filter.value.trim());
+        where.push(eq(blocklistRules.value, canonical));
+      }
+      if (filter.active === true) where.push(or(isNull(blocklistRules.expiresAt), gt(blocklistRules.expiresAt, sql`now()`))!);
+      if (filter.active === false) where.push(lte(blocklistRules.expiresAt, sql`now()`));
+      const beforeId = decodeIdCursor(filter.cursor);
+      if (beforeId !== undefined) where.push(lt(blocklistRules.id, beforeId));
+      const rows = await db
+        .select()
+        .from(blocklistRules)
+        .where(where.length ? and(...where) : undefined)
+        .orderBy(desc(blocklistRules.id))
+        .limit(filter.limit + 1);
+      const page = toPage(rows, filter.limit, (r) => [r.id], (r) => r);
+      return { items: await toRules(db, page.items), nextCursor: page.nextCursor };
+    },
+
+    async ruleById(id: number, tx: DbOrTx = db): Promise<Rule | undefined> {
+      const [row] = await tx.select().from(blocklistRules).where(eq(blocklistRules.id, id)).limit(1);
+      return row && (await toRules(tx, [row]))[0];
+    },
+
+    async createRule(tx: DbOrTx, input: CreateRule): Promise<Rule> {
+      const values = prepare(input, '');
+      if (values.policyId != null) await policyOrThrow(tx, values.policyId, '/policyId');
+      const [row] = await tx.insert(blocklistRules).values(values).returning().catch(duplicateRule(values.type, values.value));
+      return (await toRules(tx, [row!]))[0]!;
+    },
+
+    /**
+     * All or nothing: every rule is validated first (a bad one is a 400 naming `/rules/<i>/...`),
+     * then inserted in one statement per chunk inside the caller's transaction, so a duplicate
+     * anywhere rolls back the whole import.
+     */
+    async createRules(tx: DbOrTx, inputs: CreateRule[]): Promise<number[]> {
+      const rows = inputs.map((input, i) => prepare(input, `/rules/${i}`));
+      const seen = new Map<string, number>();
+      rows.forEach((r, i) => {
+        const key = `${r.policyId ?? ''}|${r.type}|${r.action}|${r.value}`;
+        const first = seen.get(key);
+        if (first !== undefined) throw invalidField(`/rules/${i}/value`, `duplicates rule ${first} of this import`);
+        seen.set(key, i);
+      });
+      const policyIds = [...new Set(rows.map((r) => r.policyId).filter((id): id is number => id != null))];
+      if (policyIds.length > 0) {
+        const found = await policyEnabledMap(tx, policyIds);
+        const missing = rows.findIndex((r) => r.policyId != null && !found.has(r.policyId));
+        if (missing !== -1) throw invalidField(`/rules/${missing}/policyId`, `no security policy ${rows[missing]!.policyId}`);
+      }
+      const ids: number[] = [];
+      const CHUNK = 1000;
+      for (let i = 0; i < rows.length; i += CHUNK) {
+        const chunk = rows.slice(i, i + CHUNK);
+        const inserted = await tx
+          .insert(blocklistRules)
+          .values(chunk)
+          .returning({ id: blocklistRules.id })
+          .catch(conflictOnUnique('A rule of this import already exists (same policy, type, action and value); nothing was imported.'));
+        ids.push(...inserted.map((r) => r.id));
+      }
+      return ids;
+    },
+
+    async updateRule(tx: DbOrTx, id: number, patch: UpdateRule): Promise<{ before: Rule; after: Rule } | undefined> {
+      const [current] = await tx.select().from(blocklistRules).where(eq(blocklistRules.id, id)).for('update');
+      if (!current) return undefined;
+      if (patch.policyId != null) await policyOrThrow(tx, patch.policyId, '/policyId');
+      const set: Partial<typeof blocklistRules.$inferInsert> = { updatedAt: new Date() };
+      if (patch.action !== undefined) set.action = patch.action;
+      if (patch.severity !== undefined) set.severity = patch.severity;
+      if (patch.reason !== undefined) set.reason = patch.reason;
+      if (patch.policyId !== undefined) set.policyId = patch.policyId;
+      if (patch.expiresAt !== undefined) set.expiresAt = patch.expiresAt === null ? null : new Date(patch.expiresAt);
+      const [row] = await tx.update(blocklistRules).set(set).where(eq(blocklistRules.id, id)).returning().catch(duplicateRule(current.type, current.value));
+      const [before, after] = await toRules(tx, [current, row!]);
+      return { before: before!, after: after! };
+    },
+
+    async removeRule(tx: DbOrTx, id: number): Promise<Rule | undefined> {
+      const [row] = await tx.delete(blocklistRules).where(eq(blocklistRules.id, id)).returning();
+      return row && (await toRules(tx, [row]))[0];
+    },
+
+    // ---- the contract with the other security packs ----------------------------------------
+
+    /**
+     * Adds a block rule for an address or network, or extends the one already there (never
+     * shortening it). With `escalate`, the TTL doubles for each earlier offence of the same
+     * origin whose last occurrence is within the look-back, up to the cap.
+     */
+    async blockAddress(tx: DbOrTx, input: BlockAddressInput): Promise<BlockedAddress> {
+      const target = addressRule(input.address);
+      if ('error' in target) throw invalidField('/address', target.error);
+      const policyId = input.policyId ?? (await automaticPolicyId(tx));
+      const [existing] = await tx
+        .select()
+        .from(blocklistRules)
+        .where(and(eq(blocklistRules.policyId, policyId), eq(blocklistRules.type, target.type), eq(blocklistRules.action, 'block'), eq(blocklistRules.value, target.value)))
+        .for('update');
+      const now = new Date();
+      const recent = existing !== undefined && existing.origin === input.origin && now.getTime() - existing.lastOffenceAt.getTime() <= deps.escalation.lookbackSeconds * 1000;
+      const offence = recent ? existing.offences + 1 : 1;
+      let ttl = input.ttlSeconds;
+      if (ttl !== null && input.escalate) ttl = Math.min(ttl * 2 ** (offence - 1), Math.max(deps.escalation.maxTtlSeconds, input.ttlSeconds ?? 0));
+      let expiresAt = ttl === null ? null : new Date(now.getTime() + ttl * 1000);
+      if (!existing) {
+        const [row] = await tx
+          .insert(blocklistRules)
+          .values({ policyId, type: target.type, value: target.value, action: 'block', severity: input.severity, reason: input.reason.slice(0, 500), origin: input.origin, expiresAt, offences: 1, lastOffenceAt: now })
+          .returning({ id: blocklistRules.id, expiresAt: blocklistRules.expiresAt });
+        return { ruleId: row!.id, expiresAt: row!.expiresAt, offence };
+      }
+      const stillActive = existing.expiresAt === null || existing.expiresAt > now;
+      // An active rule that outlives the new block keeps its end, origin and reason.
+      const keepsItsEnd = stillActive && (existing.expiresAt === null || (expiresAt !== null && existing.expiresAt >= expiresAt));
+      if (keepsItsEnd) expiresAt = existing.expiresAt;
+      const [row] = await tx
+        .update(blocklistRules)
+        .set({
+          expiresAt,
+          offences: offence,
+          lastOffenceAt: now,
+          updatedAt: now,
+          ...(!keepsItsEnd && { origin: input.origin, reason: input.reason.slice(0, 500), severity: input.severity }),
+        })
+        .where(eq(blocklistRules.id, existing.id))
+        .returning({ id: blocklistRules.id, expiresAt: blocklistRules.expiresAt });
+      return { ruleId: row!.id, expiresAt: row!.expiresAt, offence };
+    },
+
+    /** Ends (expires now) every active block rule whose value is exactly this address or network. */
+    async unblockAddress(tx: DbOrTx, address: string): Promise<{ removedRuleIds: number[] }> {
+      const target = addressRule(address);
+      if ('error' in target) throw invalidField('/address', target.error);
+      const now = new Date();
+      const rows = await tx
+        .update(blocklistRules)
+        .set({ expiresAt: now, updatedAt: now })
+        .where(
+          and(
+            eq(blocklistRules.type, target.type),
+            eq(blocklistRules.value, target.value),
+            eq(blocklistRules.action, 'block'),
+            or(isNull(blocklistRules.expiresAt), gt(blocklistRules.expiresAt, now)),
+          ),
+        )
+        .returning({ id: blocklistRules.id });
+      return { removedRuleIds: rows.map((r) => r.id).sort((a, b) => a - b) };
+    },
+
+    async recordIncident(tx: DbOrTx, input: SecurityIncidentInput): Promise<{ id: number }> {
+      const sourceIp = input.sourceIp === null ? null : (canonicalAddress(input.sourceIp) ?? input.sourceIp.slice(0, 64));
+      const [row] = await tx
+        .insert(securityIncidents)
+        .values({ kind: input.kind.slice(0, 64), severity: input.severity, sourceIp, summary: input.summary.slice(0, 1000), details: input.details, ruleId: input.ruleId ?? null })
+        .returning({ id: securityIncidents.id });
+      return { id: row!.id };
+    },
+
+    // ---- incidents and figures -----------------------------------------------------------
+
+    /** Newest first; keyset on id. */
+    async listIncidents(filter: IncidentFilter & { limit: number }): Promise<Page<Incident>> {
+      const where: SQL[] = [];
+      if (filter.kind) where.push(eq(securityIncidents.kind, filter.kind));
+      if (filter.severity) where.push(eq(securityIncidents.severity, filter.severity));
+      if (filter.sourceIp) where.push(eq(securityIncidents.sourceIp, canonicalAddress(filter.sourceIp) ?? filter.sourceIp));
+      if (filter.since) where.push(gte(securityIncidents.createdAt, new Date(filter.since)));
+      const beforeId = decodeIdCursor(filter.cursor);
+      if (beforeId !== undefined) where.push(lt(securityIncidents.id, beforeId));
+      const rows = await db
+        .select()
+        .from(securityIncidents)
+        .where(where.length ? and(...where) : undefined)
+        .orderBy(desc(securityIncidents.id))
+        .limit(filter.limit + 1);
+      return toPage(rows, filter.limit, (r) => [r.id], toIncident);
+    },
+
+    async incidentById(id: number): Promise<Incident | undefined> {
+      const [row] = await db.select().from(securityIncidents).where(eq(securityIncidents.id, id)).limit(1);
+      return row && toIncident(row);
+    },
+
+    async insertRollups(rows: RollupRow[]): Promise<void> {
+      await bulkInsert(db, securityEventRollups, rows);
+    },
+
+    /**
+     * The blocklist's dashboard figures for `[since, until)`: counts summed from the per-minute
+     * roll-ups (index on bucket), active rules from memory, incidents from their table.
+     */
+    async figures(since: Date, until: Date, state: BlocklistState, now = Date.now()): Promise<BlocklistFigures> {
+      const inWindow = and(gte(securityEventRollups.bucket, minuteOf(since)), lt(securityEventRollups.bucket, until));
+      const [byKind, topAddresses, incidents] = await Promise.all([
+        db
+          .select({ kind: securityEventRollups.kind, ruleType: securityEventRollups.ruleType, policyId: securityEventRollups.policyId, n: sql<number>`sum(${securityEventRollups.count})::int` })
+          .from(securityEventRollups)
+          .where(inWindow)
+          .groupBy(securityEventRollups.kind, securityEventRollups.ruleType, securityEventRollups.policyId),
+        db
+          .select({
+            address: securityEventRollups.address,
+            blocked: sql<number>`coalesce(sum(${securityEventRollups.count}) filter (where ${securityEventRollups.kind} = 'blocked'), 0)::int`,
+            rateLimited: sql<number>`coalesce(sum(${securityEventRollups.count}) filter (where ${securityEventRollups.kind} = 'rate_limited'), 0)::int`,
+            authFailures: sql<number>`coalesce(sum(${securityEventRollups.count}) filter (where ${securityEventRollups.kind} = 'auth_failure'), 0)::int`,
+            total: sql<number>`sum(${securityEventRollups.count})::int`,
+          })
+          .from(securityEventRollups)
+          .where(and(inWindow, sql`${securityEventRollups.address} is not null`, sql`${securityEventRollups.kind} <> 'monitored'`))
+          .groupBy(securityEventRollups.address)
+          .orderBy(sql`sum(${securityEventRollups.count}) desc`, asc(securityEventRollups.address))
+          .limit(10),
+        db
+          .select()
+          .from(securityIncidents)
+          .where(and(gte(securityIncidents.createdAt, since), lt(securityIncidents.createdAt, until)))
+          .orderBy(desc(securityIncidents.createdAt), desc(securityIncidents.id))
+          .limit(10),
+      ]);
+      const figures: BlocklistFigures = {
+        blocked: { total: 0, byRuleType: {}, byPolicy: [] },
+        monitored: 0,
+        rateLimited: 0,
+        authFailures: 0,
+        topAddresses: topAddresses.map((r) => ({ address: r.address ?? '', blocked: r.blocked, rateLimited: r.rateLimited, authFailures: r.authFailures })),
+        activeRules: { total: 0, byType: {}, byOrigin: {} },
+        recentIncidents: incidents.map((r) => ({ id: r.id, kind: r.kind, severity: r.severity, sourceIp: r.sourceIp, summary: r.summary, createdAt: r.createdAt.toISOString() })),
+      };
+      const byPolicy = new Map<number | null, number>();
+      for (const r of byKind) {
+        const n = Number(r.n);
+        if (r.kind === 'blocked') {
+          figures.blocked.total += n;
+          const type = r.ruleType ?? 'unknown';
+          figures.blocked.byRuleType[type] = (figures.blocked.byRuleType[type] ?? 0) + n;
+          byPolicy.set(r.policyId, (byPolicy.get(r.policyId) ?? 0) + n);
+        } else if (r.kind === 'monitored') figures.monitored += n;
+        else if (r.kind === 'rate_limited') figures.rateLimited += n;
+        else figures.authFailures += n;
+      }
+      figures.blocked.byPolicy = [...byPolicy]
+        .map(([policyId, n]) => ({ policyId, name: policyId === null ? null : (state.policies.get(policyId)?.name ?? null), count: n }))
+        .sort((a, b) => b.count - a.count);
+      for (const rule of state.matcher.rules.values()) {
+        if (rule.expiresAt <= now) continue;
+        figures.activeRules.total++;
+        figures.activeRules.byType[rule.type] = (figures.activeRules.byType[rule.type] ?? 0) + 1;
+        figures.activeRules.byOrigin[rule.origin] = (figures.activeRules.byOrigin[rule.origin] ?? 0) + 1;
+      }
+      return figures;
+    },
+  };
+}
+export type BlocklistRuleService = ReturnType<typeof createBlocklistService>;
+
+const minuteOf = (d: Date): Date => new Date(Math.floor(d.getTime() / 60_000) * 60_000);
+
+function toPolicy(row: PolicyRow, activeRules: number): Policy {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    enabled: row.enabled,
+    mode: row.mode,
+    activeRules,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+async function activeRuleCounts(tx: DbOrTx, policyIds: number[]): Promise<Map<number, number>> {
+  if (policyIds.length === 0) return new Map();
+  const rows = await tx
+    .select({ policyId: blocklistRules.policyId, n: count() })
+    .from(blocklistRules)
+    .where(and(inArray(blocklistRules.policyId, policyIds), or(isNull(blocklistRules.expiresAt), gt(blocklistRules.expiresAt, sql`now()`))))
+    .groupBy(blocklistRules.policyId);
+  return new Map(rows.map((r) => [r.policyId ?? 0, r.n]));
+}
+
+/** Severity of an automatic block from how often the address offended. */
+export const escalationSeverity = (offence: number): RuleSeverity => (offence >= 4 ? 'critical' : offence >= 2 ? 'high' : 'medium');
+
+/** Re-exported for the routes' check endpoint. */
+export { parseIp, normalisePath };

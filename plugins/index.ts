@@ -16,6 +16,7 @@ import deployments from './deployments/index.js';
 import notifications from './notifications/index.js';
 import retention from './retention/index.js';
 import dataExports from './exports/index.js';
+import securityActions from './security-actions/index.js';
 import honeypots from './honeypots/index.js';
 import securityDashboard from './security-dashboard/index.js';
 
@@ -46,8 +47,11 @@ export const allPacks: Pack[] = [
   notifications,
   retention,
   dataExports,
+  // After the packs whose services it executes through: api-keys, maintenance, feature flags (and the blocklist).
+  securityActions,
   // After the blocklist (its onRequest hook answers a blocked source before a decoy does) and
   // notifications (a hit notifies).
   honeypots,
+  // After the packs it reads: blocklist, honeypots, security actions (pending ones).
   securityDashboard,
 ];

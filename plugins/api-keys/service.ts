@@ -161,6 +161,12 @@ export function createApiKeyService(deps: { db: Db }) {
       return row && toKey(row);
     },
 
+    /** A key by its public id, whichever client holds it (how the security action workflow names keys). */
+    async keyById(keyId: string, q: DbOrTx = db): Promise<ApiKey | undefined> {
+      const [row] = await q.select().from(apiKeys).where(eq(apiKeys.keyId, keyId)).limit(1);
+      return row && toKey(row);
+    },
+
     /** A new key under client `clientId`; undefined when the client does not exist. */
     async createKey(tx: DbOrTx, clientId: number, input: CreateKey): Promise<NewApiKey | undefined> {
       const [client] = await tx.select().from(apiClients).where(eq(apiClients.id, clientId)).for('update');

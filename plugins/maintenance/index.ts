@@ -1,12 +1,13 @@
 import { Gauge } from 'prom-client';
 import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
+import type { DbOrTx } from '../../db/client.js';
 import type { StateEntry } from '../../src/state-cache.js';
-import { createMaintenanceClock, EMPTY_SNAPSHOT, MODES, type MaintenanceSnapshot, type MaintenanceView } from './effective.js';
+import { createMaintenanceClock, EMPTY_SNAPSHOT, evaluate, MODES, type ActorRef, type MaintenanceSnapshot, type MaintenanceView, type Mode } from './effective.js';
 import { documentChangeFreeze, guardChangeFreeze } from './hooks.js';
 import { createChangeEvents, createSweep, type ChangeEvents, type MaintenanceChangeListener, type SweepResult } from './jobs.js';
 import { maintenanceRoutes } from './routes.js';
-import { createMaintenanceService, statusBody, type MaintenanceService } from './service.js';
+import { createMaintenanceService, settingJson, statusBody, type MaintenanceService } from './service.js';
 import type { MaintenanceStatus } from './schemas.js';
 
 export type { MaintenanceChange, MaintenanceChangeListener } from './jobs.js';
@@ -29,6 +30,12 @@ export interface Maintenance {
   onChange(listener: MaintenanceChangeListener): void;
   /** Records passed untils and started/ended windows now (what the periodic job runs). */
   sweep(now?: Date): Promise<SweepResult>;
+  /**
+   * Sets the mode inside the caller's transaction, change event included, as
+   * `POST /system/maintenance/state` does (the security action workflow uses it). The caller
+   * records the audit entry and passes `entry` to `app.writeThrough({ refresh })`.
+   */
+  setMode(tx: DbOrTx, input: { mode: Mode; reason: string; actor: ActorRef; until: Date | null }, now?: number): Promise<{ before: ReturnType<typeof settingJson>; after: ReturnType<typeof settingJson> }>;
 }
 
 declare module 'fastify' {
@@ -80,6 +87,12 @@ export default definePack({
       events,
       onChange: (listener: MaintenanceChangeListener) => events.on(listener),
       sweep,
+      async setMode(tx: DbOrTx, input: { mode: Mode; reason: string; actor: ActorRef; until: Date | null }, now: number = Date.now()) {
+        const before = await service.lockSetting(tx);
+        const after = await service.insertSetting(tx, { ...input, source: 'manual', since: new Date(now) });
+        await events.emit(tx, [{ kind: 'mode', cause: 'manual', windowId: null }], async () => evaluate(await service.loadSnapshot(tx), now));
+        return { before: settingJson(before), after: settingJson(after) };
+      },
     });
 
     app.jobs.definePeriodic({

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { definePack } from '../../src/pack.js';
 import { problemResponses } from '../../src/problem.js';
 import { DashboardQuery, DashboardSchema } from './schemas.js';
-import { createDashboardService, type DashboardService, type PendingActionsReader } from './service.js';
+import { createDashboardService, type DashboardService } from './service.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -42,7 +42,7 @@ export default definePack({
       blocklist: app.blocklist,
       honeypots: app.honeypots.service,
       // The workflow pack is optional: its pending actions show when it is loaded, else null.
-      actions: () => (app.hasDecorator('securityActions') ? app.getDecorator<PendingActionsReader>('securityActions') : null),
+      actions: () => (app.hasDecorator('securityActions') ? app.securityActions : null),
     });
     app.decorate('securityDashboard', service);
   },

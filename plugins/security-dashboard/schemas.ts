@@ -41,7 +41,20 @@ export const DashboardSchema = Type.Object({
     Type.Object(
       {
         count: Type.Integer(),
-        items: Type.Array(Type.Object({ id: Type.Integer() }, { additionalProperties: true })),
+        items: Type.Array(
+          Type.Object({
+            id: Type.Integer(),
+            type: Type.String(),
+            severity: Severity,
+            reason: Type.String(),
+            requestedBy: Type.Object({ type: Type.String(), id: Type.String(), keyId: Nullable(Type.String()) }),
+            approvals: Type.Integer(),
+            requiredApprovals: Type.Integer(),
+            createdAt: IsoDate(),
+            expiresAt: IsoDate(),
+          }),
+          { description: 'the oldest ten, oldest first' },
+        ),
       },
       { description: 'null when the security action workflow pack is not loaded' },
     ),

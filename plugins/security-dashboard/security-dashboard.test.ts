@@ -77,7 +77,7 @@ describe('security dashboard (TT)', () => {
     expect(after.topAddresses).toContainEqual(expect.objectContaining({ address: ip, blocked: 3, honeypotHits: 1, total: 4 }));
   });
 
-  it('has the blocklist figures and no pending actions while the workflow pack is not loaded', async () => {
+  it('has the blocklist figures and the pending actions of the workflow pack', async () => {
     const d = await dashboard('1h');
     expect(d).toMatchObject({
       blocked: { total: expect.any(Number), byRuleType: expect.any(Object), byPolicy: expect.any(Array) },
@@ -86,7 +86,18 @@ describe('security dashboard (TT)', () => {
       activeRules: { total: expect.any(Number) },
       recentIncidents: expect.any(Array),
     });
-    if (!t.app.hasDecorator('securityActions')) expect(d.pendingActions).toBeNull();
+    expect(d.pendingActions).toEqual({ count: 0, items: [] });
+
+    // A requested action waits for approval: it is pending on the dashboard.
+    const action = await t.inject({
+      method: 'POST',
+      url: '/system/security/actions',
+      payload: { type: 'block_ip', params: { address: '198.51.100.0/24', ttlSeconds: 3600 }, reason: 'credential stuffing', severity: 'low' },
+    });
+    expect(action.statusCode, action.body).toBe(201);
+    const pending = (await dashboard('1h')).pendingActions;
+    expect(pending.count).toBe(1);
+    expect(pending.items).toEqual([expect.objectContaining({ id: action.json().id, type: 'block_ip', severity: 'low', approvals: 0, requiredApprovals: 1 })]);
   });
 
   it('refuses a window it does not know (400), no key (401) and a key without security:read (403)', async () => {

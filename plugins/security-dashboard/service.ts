@@ -1,12 +1,10 @@
 import type { BlocklistService } from '../blocklist/types.js';
 import type { HoneypotService } from '../honeypots/service.js';
+import type { SecurityActions } from '../security-actions/index.js';
 import { WINDOWS, type Dashboard, type DashboardWindow } from './schemas.js';
 
 /** What the dashboard needs of the security action workflow (TR), when that pack is loaded. */
-export interface PendingActionsReader {
-  pendingCount(): Promise<number>;
-  pending(limit: number): Promise<Array<{ id: number } & Record<string, unknown>>>;
-}
+export type PendingActionsReader = Pick<SecurityActions, 'pendingCount' | 'pending'>;
 
 const TOP = 10;
 

@@ -108,7 +108,7 @@ export const honeypotRoutes =
         if (patch.path !== undefined) checkedPath(patch.path);
         return app.writeThrough(request, { refresh: [state] }, async (tx) => {
           // A honeypot's type never changes: checked before the update, which the table's check would refuse with a 500.
-          const current = await service.byId(id);
+          const current = await service.byId(id, tx);
           if (!current) throw notFound(id);
           if (current.type === 'canary_key') {
             const extra = PATCH_PATH_ONLY.filter((f) => patch[f] !== undefined);

@@ -91,8 +91,9 @@ export function createHoneypotService(deps: { db: Db }) {
       return toPage(rows, filter.limit, (r) => [r.id], toHoneypot);
     },
 
-    async byId(id: number): Promise<Honeypot | undefined> {
-      const [row] = await db.select().from(honeypotInstances).where(eq(honeypotInstances.id, id)).limit(1);
+    /** Pass the transaction when inside one (PGlite has a single connection: `db` would wait forever). */
+    async byId(id: number, q: DbOrTx = db): Promise<Honeypot | undefined> {
+      const [row] = await q.select().from(honeypotInstances).where(eq(honeypotInstances.id, id)).limit(1);
       return row && toHoneypot(row);
     },
 

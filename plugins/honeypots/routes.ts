@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { PageOf, pageLimit } from '../../src/pagination.js';
+import { decodeIdCursor, PageOf, pageLimit } from '../../src/pagination.js';
 import { problemError, problemResponses, ProblemError, type ProblemErrorItem } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
 import { canonicalDecoyPath } from './decoys.js';
@@ -157,6 +157,8 @@ export const honeypotRoutes =
       },
       async (request) => {
         const { id } = request.params;
+        // A bad cursor is the caller's 400 whether or not the honeypot exists.
+        decodeIdCursor(request.query.cursor);
         if (!(await service.byId(id))) throw notFound(id);
         return service.telemetry(id, { ...request.query, limit: pageLimit(request.query) });
       },

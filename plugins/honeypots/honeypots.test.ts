@@ -282,3 +282,13 @@ describe('decoy path normalisation', () => {
     expect(normaliseDecoyPath('/../../etc/passwd')).toBe('/etc/passwd');
   });
 });
+
+describe('honeypot telemetry as data', () => {
+  it('is an export dataset and a retention category', async () => {
+    const datasets = (await t.inject({ method: 'GET', url: '/system/exports/datasets' })).json();
+    expect(JSON.stringify(datasets)).toContain('honeypot_telemetry');
+    expect(t.app.retention.get('honeypot_telemetry')).toMatchObject({ defaultRetainDays: 90 });
+    const exported = await t.inject({ method: 'POST', url: '/system/exports', payload: { dataset: 'honeypot_telemetry', format: 'ndjson' } });
+    expect(exported.statusCode, exported.body).toBe(201);
+  });
+});

@@ -194,6 +194,13 @@ describe('decoy paths', () => {
     expect((await telemetry(h.id, '?sourceIp=198.51.100.24')).items).toHaveLength(1);
   });
 
+  it('records an IPv4-mapped IPv6 source as the IPv4 address (as the blocklist spells it)', async () => {
+    const h = (await create({ name: 'mapped', type: 'path', path: '/mapped/.env' })).json();
+    await from('::ffff:203.0.113.99', { method: 'GET', url: '/mapped/.env' });
+    await settle();
+    expect((await telemetry(h.id)).items.map((r: { sourceIp: string }) => r.sourceIp)).toEqual(['203.0.113.99']);
+  });
+
   it('hit → block → the next request from that address is 403, with one incident and one notification', async () => {
     const h = (await create({ name: 'block-wp', type: 'path', path: '/block/wp-login.php', template: 'wp-login', autoBlock: true, blockTtlSeconds: 600, severity: 'critical' })).json();
     const ip = '192.0.2.77';

@@ -7,6 +7,7 @@ import type { BatchWriter } from '../../src/batch-writer.js';
 import { routeConfigOf } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { presentedKey } from '../api-keys/hooks.js';
+import { canonicalAddress } from '../blocklist/addresses.js';
 import { API_KEY_PREFIX, parseApiKey } from '../api-keys/key-format.js';
 import type { HitAlerts } from './alerts.js';
 import { buildDecoySet, type DecoySet } from './decoys.js';
@@ -56,18 +57,20 @@ export function addHoneypotHooks(
   function record(honeypot: ActiveHoneypot, request: FastifyRequest): void {
     const path = capped(requestPath(request.url), 2048) ?? '/';
     const userAgent = capped(request.headers['user-agent']);
+    // The blocklist's spelling (`::ffff:1.2.3.4` is 1.2.3.4), so the dashboard joins both by address.
+    const sourceIp = canonicalAddress(request.ip) ?? request.ip;
     hits.inc({ type: honeypot.type });
     telemetry.push({
       honeypotId: honeypot.id,
       occurredAt: new Date(),
-      sourceIp: request.ip,
+      sourceIp,
       userAgent,
       method: request.method,
       path,
       rawHeaders: request.headers,
       correlationId: request.id,
     });
-    void alerts.hit({ honeypot, sourceIp: request.ip, method: request.method, path, userAgent, request });
+    void alerts.hit({ honeypot, sourceIp, method: request.method, path, userAgent, request });
   }
 
   app.addHook('onRequest', function honeypotDecoys(request, reply, done) {

@@ -12,7 +12,7 @@ export const PROBLEM_KINDS = {
   'invalid-cursor': { status: 400, title: 'Invalid pagination cursor', description: 'The `cursor` query value was not produced by this API or has been altered.' },
   unauthorized: { status: 401, title: 'Authentication required', description: 'The API key is missing, malformed, unknown, expired or revoked.' },
   forbidden: { status: 403, title: 'Forbidden', description: 'The caller is authenticated but lacks the scope this route requires.' },
-  blocked: { status: 403, title: 'Request blocked', description: 'A security rule blocks this client.' },
+  blocked: { status: 403, title: 'Request blocked', description: 'A blocklist rule refuses this request (its address, network, user agent, path or API client); the extension member `ruleId` names the rule, which `GET /system/security/blocklist/check` explains.' },
   'route-not-found': { status: 404, title: 'Route not found', description: 'No route answers this method and path.' },
   'resource-not-found': { status: 404, title: 'Resource not found', description: 'The addressed resource does not exist.' },
   'method-not-allowed': { status: 405, title: 'Method not allowed', description: 'The path exists but not for this method; `Allow` lists the methods it accepts.' },

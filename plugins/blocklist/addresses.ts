@@ -165,12 +165,21 @@ const groupMask = (bits: number): number => (bits >= 16 ? 0xffff : bits <= 0 ? 0
 /** The network number of an IPv4 address under a prefix, as a key (the address shifted right). */
 export const v4Network = (n: number, prefix: number): number => (prefix === 0 ? 0 : prefix === 32 ? n : Math.floor(n / 2 ** (32 - prefix)) * 2 ** (32 - prefix));
 
-/** The key of an IPv6 address's network under a prefix: the masked groups that prefix covers. */
+/**
+ * The key of an IPv6 address's network under a prefix: the masked groups that prefix covers, one
+ * UTF-16 code unit per 16-bit group (cheap to build on every request; never shown to anyone).
+ */
 export function v6Network(g: number[], prefix: number): string {
-  let key = '';
-  const groups = Math.ceil(prefix / 16);
-  for (let i = 0; i < groups; i++) key += `${(g[i]! & groupMask(prefix - i * 16)).toString(16)}:`;
-  return key;
+  switch (Math.ceil(prefix / 16)) {
+    case 8:
+      return String.fromCharCode(g[0]!, g[1]!, g[2]!, g[3]!, g[4]!, g[5]!, g[6]!, g[7]! & groupMask(prefix - 112));
+    default: {
+      let key = '';
+      const groups = Math.ceil(prefix / 16);
+      for (let i = 0; i < groups; i++) key += String.fromCharCode(g[i]! & groupMask(prefix - i * 16));
+      return key;
+    }
+  }
 }
 
 export const canonicalCidr = (c: ParsedCidr): string => `${formatIp(c.ip)}/${c.prefix}`;

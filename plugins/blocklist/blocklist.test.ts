@@ -330,6 +330,29 @@ describe('escalation of repeated 401s', () => {
   });
 });
 
+describe('escalation of repeated 429s', () => {
+  it('blocks an address that keeps hitting its rate limit (origin rate_limit)', async () => {
+    const limited = await t.another({ RATE_LIMIT_DEFAULT_MAX: 2, RATE_LIMIT_DEFAULT_WINDOW_SECONDS: 60, BLOCKLIST_RATE_LIMIT_THRESHOLD: 3, BLOCKLIST_RATE_LIMIT_WINDOW_SECONDS: 60 });
+    const hit = () => t.inject({ method: 'GET', url: '/no-such-page', remoteAddress: '192.0.2.80', headers: { authorization: '' } } as InjectOptions, limited);
+    expect((await hit()).statusCode).toBe(404);
+    expect((await hit()).statusCode).toBe(404);
+    for (let i = 0; i < 3; i++) expect((await hit()).statusCode).toBe(429);
+    await escalated('192.0.2.80', limited);
+    const blocked = await hit();
+    expect(blocked.statusCode).toBe(403);
+    const rule = (await t.inject({ method: 'GET', url: `${RULES}/${blocked.json().ruleId}` })).json();
+    expect(rule).toMatchObject({ value: '192.0.2.80', origin: 'rate_limit', offences: 1 });
+    // Another address, limited too but below the threshold, is not blocked.
+    const other = () => t.inject({ method: 'GET', url: '/no-such-page', remoteAddress: '192.0.2.81', headers: { authorization: '' } } as InjectOptions, limited);
+    for (let i = 0; i < 4; i++) await other();
+    expect((await other()).statusCode).toBe(429);
+    await limited.blocklistRules.flushEvents();
+    const figures = await limited.blocklist.dashboardFigures(new Date(Date.now() - 60_000), new Date(Date.now() + 60_000));
+    expect(figures.rateLimited).toBeGreaterThanOrEqual(6);
+    expect(figures.topAddresses).toContainEqual(expect.objectContaining({ address: '192.0.2.80', rateLimited: 3 }));
+  });
+});
+
 describe('the contract with the other security packs', () => {
   it('blocks and unblocks an address inside the caller’s transaction', async () => {
     const blocked = await t.app.writeThrough(null, { refresh: [t.app.blocklist.entry] }, async (tx) => ({
@@ -396,6 +419,25 @@ describe('the check endpoint and the API', () => {
     const ops = await t.app.db.select({ op: adminOperations.operation }).from(adminOperations).where(eq(adminOperations.targetId, String(r.id)));
     expect(ops.map((o) => o.op)).toEqual(expect.arrayContaining(['blocklist-rule.create', 'blocklist-rule.update']));
     expect((await t.inject({ method: 'GET', url: `${RULES}?cursor=bogus` })).json().type).toBe('/problems/invalid-cursor');
+  });
+
+  it('carries policies and live rules in snapshots, and restores them', async () => {
+    const policies = t.app.snapshots.get('blocklist_policies')!;
+    const rules = t.app.snapshots.get('blocklist_rules')!;
+    expect((await policies.read()).map((p) => p.name)).toContain('automatic');
+    await rule({ type: 'ip', value: '192.0.2.223', severity: 'high' });
+    expect(await rules.read()).toContainEqual(expect.objectContaining({ policy: null, type: 'ip', action: 'block', value: '192.0.2.223', severity: 'high' }));
+    const item = { policy: 'restored', type: 'ip', action: 'block', value: '192.0.2.222', severity: 'low', reason: 'from a snapshot', origin: 'import', expiresAt: null };
+    const ctx = { actor: 'test', correlationId: null };
+    await t.app.db.transaction(async (tx) => {
+      await rules.apply(tx, { create: [item], update: [], remove: [] }, ctx);
+      await policies.apply(tx, { create: [], update: [{ name: 'restored', description: 'restored policy', enabled: true, mode: 'enforce' }], remove: [] }, ctx);
+    });
+    await rules.afterCommit?.();
+    expect((await from('192.0.2.222')).statusCode).toBe(403);
+    await t.app.db.transaction((tx) => rules.apply(tx, { create: [], update: [], remove: [rules.keyOf(item)] }, ctx));
+    await rules.afterCommit?.();
+    expect((await from('192.0.2.222')).statusCode).toBe(200);
   });
 
   it('needs security:read to read and security:write to change', async () => {

@@ -64,7 +64,8 @@ export default definePack({
       escalation: { lookbackSeconds: env.BLOCKLIST_ESCALATION_LOOKBACK_DAYS * 86_400, maxTtlSeconds: env.BLOCKLIST_ESCALATION_MAX_TTL_SECONDS },
     });
     await rules.ensureAutomaticPolicy();
-    const state = app.stateCache.register<BlocklistState>('blocklist', rules.loadState, EMPTY_STATE);
+    // The loader sees the state it replaces, to keep it when the tables have not changed.
+    const state: StateEntry<BlocklistState> = app.stateCache.register<BlocklistState>('blocklist', () => rules.loadState(state.get()), EMPTY_STATE);
 
     const blocked = new Counter({
       name: 'valhalla_blocklist_blocked_total',

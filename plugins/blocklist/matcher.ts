@@ -1,4 +1,5 @@
-import { parseCidr, parseIp, v4Network, v6Network, type ParsedIp } from './addresses.js';
+import { parseCidr, parseIp, v6Network, type ParsedIp } from './addresses.js';
+import { Ipv4Index } from './address-index.js';
 import { globLiteral, globMatch, isGlob, PrefixIndex, SubstringIndex } from './patterns.js';
 import type { RuleSeverity } from './types.js';
 
@@ -68,11 +69,9 @@ const NONE: readonly ActiveRule[] = Object.freeze([]);
  * user-agent and path patterns behind one-pass literal indexes, clients in a Map.
  */
 class RuleSet {
-  readonly v4Exact = new Map<number, ActiveRule[]>();
+  readonly v4 = new Ipv4Index<ActiveRule>();
   readonly v6Exact = new Map<string, ActiveRule[]>();
-  readonly v4Cidr = new Map<number, Map<number, ActiveRule[]>>();
   readonly v6Cidr = new Map<number, Map<string, ActiveRule[]>>();
-  v4Lengths: number[] = [];
   v6Lengths: number[] = [];
   readonly uaLiterals = new SubstringIndex<TextEntry>();
   readonly uaAlways: TextEntry[] = [];
@@ -90,14 +89,14 @@ class RuleSet {
       case 'ip': {
         const ip = parseIp(rule.value);
         if (!ip) return;
-        if (ip.v === 4) push(this.v4Exact, ip.n, rule);
+        if (ip.v === 4) this.v4.add(ip.n, 32, rule);
         else push(this.v6Exact, v6Network(ip.g, 128), rule);
         return;
       }
       case 'cidr': {
         const c = parseCidr(rule.value);
         if ('error' in c) return;
-        if (c.ip.v === 4) push(mapFor(this.v4Cidr, c.prefix), v4Network(c.ip.n, c.prefix), rule);
+        if (c.ip.v === 4) this.v4.add(c.ip.n, c.prefix, rule);
         else push(mapFor(this.v6Cidr, c.prefix), v6Network(c.ip.g, c.prefix), rule);
         return;
       }
@@ -117,7 +116,7 @@ class RuleSet {
   }
 
   seal(): void {
-    this.v4Lengths = [...this.v4Cidr.keys()].sort((a, b) => b - a);
+    this.v4.seal();
     this.v6Lengths = [...this.v6Cidr.keys()].sort((a, b) => b - a);
     this.uaLiterals.build();
     this.pathLiterals.build();
@@ -128,33 +127,24 @@ class RuleSet {
     const ip = input.ip;
     if (ip) {
       if (ip.v === 4) {
-        visitAll(this.v4Exact.get(ip.n), visit);
-        for (const len of this.v4Lengths) visitAll(this.v4Cidr.get(len)!.get(v4Network(ip.n, len)), visit);
+        this.v4.visit(ip.n, visit);
       } else {
         if (this.v6Exact.size > 0) visitAll(this.v6Exact.get(v6Network(ip.g, 128)), visit);
         for (const len of this.v6Lengths) visitAll(this.v6Cidr.get(len)!.get(v6Network(ip.g, len)), visit);
       }
     }
-    if (this.uaLiterals.size > 0 || this.uaAlways.length > 0) visitAll(this.cached(this.uaCache, input.userAgent, (t) => this.uaCandidates(t)), visit);
+    if (this.uaLiterals.size > 0 || this.uaAlways.length > 0) {
+      const text = input.userAgent;
+      visitAll(this.uaCache.get(text) ?? remember(this.uaCache, text, this.uaCandidates(text)), visit);
+    }
     if (this.pathPrefixes.size > 0 || this.pathLiterals.size > 0 || this.pathAlways.length > 0) {
-      visitAll(this.cached(this.pathCache, input.path, (t) => this.pathCandidates(t)), visit);
+      const text = input.path;
+      visitAll(this.pathCache.get(text) ?? remember(this.pathCache, text, this.pathCandidates(text)), visit);
     }
   }
 
   visitClient(clientId: number, visit: Visit): void {
     visitAll(this.clients.get(clientId), visit);
-  }
-
-  private cached(cache: Map<string, readonly ActiveRule[]>, text: string, compute: (text: string) => readonly ActiveRule[]): readonly ActiveRule[] {
-    const hit = cache.get(text);
-    if (hit) return hit;
-    const found = compute(text);
-    if (text.length <= CACHEABLE_LENGTH) {
-      // Cleared rather than evicted one by one: cheap, and a full cache means varied traffic anyway.
-      if (cache.size >= CANDIDATE_CACHE_MAX) cache.clear();
-      cache.set(text, found);
-    }
-    return found;
   }
 
   private uaCandidates(userAgent: string): readonly ActiveRule[] {
@@ -167,6 +157,15 @@ class RuleSet {
     this.pathPrefixes.scan(path, (r) => prefixed.push(r));
     return textCandidates(this.pathLiterals, this.pathAlways, path, prefixed);
   }
+}
+
+/** Memoises a text's candidates (bounded: cleared when full; a full cache means varied traffic anyway). */
+function remember(cache: Map<string, readonly ActiveRule[]>, text: string, found: readonly ActiveRule[]): readonly ActiveRule[] {
+  if (text.length <= CACHEABLE_LENGTH) {
+    if (cache.size >= CANDIDATE_CACHE_MAX) cache.clear();
+    cache.set(text, found);
+  }
+  return found;
 }
 
 function addText(literals: SubstringIndex<TextEntry>, always: TextEntry[], value: string, rule: ActiveRule, globOnly: boolean): void {
@@ -210,88 +209,131 @@ function visitAll(rules: readonly ActiveRule[] | undefined, visit: Visit): void 
 }
 
 /**
- * The blocklist in memory, rebuilt from the tables on every change (state cache). Allow rules
- * are looked up first and win over every block; among blocks `outranks` decides. A rule whose
- * `expiresAt` has passed is skipped at check time, so expiry needs no reload.
+ * The blocklist in memory, rebuilt from the tables on every change (state cache). One index
+ * holds allow and block rules together, so a request is looked up once; an allow rule that
+ * matches wins over every block, and among blocks `outranks` decides. A rule whose `expiresAt`
+ * has passed is skipped at check time, so expiry needs no reload.
  */
 export class BlocklistMatcher {
-  private readonly allow = new RuleSet();
-  private readonly block = new RuleSet();
-  /** Active rules by id (the check endpoint and dashboards describe them). */
-  readonly rules: ReadonlyMap<number, ActiveRule>;
-  readonly hasClientRules: boolean;
-  readonly hasClientAllowRules: boolean;
+  private readonly index = new RuleSet();
+  private readonly byId = new Map<number, ActiveRule>();
+  private clientAllow = false;
+  private sealed = false;
 
-  constructor(rules: Iterable<ActiveRule>) {
-    const byId = new Map<number, ActiveRule>();
-    for (const rule of rules) {
-      byId.set(rule.id, rule);
-      (rule.action === 'allow' ? this.allow : this.block).add(rule);
+  /** `seal: false` leaves it open for `build` to add to. */
+  constructor(rules: Iterable<ActiveRule> = [], seal = true) {
+    for (const rule of rules) this.add(rule);
+    if (seal) this.seal();
+  }
+
+  /**
+   * Builds a matcher a few thousand rules at a time, yielding to the event loop in between:
+   * with 100,000 rules a single synchronous build would hold every request for its duration.
+   */
+  static async build(rules: readonly ActiveRule[], chunk = 5000): Promise<BlocklistMatcher> {
+    const matcher = new BlocklistMatcher([], false);
+    for (let i = 0; i < rules.length; i += chunk) {
+      for (let k = i; k < Math.min(rules.length, i + chunk); k++) matcher.add(rules[k]!);
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    this.allow.seal();
-    this.block.seal();
-    this.rules = byId;
-    this.hasClientRules = this.allow.clients.size + this.block.clients.size > 0;
-    this.hasClientAllowRules = this.allow.clients.size > 0;
+    matcher.seal();
+    return matcher;
+  }
+
+  private add(rule: ActiveRule): void {
+    if (this.sealed) throw new Error('blocklist matcher is sealed');
+    this.byId.set(rule.id, rule);
+    this.index.add(rule);
+    if (rule.type === 'api_client' && rule.action === 'allow') this.clientAllow = true;
+  }
+
+  private seal(): void {
+    this.index.seal();
+    this.sealed = true;
+  }
+
+  /** Active rules by id (the check endpoint and dashboards describe them). */
+  get rules(): ReadonlyMap<number, ActiveRule> {
+    return this.byId;
+  }
+
+  get hasClientRules(): boolean {
+    return this.index.clients.size > 0;
+  }
+
+  get hasClientAllowRules(): boolean {
+    return this.clientAllow;
   }
 
   get size(): number {
-    return this.allow.size + this.block.size;
+    return this.index.size;
   }
 
-  /** The deciding rule for a request before authentication (address, user agent, path), or null. */
+  /** The deciding rule for a request (address, user agent, path; the client when known), or null. */
   decide(input: MatchInput, now: number): Decision | null {
-    return this.decideWith(input, now, (set, visit) => {
-      set.visitRequest(input, visit);
-      if (input.clientId !== null) set.visitClient(input.clientId, visit);
-    });
+    if (this.index.size === 0) return null;
+    scan.start(now);
+    this.index.visitRequest(input, keep);
+    if (input.clientId !== null && this.hasClientRules) this.index.visitClient(input.clientId, keep);
+    return scan.decision();
   }
 
   /** The deciding `api_client` rule for an authenticated client, or null. */
   decideClient(clientId: number, now: number): Decision | null {
     if (!this.hasClientRules) return null;
-    return this.decideWith(null, now, (set, visit) => set.visitClient(clientId, visit));
+    scan.start(now);
+    this.index.visitClient(clientId, keep);
+    return scan.decision();
   }
 
-  /** Whether an allow rule covers this input (escalation never blocks an allowed address). */
+  /** The allow rule covering this input, if any (escalation never blocks an allowed address). */
   allows(input: MatchInput, now: number): ActiveRule | null {
-    let found: ActiveRule | null = null;
-    this.allow.visitRequest(input, (r) => {
-      if (found === null && r.expiresAt > now) found = r;
-    });
-    return found;
+    scan.start(now);
+    this.index.visitRequest(input, keep);
+    const allowed = scan.allowed;
+    scan.start(0);
+    return allowed;
   }
 
   /** Every active rule that matches, for the check endpoint's explanation. */
   matching(input: MatchInput, now: number): ActiveRule[] {
     const out = new Set<ActiveRule>();
-    const keep: Visit = (r) => {
+    const collect: Visit = (r) => {
       if (r.expiresAt > now) out.add(r);
     };
-    for (const set of [this.allow, this.block]) {
-      set.visitRequest(input, keep);
-      if (input.clientId !== null) set.visitClient(input.clientId, keep);
-    }
+    this.index.visitRequest(input, collect);
+    if (input.clientId !== null) this.index.visitClient(input.clientId, collect);
     return [...out];
   }
-
-  private decideWith(_input: MatchInput | null, now: number, visitSets: (set: RuleSet, visit: Visit) => void): Decision | null {
-    if (this.allow.size > 0) {
-      let allowed: ActiveRule | null = null;
-      visitSets(this.allow, (r) => {
-        if (r.expiresAt > now && (allowed === null || r.id < allowed.id)) allowed = r;
-      });
-      if (allowed) return { outcome: 'allow', rule: allowed };
-    }
-    if (this.block.size === 0) return null;
-    let best: ActiveRule | null = null;
-    visitSets(this.block, (r) => {
-      if (r.expiresAt > now && (best === null || outranks(r, best))) best = r;
-    });
-    if (best === null) return null;
-    const rule: ActiveRule = best;
-    return { outcome: rule.mode === 'enforce' ? 'block' : 'monitor', rule };
-  }
 }
+
+/**
+ * The running choice of one scan. Module state rather than closures made per request: the hot
+ * path allocates nothing unless a rule matches (a scan is synchronous, so never shared).
+ */
+const scan = {
+  now: 0,
+  /** The oldest matching allow rule (any would do; the oldest keeps the answer stable). */
+  allowed: null as ActiveRule | null,
+  blocking: null as ActiveRule | null,
+  start(now: number): void {
+    this.now = now;
+    this.allowed = null;
+    this.blocking = null;
+  },
+  decision(): Decision | null {
+    const { allowed, blocking } = this;
+    this.allowed = this.blocking = null;
+    if (allowed) return { outcome: 'allow', rule: allowed };
+    if (blocking) return { outcome: blocking.mode === 'enforce' ? 'block' : 'monitor', rule: blocking };
+    return null;
+  },
+};
+const keep: Visit = (r) => {
+  if (r.expiresAt <= scan.now) return;
+  if (r.action === 'allow') {
+    if (scan.allowed === null || r.id < scan.allowed.id) scan.allowed = r;
+  } else if (scan.blocking === null || outranks(r, scan.blocking)) scan.blocking = r;
+};
 
 export const EMPTY_MATCHER = new BlocklistMatcher([]);

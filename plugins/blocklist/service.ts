@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gt, gte, inArray, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
-import type { Db, DbOrTx } from '../../db/client.js';
+import { queryRows, type Db, type DbOrTx } from '../../db/client.js';
 import { bulkInsert } from '../../db/bulk-insert.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError } from '../../src/problem.js';
@@ -22,12 +22,18 @@ export const AUTOMATIC_POLICY = 'automatic';
 export interface BlocklistState {
   matcher: BlocklistMatcher;
   policies: ReadonlyMap<number, { name: string; enabled: boolean; mode: PolicyMode }>;
-  /** Rows loaded and milliseconds the load and build took (the bench and /system/admin report them). */
+  /** Rows loaded and milliseconds the last full load and build took (the bench and /system/admin report them). */
   loadedRules: number;
   loadMs: number;
+  /** What the tables looked like when loaded (see `loadState`), and when. */
+  fingerprint: string;
+  loadedAt: number;
 }
 
-export const EMPTY_STATE: BlocklistState = { matcher: new BlocklistMatcher([]), policies: new Map(), loadedRules: 0, loadMs: 0 };
+export const EMPTY_STATE: BlocklistState = { matcher: new BlocklistMatcher([]), policies: new Map(), loadedRules: 0, loadMs: 0, fingerprint: '', loadedAt: 0 };
+
+/** Even with no change seen, the rules are read again this often (expired ones then leave memory). */
+const FULL_LOAD_EVERY_MS = 10 * 60_000;
 
 export interface EscalationPolicy {
   /** Repeat offences of the same origin within this many seconds double the TTL. */
@@ -168,43 +174,56 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
   return {
     // ---- state ---------------------------------------------------------------------------
 
-    /** Every rule that can still match, with its policy's mode, compiled for the hot path. */
-    async loadState(): Promise<BlocklistState> {
+    /**
+     * Every rule that can still match, with its policy's mode, compiled for the hot path. A
+     * change is announced by its writer and heard by every instance, the writer included, and
+     * the periodic reload runs whether anything changed or not: a fingerprint of both tables
+     * (row counts, highest id, sum of update times: any write changes one of them, whatever the
+     * writers' clocks) is read first, and the last state kept when it is
+     * unchanged, so only real changes pay for reading and compiling 100,000 rules. A full
+     * load still happens every FULL_LOAD_EVERY_MS to drop rules that expired meanwhile.
+     */
+    async loadState(previous?: BlocklistState): Promise<BlocklistState> {
       const started = performance.now();
+      const [print] = await queryRows<{ fingerprint: string }>(
+        db,
+        sql`select concat_ws('|', (select count(*) from ${blocklistRules}), (select max(${blocklistRules.id}) from ${blocklistRules}), (select sum(extract(epoch from ${blocklistRules.updatedAt})) from ${blocklistRules}),
+          (select count(*) from ${securityPolicies}), (select max(${securityPolicies.id}) from ${securityPolicies}), (select sum(extract(epoch from ${securityPolicies.updatedAt})) from ${securityPolicies})) as fingerprint`,
+      );
+      const fingerprint = print?.fingerprint ?? '';
+      if (previous && previous.fingerprint === fingerprint && Date.now() - previous.loadedAt < FULL_LOAD_EVERY_MS) return previous;
+
       const policies = await db.select().from(securityPolicies);
       const byId = new Map(policies.map((p) => [p.id, { name: p.name, enabled: p.enabled, mode: p.mode }]));
-      const rows = await db
-        .select({
-          id: blocklistRules.id,
-          policyId: blocklistRules.policyId,
-          type: blocklistRules.type,
-          action: blocklistRules.action,
-          value: blocklistRules.value,
-          severity: blocklistRules.severity,
-          origin: blocklistRules.origin,
-          expiresAt: blocklistRules.expiresAt,
-        })
-        .from(blocklistRules)
-        .where(or(isNull(blocklistRules.expiresAt), gt(blocklistRules.expiresAt, sql`now()`)));
+      // Raw rows (no ORM mapping, expiry as epoch ms rather than a Date to parse): this runs on
+      // every instance after every change.
+      const rows = await queryRows<{ id: number; policy_id: number | null; type: RuleType; action: ActiveRule['action']; value: string; severity: RuleSeverity; origin: string; expires_ms: number | null }>(
+        db,
+        sql`select ${blocklistRules.id}::float8 as id, ${blocklistRules.policyId}::float8 as policy_id, ${blocklistRules.type} as type, ${blocklistRules.action} as action,
+          ${blocklistRules.value} as value, ${blocklistRules.severity} as severity, ${blocklistRules.origin} as origin,
+          (extract(epoch from ${blocklistRules.expiresAt}) * 1000)::float8 as expires_ms
+          from ${blocklistRules} where ${blocklistRules.expiresAt} is null or ${blocklistRules.expiresAt} > now()`,
+      );
       const active: ActiveRule[] = [];
       for (const r of rows) {
-        const policy = r.policyId === null ? null : byId.get(r.policyId);
+        const policyId = r.policy_id === null ? null : Number(r.policy_id);
+        const policy = policyId === null ? null : byId.get(policyId);
         if (policy === undefined || (policy !== null && !policy.enabled)) continue;
         active.push({
-          id: r.id,
+          id: Number(r.id),
           type: r.type,
           action: r.action,
           value: r.value,
           severity: r.severity,
           origin: r.origin,
-          policyId: r.policyId,
+          policyId,
           policyName: policy?.name ?? null,
           mode: policy?.mode ?? 'enforce',
-          expiresAt: r.expiresAt === null ? Infinity : r.expiresAt.getTime(),
+          expiresAt: r.expires_ms === null ? Infinity : Number(r.expires_ms),
         });
       }
-      const matcher = new BlocklistMatcher(active);
-      return { matcher, policies: byId, loadedRules: rows.length, loadMs: performance.now() - started };
+      const matcher = await BlocklistMatcher.build(active);
+      return { matcher, policies: byId, loadedRules: rows.length, loadMs: performance.now() - started, fingerprint, loadedAt: Date.now() };
     },
 
     async ensureAutomaticPolicy(): Promise<number> {

@@ -39,4 +39,5 @@ CREATE TABLE "security_actions" (
 --> statement-breakpoint
 ALTER TABLE "action_approvals" ADD CONSTRAINT "action_approvals_action_id_security_actions_id_fk" FOREIGN KEY ("action_id") REFERENCES "public"."security_actions"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "security_actions_status_id_idx" ON "security_actions" USING btree ("status","id");--> statement-breakpoint
-CREATE INDEX "security_actions_status_expires_idx" ON "security_actions" USING btree ("status","expires_at");
+CREATE INDEX "security_actions_status_expires_idx" ON "security_actions" USING btree ("status","expires_at");--> statement-breakpoint
+CREATE INDEX "security_actions_requested_by_id_idx" ON "security_actions" USING btree ("requested_by_id","id");

@@ -53,7 +53,7 @@ export default definePack({
 
     const sweeps = new Counter({
       name: 'valhalla_security_actions_swept_total',
-      help: 'Security actions the periodic sweep ended: expired while pending, or failed as interrupted executions',
+      help: 'Security actions the periodic sweep handled: expired while pending, failed as interrupted executions, executed when left approved',
       labelNames: ['outcome'],
       registers: [app.metrics],
     });
@@ -61,9 +61,10 @@ export default definePack({
       name: 'security-actions:sweep',
       intervalMs: EXPIRY_INTERVAL_MS,
       handler: async () => {
-        const { expired, interrupted } = await workflow.sweep();
+        const { expired, interrupted, executed } = await workflow.sweep();
         sweeps.inc({ outcome: 'expired' }, expired.length);
         sweeps.inc({ outcome: 'interrupted' }, interrupted.length);
+        sweeps.inc({ outcome: 'executed' }, executed.length);
       },
     });
 

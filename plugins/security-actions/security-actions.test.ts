@@ -1,8 +1,10 @@
 import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
+import { ProblemError } from '../../src/problem.js';
 import { authHeader, createTestApp, type TestApp } from '../../test/helpers/app.js';
 import { securityActions } from './table.js';
+import { executionError } from './workflow.js';
 
 const PATH = '/system/security/actions';
 
@@ -368,6 +370,22 @@ describe('security action workflow (TR)', () => {
     expect((await get(id)).json()).toMatchObject({ status: 'failed', error: expect.stringContaining('interrupted') });
   });
 
+  it('executes actions left approved (their instance stopped before executing them), naming the sweep', async () => {
+    const flagKey = await newFlag(true);
+    const left = (await create({ type: 'disable_flag', params: { flagKey }, reason: 'left behind' })).json().id;
+    const recent = await pendingAction();
+    await t.app.db.update(securityActions).set({ status: 'approved', approvals: 1, decidedAt: new Date(Date.now() - 5 * 60_000) }).where(eq(securityActions.id, left));
+    // Approved a moment ago: its own request is still about to execute it.
+    await t.app.db.update(securityActions).set({ status: 'approved', approvals: 1, decidedAt: new Date() }).where(eq(securityActions.id, recent));
+    const { executed } = await t.app.securityActions.workflow.sweep();
+    expect(executed).toEqual([left]);
+    expect((await get(left)).json()).toMatchObject({ status: 'executed', result: { flagKey } });
+    expect((await get(recent)).json().status).toBe('approved');
+    expect(t.app.flags.state.get().flags.get(flagKey)?.enabled).toBe(false);
+    expect((await auditOf(left)).at(-1)).toMatchObject({ operation: 'security-action.execute', actorType: 'system', actorId: 'security-actions' });
+    expect((await t.inject({ method: 'POST', url: `${PATH}/${recent}/execute` })).json().status).toBe('executed');
+  });
+
   it('two approvals racing execute the action once', async () => {
     const flagKey = await newFlag(true);
     const id = (await create({ type: 'disable_flag', params: { flagKey }, reason: 'race' })).json().id;
@@ -477,5 +495,21 @@ describe('security action workflow (TR)', () => {
       }
     }
     expect(t.app.packs.find((p) => p.name === 'security-actions')).toMatchObject({ code: 'TR' });
+  });
+});
+
+describe('executionError: what a failed action stores', () => {
+  it("keeps a problem's own words, and strips SQL, addresses and secrets from anything else", () => {
+    expect(executionError(new ProblemError('conflict', { detail: 'Key abc is already revoked.' }))).toBe('Key abc is already revoked.');
+    expect(executionError(new ProblemError('validation-failed', { detail: 'The request does not match the schema.', errors: [{ in: 'body', pointer: '#/address', message: 'is not an address' }] }))).toBe(
+      'The request does not match the schema. (address: is not an address)',
+    );
+    const query = new Error('Failed query: update "api_keys" set "revoked_at" = $1 where "key_id" = $2\nparams: 2026-01-01,abc', { cause: new Error('deadlock detected') });
+    expect(executionError(query)).toBe('query failed: deadlock detected');
+    const token = 'vhk_AAAAAAAAAAAA_' + 'B'.repeat(38);
+    const leaky = executionError(new Error(`connect ECONNREFUSED 10.1.2.3:5432 while using ${token} at postgres://app:pw@db.internal/prod`));
+    expect(leaky).not.toContain('10.1.2.3');
+    expect(leaky).not.toContain(token);
+    expect(leaky).not.toContain('pw@');
   });
 });

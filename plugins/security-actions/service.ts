@@ -177,6 +177,18 @@ export function createSecurityActionService(deps: { db: Db }) {
     },
 
     /** Pending and not yet past their expiry (the sweep may not have recorded it). */
+    /** Ids of actions approved before `before` whose execution never started. */
+    async leftApproved(before: Date, limit: number): Promise<number[]> {
+      const rows = await db
+        .select({ id: securityActions.id })
+        .from(securityActions)
+        .where(and(eq(securityActions.status, 'approved'), lte(securityActions.decidedAt, before)))
+        .orderBy(asc(securityActions.id))
+        .limit(limit);
+      return rows.map((r) => r.id);
+    },
+
+    /** Pending and not yet past their expiry (the sweep may not have recorded it). */
     async pendingCount(now: Date = new Date()): Promise<number> {
       const [row] = await db
         .select({ n: count() })

@@ -41,6 +41,7 @@ export const securityActions = pgTable(
     // The list's status filter, the expiry sweep (pending by expiry) and the dashboard's pending count.
     index('security_actions_status_id_idx').on(t.status, t.id),
     index('security_actions_status_expires_idx').on(t.status, t.expiresAt),
+    index('security_actions_requested_by_id_idx').on(t.requestedById, t.id),
   ],
 );
 

@@ -25,6 +25,8 @@ const DEFAULT_TTL_MS = 24 * 3600_000;
 const MAX_TTL_MS = 30 * 86_400_000;
 /** An execution still `executing` this long after it started died before committing (its effect did not happen). */
 export const EXECUTION_LEASE_MS = 5 * 60_000;
+/** An action `approved` this long ago whose execution never started is executed by the sweep. */
+export const LEFT_APPROVED_MS = 60_000;
 /** Who the expiry sweep's audit entries name. */
 export const SWEEP_ACTOR: Actor = { type: 'system', id: 'security-actions', keyId: null };
 
@@ -49,7 +51,11 @@ function knownActor(request: FastifyRequest): KnownActor {
 
 /** What a failed execution stores: the problem's own detail, or a sanitised message (no SQL, stack, address or secret). */
 export function executionError(err: unknown): string {
-  if (err instanceof ProblemError) return (err.options.detail ?? err.message).slice(0, 1000);
+  if (err instanceof ProblemError) {
+    const first = err.options.errors?.[0];
+    const detail = err.options.detail ?? err.message;
+    return (first ? `${detail} (${first.pointer.replace(/^#\//, '')}: ${first.message})` : detail).slice(0, 1000);
+  }
   return safeMessage(err);
 }
 
@@ -73,8 +79,11 @@ export interface Workflow {
   cancel(request: FastifyRequest, id: number, comment: string | null): Promise<SecurityAction>;
   /** Executes an `approved` action (one whose execution did not start after its approval). */
   execute(request: FastifyRequest | null, id: number): Promise<SecurityAction>;
-  /** Expires pending actions past `expiresAt` and fails executions that died; what the periodic job runs. */
-  sweep(now?: Date): Promise<{ expired: number[]; interrupted: number[] }>;
+  /**
+   * What the periodic job runs: expires pending actions past `expiresAt`, fails executions that
+   * died, and executes actions left `approved` (their instance stopped between approval and execution).
+   */
+  sweep(now?: Date): Promise<{ expired: number[]; interrupted: number[]; executed: number[] }>;
 }
 
 export function createWorkflow(deps: { service: SecurityActionService; executors: Executors; writeThrough: WriteThrough; isAdmin: (request: FastifyRequest) => boolean }): Workflow {
@@ -104,12 +113,14 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
 
   async function execute(request: FastifyRequest | null, id: number, auto = false): Promise<SecurityAction> {
     const actor: Actor = request?.actor ?? SWEEP_ACTOR;
+    // Without a request (the sweep) the entries name the sweep, not an anonymous caller.
+    const by = <E extends object>(entry: E): E & { actor?: Actor } => (request ? entry : { ...entry, actor: SWEEP_ACTOR });
     // 1. Claim: approved → executing, committed on its own so the state is visible while the effect runs.
     const claimed = await writeThrough(request, {}, async (tx) => {
       const row = await service.lock(tx, id);
       if (!row) throw notFound(id);
       if (row.status !== 'approved') {
-        // The approval that completed the count races nobody for the claim but an operator's /execute.
+        // Someone else claimed it first (an operator's /execute, the sweep): their run answers for it.
         if (auto) return { result: null, audit: null };
         throw invalidTransition(row, 'executed', 'approved');
       }
@@ -133,7 +144,7 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
           audit: [
             { operation: `${TARGET}.execute`, targetType: TARGET, targetId: id, reason: row.reason, before: actionJson(row), after: { ...actionJson(after), type, result: effect.result } },
             ...effect.audit,
-          ],
+          ].map(by),
         };
       });
     } catch (err) {
@@ -145,7 +156,7 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
         const row = await service.lock(tx, id);
         if (!row || row.status !== 'executing') return { result: null, audit: null };
         const after = await service.transition(tx, id, 'failed', { error, finishedAt: new Date() });
-        return { result: after, audit: { operation: `${TARGET}.execute`, targetType: TARGET, targetId: id, reason: row.reason, result: 'failure', before: actionJson(row), after: { ...actionJson(after), type, error } } };
+        return { result: after, audit: by({ operation: `${TARGET}.execute`, targetType: TARGET, targetId: id, reason: row.reason, result: 'failure' as const, before: actionJson(row), after: { ...actionJson(after), type, error } }) };
       });
     }
     return current(id);
@@ -236,7 +247,7 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
     execute: (request, id) => execute(request, id),
 
     async sweep(now = new Date()) {
-      return writeThrough(null, {}, async (tx) => {
+      const ended = await writeThrough(null, {}, async (tx) => {
         const audit = [];
         const expired: number[] = [];
         for (const row of await service.lockExpiredPending(tx, now, 500)) {
@@ -255,6 +266,14 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
         }
         return { result: { expired, interrupted }, audit };
       });
+      // Each in its own transactions, as an approval would run it; the claim's row lock keeps a
+      // racing /execute from running it twice.
+      const executed: number[] = [];
+      for (const id of await service.leftApproved(new Date(now.getTime() - LEFT_APPROVED_MS), 20)) {
+        const action = await execute(null, id, true);
+        if (action.status === 'executed' || action.status === 'failed') executed.push(id);
+      }
+      return { ...ended, executed };
     },
   };
 }

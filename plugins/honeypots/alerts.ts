@@ -9,6 +9,12 @@ import type { ActiveHoneypot } from './service.js';
 /** Who an automatic block is recorded as in the audit trail. */
 const HONEYPOT_ACTOR = { type: 'system', id: 'honeypots', keyId: null } as const;
 export const HONEYPOT_EVENT = 'security.honeypot_hit';
+/**
+ * A decoy is only reached by a source the blocklist let through, so a decoy hit re-blocks even
+ * while this instance's earlier block should still be in force (an operator removed it), except
+ * within this long after that block: requests already past the blocklist while it was written.
+ */
+const DECOY_REBLOCK_GUARD_MS = 2000;
 /** Sources remembered at once; past this the oldest quiet ones are forgotten first. */
 const MAX_SOURCES = 50_000;
 
@@ -34,6 +40,8 @@ export interface HitContext {
 interface SourceState {
   /** No new block before this (epoch ms): the block made for this source is still in force. */
   blockQuietUntil: number;
+  /** When this instance last blocked the source (epoch ms). */
+  blockedAt: number;
   /** No new incident or notification before this (epoch ms): the alert throttle. */
   alertQuietUntil: number;
   /** The alert work for this source, one at a time. */
@@ -45,7 +53,8 @@ interface SourceState {
  * for the source (origin `honeypot`, TTL escalating for repeat offenders), and a security
  * incident and a `security.honeypot_hit` notification, all in one transaction with its audit
  * entry. Per source the work is serialised, a source blocked by this instance is not blocked
- * again while that block lasts, and incidents and notifications are throttled
+ * again while that block lasts (unless it reaches a decoy, which proves the block is gone), and
+ * incidents and notifications are throttled
  * (`HONEYPOT_ALERT_THROTTLE_SECONDS`); telemetry is recorded for every hit regardless.
  */
 export function createHitAlerts(deps: HitAlertDeps) {
@@ -67,7 +76,10 @@ export function createHitAlerts(deps: HitAlertDeps) {
   async function alert(hit: HitContext, state: SourceState): Promise<void> {
     const at = now();
     const { honeypot, sourceIp } = hit;
-    const block = honeypot.autoBlock && at >= state.blockQuietUntil;
+    // A canary key is checked after the response, so a blocked request presenting it counts too:
+    // only a decoy hit proves the source is not blocked (any more).
+    const reblock = honeypot.type === 'path' && at >= state.blockedAt + DECOY_REBLOCK_GUARD_MS;
+    const block = honeypot.autoBlock && (at >= state.blockQuietUntil || reblock);
     const notify = at >= state.alertQuietUntil;
     if (!block && !notify) return;
     const kind = honeypot.type === 'canary_key' ? 'canary_key' : 'honeypot_hit';
@@ -114,7 +126,10 @@ export function createHitAlerts(deps: HitAlertDeps) {
       };
     });
     const done = now();
-    if (block) state.blockQuietUntil = outcome?.expiresAt ? outcome.expiresAt.getTime() : done + deps.throttleSeconds * 1000;
+    if (block) {
+      state.blockedAt = done;
+      state.blockQuietUntil = outcome?.expiresAt ? outcome.expiresAt.getTime() : done + deps.throttleSeconds * 1000;
+    }
     if (notify) state.alertQuietUntil = done + deps.throttleSeconds * 1000;
   }
 
@@ -124,7 +139,7 @@ export function createHitAlerts(deps: HitAlertDeps) {
       let state = sources.get(hit.sourceIp);
       if (!state) {
         forgetQuietSources(now());
-        state = { blockQuietUntil: 0, alertQuietUntil: 0, chain: Promise.resolve() };
+        state = { blockQuietUntil: 0, blockedAt: 0, alertQuietUntil: 0, chain: Promise.resolve() };
         sources.set(hit.sourceIp, state);
       }
       const s = state;

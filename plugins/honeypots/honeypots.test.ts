@@ -226,6 +226,34 @@ describe('decoy paths', () => {
     expect(audit[0]).toMatchObject({ actorType: 'system', actorId: 'honeypots', correlationId: hit.headers['x-request-id'] });
   });
 
+  it('blocks a repeat source again, for twice as long, once its block is gone', async () => {
+    const h = (await create({ name: 'repeat', type: 'path', path: '/repeat/.git/HEAD', autoBlock: true, blockTtlSeconds: 600 })).json();
+    const ip = '192.0.2.120';
+    expect((await from(ip, { method: 'GET', url: '/repeat/.git/HEAD' })).statusCode).toBe(404);
+    await settle();
+    expect((await from(ip, { method: 'GET', url: '/live' })).statusCode).toBe(403);
+    // An operator lifts the block; the source comes back to the decoy a few seconds later.
+    await t.app.writeThrough(null, { refresh: [t.app.blocklist.entry] }, async (tx) => ({ result: await t.app.blocklist.unblockAddress(tx, ip), audit: null }));
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await from(ip, { method: 'GET', url: '/repeat/.git/HEAD' })).statusCode).toBe(404);
+    await settle();
+    expect((await from(ip, { method: 'GET', url: '/live' })).statusCode).toBe(403);
+
+    const blocks = await t.app.db
+      .select()
+      .from(adminOperations)
+      .where(and(eq(adminOperations.operation, 'honeypot.auto-block'), eq(adminOperations.targetId, String(h.id))))
+      .orderBy(adminOperations.id);
+    const after = blocks.map((b) => b.after as { offence: number; expiresAt: string });
+    expect(after.map((a) => a.offence)).toEqual([1, 2]);
+    const lifetime = (a: { expiresAt: string }, b: { occurredAt: string }) => (Date.parse(a.expiresAt) - Date.parse(b.occurredAt)) / 1000;
+    expect(lifetime(after[0]!, blocks[0]!)).toBeCloseTo(600, -1);
+    expect(lifetime(after[1]!, blocks[1]!)).toBeCloseTo(1200, -1);
+    // The alert stayed throttled: one incident, one notification.
+    expect(await incidentsFor(ip)).toHaveLength(1);
+    expect(await outboxFor(ip)).toHaveLength(1);
+  });
+
   it('throttles alerts per source: repeated hits make one incident and one notification', async () => {
     await create({ name: 'throttle', type: 'path', path: '/throttle/phpinfo.php', status: 404 });
     const ip = '192.0.2.90';

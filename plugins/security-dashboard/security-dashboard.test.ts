@@ -124,3 +124,16 @@ describe("the console's Security view", () => {
     for (const w of windows) expect((await t.inject({ method: 'GET', url: `${URL}?window=${w}` })).statusCode).toBe(200);
   });
 });
+
+describe('without the action workflow pack', () => {
+  it('answers with pendingActions null', async () => {
+    const bare = await createTestApp({ PACKS_DISABLED: 'security-actions' });
+    try {
+      const res = await bare.inject({ method: 'GET', url: `${URL}?window=1h` });
+      expect(res.statusCode).toBe(200);
+      expect(res.json().pendingActions).toBeNull();
+    } finally {
+      await bare.close();
+    }
+  });
+});

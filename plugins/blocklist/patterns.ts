@@ -148,6 +148,7 @@ interface PrefixNode<T> {
  * `//admin` and `/x/../admin` all meet a rule on `/admin`.
  */
 export function normalisePath(url: string): string {
+  if (isPlainPath(url)) return url;
   const q = url.indexOf('?');
   let path = q === -1 ? url : url.slice(0, q);
   const hash = path.indexOf('#');
@@ -177,4 +178,19 @@ export function normalisePath(url: string): string {
   const last = segments[segments.length - 1];
   const trailing = (last === '.' || last === '..') && out.length > 0 ? '/' : '';
   return `/${out.join('/')}${trailing}`;
+}
+
+/** One pass: a path with nothing to decode, resolve or cut (most requests) is used as it is. */
+function isPlainPath(url: string): boolean {
+  if (url.charCodeAt(0) !== 47) return false;
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    // % \ ? #
+    if (c === 37 || c === 92 || c === 63 || c === 35) return false;
+    if (c === 47) {
+      const next = url.charCodeAt(i + 1);
+      if (next === 47 || next === 46) return false;
+    }
+  }
+  return true;
 }

@@ -17,6 +17,8 @@ import notifications from './notifications/index.js';
 import retention from './retention/index.js';
 import dataExports from './exports/index.js';
 import securityActions from './security-actions/index.js';
+import honeypots from './honeypots/index.js';
+import securityDashboard from './security-dashboard/index.js';
 
 /**
  * The one list of packs, in load order (a pack comes after the packs it depends on). Adding a
@@ -47,4 +49,9 @@ export const allPacks: Pack[] = [
   dataExports,
   // After the packs whose services it executes through: api-keys, maintenance, feature flags (and the blocklist).
   securityActions,
+  // After the blocklist (its onRequest hook answers a blocked source before a decoy does) and
+  // notifications (a hit notifies).
+  honeypots,
+  // After the packs it reads: blocklist, honeypots, security actions (pending ones).
+  securityDashboard,
 ];

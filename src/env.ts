@@ -61,6 +61,7 @@ export const EnvSchema = Type.Object({
   EXPORT_HEAP_GROWING_PERCENT: Type.Integer({ default: 100, minimum: 0, maximum: 300, description: "while an export runs, V8's old space may grow this far past the live heap before a full collection (percent); 0 = V8's own heuristic (up to 4x)" }),
   EXPORT_BATCH_SIZE: Type.Integer({ default: 5000, minimum: 1, maximum: 100_000, description: 'rows an export reads per query (memory holds one batch)' }),
   EXPORT_EXPIRY_INTERVAL_MS: Type.Integer({ default: 600_000, minimum: 1000, maximum: 86_400_000, description: 'how often expired export files are deleted' }),
+  HONEYPOT_ALERT_THROTTLE_SECONDS: Type.Integer({ default: 300, minimum: 0, maximum: 86_400, description: 'at most one security incident and notification per honeypot source address in this many seconds (per instance); 0: every hit' }),
   SHUTDOWN_DELAY_MS: Type.Integer({ default: 0, minimum: 0, maximum: 120_000, description: 'time between failing readiness and closing the listener' }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 600_000 }),
   PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ default: 1000, minimum: 0, maximum: 60_000 }),

@@ -125,12 +125,71 @@ async function showFlags() {
   }
 }
 
+const counts = (record) => Object.entries(record || {}).map(([name, count]) => ({ name, count }));
+
 async function showSecurity() {
+  const span = $('security-window').value;
+  let d;
   try {
-    $('security').textContent = JSON.stringify(await api('GET', '/system/security/dashboard?window=1h'), null, 2);
+    d = await api('GET', `/system/security/dashboard?window=${encodeURIComponent(span)}`);
   } catch (err) {
-    $('security').textContent = err.status === 404 ? 'The security dashboard is not available on this instance.' : err.message;
+    $('security-summary').replaceChildren();
+    say(err.status === 404 ? 'The security dashboard is not available on this instance.' : err.message, err.status !== 404);
+    return;
   }
+  const summary = $('security-summary');
+  summary.replaceChildren();
+  for (const [name, value] of [
+    ['blocked', d.blocked.total],
+    ['monitored (would block)', d.monitored],
+    ['rate-limited', d.rateLimited],
+    ['auth failures', d.authFailures],
+    ['honeypot hits', d.honeypotHits.total],
+    ['pending actions', d.pendingActions ? d.pendingActions.count : 'n/a'],
+    ['active rules', d.activeRules.total],
+  ]) {
+    summary.append(el('dt', name), el('dd', value));
+  }
+  $('security-since').textContent = `${d.since} to ${d.until}`;
+  fillTable($('security-by-type'), [['rule type', (r) => r.name], ['blocked', (r) => r.count]], counts(d.blocked.byRuleType));
+  fillTable($('security-by-policy'), [['policy', (r) => r.name || `#${r.policyId}`], ['blocked', (r) => r.count]], d.blocked.byPolicy);
+  fillTable(
+    $('security-top'),
+    [
+      ['address', (a) => a.address],
+      ['total', (a) => a.total],
+      ['blocked', (a) => a.blocked],
+      ['rate-limited', (a) => a.rateLimited],
+      ['auth failures', (a) => a.authFailures],
+      ['honeypot hits', (a) => a.honeypotHits],
+    ],
+    d.topAddresses,
+  );
+  fillTable($('security-honeypots'), [['honeypot', (h) => h.name || `#${h.honeypotId} (deleted)`], ['hits', (h) => h.hits]], d.honeypotHits.byHoneypot);
+  fillTable(
+    $('security-actions'),
+    [
+      ['id', (a) => a.id],
+      ['type', (a) => a.type],
+      ['severity', (a) => a.severity],
+      ['approvals', (a) => `${a.approvals} / ${a.requiredApprovals}`],
+      ['reason', (a) => a.reason],
+      ['expires', (a) => a.expiresAt],
+    ],
+    d.pendingActions ? d.pendingActions.items : [],
+  );
+  fillTable(
+    $('security-incidents'),
+    [
+      ['when', (i) => i.createdAt],
+      ['kind', (i) => i.kind],
+      ['severity', (i) => i.severity],
+      ['source', (i) => i.sourceIp || ''],
+      ['summary', (i) => i.summary],
+    ],
+    d.recentIncidents,
+  );
+  fillTable($('security-rules'), [['origin', (r) => r.name], ['active rules', (r) => r.count]], counts(d.activeRules.byOrigin));
 }
 
 let nextCursor = null;
@@ -206,6 +265,8 @@ document.addEventListener('DOMContentLoaded', () => {
     button.addEventListener('click', () => open(button.dataset.view));
   }
   $('overview-refresh').addEventListener('click', guarded(showOverview));
+  $('security-window').addEventListener('change', guarded(showSecurity));
+  $('security-refresh').addEventListener('click', guarded(showSecurity));
   $('maintenance-form').addEventListener('submit', guarded(switchMode));
   $('operations-form').addEventListener('submit', guarded(async (event) => {
     event.preventDefault();

@@ -154,4 +154,5 @@ CREATE INDEX "honeypot_telemetry_honeypot_id_idx" ON "honeypot_telemetry" USING 
 CREATE INDEX "honeypot_telemetry_occurred_at_idx" ON "honeypot_telemetry" USING btree ("occurred_at");--> statement-breakpoint
 CREATE INDEX "security_actions_status_id_idx" ON "security_actions" USING btree ("status","id");--> statement-breakpoint
 CREATE INDEX "security_actions_status_expires_idx" ON "security_actions" USING btree ("status","expires_at");--> statement-breakpoint
-CREATE INDEX "security_actions_requested_by_id_idx" ON "security_actions" USING btree ("requested_by_id","id");
+CREATE INDEX "security_actions_requested_by_id_idx" ON "security_actions" USING btree ("requested_by_id","id");--> statement-breakpoint
+CREATE INDEX "security_actions_created_at_idx" ON "security_actions" USING btree ("created_at");

@@ -9,12 +9,14 @@ export type AuditDescription = Parameters<Audit['record']>[2];
 /** What a write-through body returns: its result, and the audit entries describing what it changed. */
 export interface WriteOutcome<T> {
   result: T;
-  /**
-   * One entry, several (a bulk write), or none (`null` or `[]`: the body found nothing to change,
-   * so nothing is notified or reloaded either; a periodic sweep that usually finds nothing does
-   * not make every instance reload on each run).
-   */
+  /** One entry, several (a bulk write), or none (`null` or `[]`). */
   audit: AuditDescription | AuditDescription[] | null;
+  /**
+   * `false`: the body found nothing to change, so nothing is notified or reloaded (a periodic
+   * sweep that usually finds nothing must not make every instance reload on each run).
+   * Default `true`.
+   */
+  changed?: boolean;
 }
 
 export interface WriteThroughOptions {
@@ -31,7 +33,7 @@ export interface WriteThroughOptions {
  * (`NOTIFY valhalla_state`), and this instance reloads them before the caller replies, so the
  * writer reads its own write and every other instance has it within a second.
  * Whatever `write` throws rolls the whole thing back (no audit entry, no notification); a body
- * that returns no audit entry changed nothing, and nothing is notified or reloaded.
+ * that returns `changed: false` is not notified or reloaded.
  */
 export type WriteThrough = <T>(
   request: FastifyRequest | null,
@@ -46,8 +48,9 @@ export function createWriteThrough(deps: { db: Db; audit: Audit; stateCache: Pic
       const outcome = await write(tx);
       const entries = outcome.audit === null ? [] : Array.isArray(outcome.audit) ? outcome.audit : [outcome.audit];
       for (const entry of entries) await deps.audit.record(tx, request, entry);
-      if (entries.length > 0) for (const entry of refresh) await deps.stateCache.notify(tx, entry.name);
-      return { result: outcome.result, changed: entries.length > 0 };
+      const changed = outcome.changed ?? true;
+      if (changed) for (const entry of refresh) await deps.stateCache.notify(tx, entry.name);
+      return { result: outcome.result, changed };
     });
     if (changed) await Promise.all(refresh.map((entry) => entry.reload()));
     return result;

@@ -26,6 +26,9 @@ import {
 } from './schemas.js';
 import { invalidField } from './service.js';
 
+/** Bytes a bulk import may send: 10,000 rules of a few hundred bytes each do not fit `BODY_LIMIT`. */
+export const BULK_BODY_LIMIT = 16 * 1024 * 1024;
+
 const TAGS = ['security'];
 const POLICIES = '/system/security/policies';
 const RULES = '/system/security/blocklist';
@@ -167,8 +170,7 @@ export const blocklistRoutes =
       `${RULES}/bulk`,
       {
         config: { scope: 'security:write' },
-        // 10,000 rules of a few hundred bytes each do not fit the default body limit.
-        bodyLimit: 16 * 1024 * 1024,
+        bodyLimit: BULK_BODY_LIMIT,
         schema: {
           tags: TAGS,
           summary: `Import up to ${BULK_MAX} rules atomically (one bad rule rejects the batch, naming its index)`,

@@ -72,7 +72,7 @@ export interface SweepDeps {
  */
 export function createSweep(deps: SweepDeps) {
   const { writeThrough, service, events, entry } = deps;
-  // A sweep that records nothing returns no audit entry, so writeThrough notifies and reloads nothing.
+  // A sweep that records nothing says so (`changed: false`): writeThrough then notifies and reloads nothing.
   return (now: Date = new Date()): Promise<SweepResult> =>
     writeThrough(null, { refresh: [entry] }, async (tx) => {
       const result: SweepResult = { modeExpired: false, freezeExpired: false, activated: [], completed: [] };
@@ -111,6 +111,6 @@ export function createSweep(deps: SweepDeps) {
       }
 
       await events.emit(tx, changes, async () => evaluate(await service.loadSnapshot(tx), now.getTime()));
-      return { result, audit };
+      return { result, audit, changed: audit.length > 0 };
     });
 }

@@ -77,7 +77,7 @@ describe('app.writeThrough', () => {
 });
 
 describe('app.writeThrough with nothing to change', () => {
-  it('notifies and reloads nothing when the body returns no audit entry (null or []), and does when it returns one', async () => {
+  it('notifies and reloads nothing when the body says it changed nothing, and does otherwise, audited or not', async () => {
     // The kernel's own helper, built again around a state cache that counts what it is told.
     const notified: string[] = [];
     let reloads = 0;
@@ -88,12 +88,15 @@ describe('app.writeThrough with nothing to change', () => {
     });
     const entry = { name: t.app.wtState.name, reload: async () => void reloads++ };
 
-    expect(await writeThrough(null, { refresh: [entry] }, async () => ({ result: 'idle', audit: null }))).toBe('idle');
-    await writeThrough(null, { refresh: [entry] }, async () => ({ result: null, audit: [] }));
+    expect(await writeThrough(null, { refresh: [entry] }, async () => ({ result: 'idle', audit: null, changed: false }))).toBe('idle');
+    await writeThrough(null, { refresh: [entry] }, async () => ({ result: null, audit: [], changed: false }));
     expect({ notified, reloads }).toEqual({ notified: [], reloads: 0 });
 
     await writeThrough(null, { refresh: [entry] }, async () => ({ result: null, audit: { operation: 'wt.sweep', targetType: 'wt', targetId: 'wt-4' } }));
     expect({ notified, reloads }).toEqual({ notified: ['wt'], reloads: 1 });
+    // A change recorded elsewhere (the caller audits it in a wider write) is still announced.
+    await writeThrough(null, { refresh: [entry] }, async () => ({ result: null, audit: null }));
+    expect({ notified, reloads }).toEqual({ notified: ['wt', 'wt'], reloads: 2 });
     expect(await auditFor('wt-4')).toHaveLength(1);
   });
 });

@@ -15,6 +15,7 @@ import { loadEnv, type Env } from './env.js';
 import { AccessLogController } from './access-log.js';
 import errorHandling, { sendProblem } from './error-handler.js';
 import finiteNumbers from './finite-numbers.js';
+import storableText from './storable-text.js';
 import { buildValidator } from './validator-compiler.js';
 import kernel, { type Lifecycle } from './kernel.js';
 import { resolvePacks, type Pack } from './pack.js';
@@ -209,6 +210,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     fp(async function valhalla(root) {
       await root.register(errorHandling);
       await root.register(finiteNumbers);
+      await root.register(storableText);
       await root.register(kernel, { env, database, ownsDatabase, lifecycle, packs: packs.map((p) => p.meta) });
       await root.register(swagger, {
         openapi: {

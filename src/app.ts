@@ -16,6 +16,7 @@ import { AccessLogController } from './access-log.js';
 import errorHandling, { sendProblem } from './error-handler.js';
 import finiteNumbers from './finite-numbers.js';
 import storableText from './storable-text.js';
+import { originForm } from './origin-form.js';
 import { buildValidator } from './validator-compiler.js';
 import kernel, { type Lifecycle } from './kernel.js';
 import { resolvePacks, type Pack } from './pack.js';
@@ -176,6 +177,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
           },
         }),
     genReqId: correlationIdFor,
+    rewriteUrl: originForm,
     logController: new AccessLogController(),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     bodyLimit: env.BODY_LIMIT,

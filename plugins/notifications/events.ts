@@ -7,10 +7,12 @@
 export interface EventRegistry {
   /** Declares event types a pack emits (at registration): their namespaces become reserved. */
   reserve(types: readonly string[]): void;
-  /** The reserved namespace `type` falls in, or null when a manual event may use it. */
-  reservedNamespaceOf(type: string): string | null;
-  /** Reserved namespaces, sorted (for problems and docs). */
-  namespaces(): string[];
+  /** Reserves one type only (one a pack enqueued without declaring it). */
+  reserveType(type: string): void;
+  /** The reserved pattern `type` falls under (`freeze.*`, or an exact type), or null when a manual event may use it. */
+  reservedPatternOf(type: string): string | null;
+  /** Reserved patterns, sorted (for problems and docs). */
+  patterns(): string[];
 }
 
 /**
@@ -23,16 +25,19 @@ export const KERNEL_EVENT_TYPES = ['maintenance.changed', 'freeze.changed', 'smo
 const namespaceOf = (type: string) => type.split('.', 1)[0]!;
 
 export function createEventRegistry(initial: readonly string[] = KERNEL_EVENT_TYPES): EventRegistry {
-  const reserved = new Set<string>();
+  const namespaces = new Set<string>();
+  const exact = new Set<string>();
   const registry: EventRegistry = {
     reserve(types) {
-      for (const t of types) reserved.add(namespaceOf(t));
+      for (const t of types) namespaces.add(namespaceOf(t));
     },
-    reservedNamespaceOf(type) {
+    reserveType: (type) => void exact.add(type),
+    reservedPatternOf(type) {
       const ns = namespaceOf(type);
-      return reserved.has(ns) ? ns : null;
+      if (namespaces.has(ns)) return `${ns}.*`;
+      return exact.has(type) ? type : null;
     },
-    namespaces: () => [...reserved].sort(),
+    patterns: () => [...[...namespaces].map((n) => `${n}.*`), ...exact].sort(),
   };
   registry.reserve(initial);
   return registry;

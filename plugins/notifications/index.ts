@@ -28,10 +28,10 @@ export interface Notifications {
   /**
    * Declares the event types a pack emits (call it in `register`): their namespaces are reserved,
    * so `POST /system/notify` cannot send a look-alike. A type enqueued without being declared is
-   * reserved at its first use (and logged), but only declaring it closes the gap before that.
+   * reserved (that type only) at its first use, with a warning; only declaring closes the gap before.
    */
   reserveEvents(types: readonly string[]): void;
-  /** The reserved namespaces. */
+  /** The reserved event types and namespaces. */
   events: EventRegistry;
 }
 
@@ -126,9 +126,9 @@ export default definePack({
     app.snapshots.section(channelSnapshotSection(app.db, service));
     const events = createEventRegistry();
     const enqueue: Notifications['enqueue'] = (tx, event) => {
-      if (!events.reservedNamespaceOf(event.type)) {
-        app.log.warn({ eventType: event.type }, 'event type enqueued by a pack without being declared (app.notifications.reserveEvents); reserving its namespace now');
-        events.reserve([event.type]);
+      if (!events.reservedPatternOf(event.type)) {
+        app.log.warn({ eventType: event.type }, 'event type enqueued by a pack without being declared (app.notifications.reserveEvents); reserving the type now');
+        events.reserveType(event.type);
       }
       return service.enqueue(tx, event);
     };

@@ -189,11 +189,12 @@ export const notificationRoutes =
       },
       async (request, reply) => {
         const { type, payload = {}, channelIds } = request.body;
-        const reserved = events.reservedNamespaceOf(type);
+        // The packs' own event types are theirs: a manual look-alike would be signed like the real one.
+        const reserved = events.reservedPatternOf(type);
         if (reserved) {
           throw new ProblemError('unprocessable', {
-            detail: `Event type '${type}' is reserved: the '${reserved}.' namespace is emitted by the kernel's packs (reserved: ${events.namespaces().map((n) => `${n}.*`).join(', ')}). Use another namespace for manual events, e.g. 'custom.${type}'.`,
-            extensions: { type, reservedNamespaces: events.namespaces() },
+            detail: `Event type '${type}' is reserved (${reserved}): the kernel's packs emit it (reserved: ${events.patterns().join(', ')}). Use another namespace for manual events, e.g. 'custom.${type}'.`,
+            extensions: { type, reserved: events.patterns() },
           });
         }
         const result = await app.writeThrough(request, {}, async (tx) => {

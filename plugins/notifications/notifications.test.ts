@@ -873,12 +873,12 @@ describe('secrets are bound by the operator (admin), not by notify:write', () =>
   });
 
   it('refuses a notify:write key moving an email channel with credentials to another host or port', async () => {
-    const config = { host: 'smtp.example.com', port: 587, from: 'a@example.com', to: ['b@example.com'], usernameEnv: 'NOTIFY_SECRET_TEST_A', passwordEnv: 'NOTIFY_SECRET_TEST_B' };
+    const config = { host: 'smtp.example.com', port: 465, secure: true, from: 'a@example.com', to: ['b@example.com'], usernameEnv: 'NOTIFY_SECRET_TEST_A', passwordEnv: 'NOTIFY_SECRET_TEST_B' };
     const ch = await createChannel({ type: 'email', events: ['x.y'], config });
-    for (const change of [{ host: 'mx.attacker.example' }, { port: 2525 }]) {
+    for (const change of [{ host: 'mx.attacker.example' }, { port: 2525 }, { secure: false }]) {
       const res = await t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, headers: as(writer), payload: { config: { ...config, ...change } } });
       expect(res.statusCode, JSON.stringify(change)).toBe(403);
-      expect(res.json().detail).toContain('config.host/port');
+      expect(res.json().detail).toContain('config.host/port/secure');
     }
     expect((await t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, headers: as(writer), payload: { config: { ...config, to: ['c@example.com'] } } })).statusCode).toBe(200);
   });

@@ -130,10 +130,10 @@ export function secretRefs(config: Record<string, unknown>): Record<string, stri
 }
 const SECRET_FIELDS = ['secretEnvs', 'tokenEnv', 'usernameEnv', 'passwordEnv'] as const;
 
-/** Where a config's deliveries (and so its secrets) go: the URL, or the SMTP host and port. */
+/** Where a config's deliveries (and so its secrets) go: the URL, or the SMTP host, port and TLS mode (dropping TLS exposes the credentials on the way). */
 export function destinationOf(config: Record<string, unknown>): string {
   if (typeof config.url === 'string') return config.url;
-  return `${String(config.host)}:${String(config.port)}`;
+  return `${String(config.host)}:${String(config.port)}:${config.secure === true ? 'tls' : 'starttls'}`;
 }
 
 const sameRefs = (a: Record<string, string>, b: Record<string, string>) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
@@ -155,7 +155,7 @@ export function checkSecretUse(before: Record<string, unknown> | null, after: Re
   }
   if (!sameRefs(refsBefore, refsAfter)) throw forbiddenSecret('Changing the secret variables of a channel (secretEnvs, tokenEnv, usernameEnv, passwordEnv) needs the admin scope.');
   if (Object.keys(refsBefore).length > 0 && destinationOf(before) !== destinationOf(after)) {
-    throw forbiddenSecret(`Changing where a channel holding a secret delivers (${typeof after.url === 'string' ? 'config.url' : 'config.host/port'}) needs the admin scope: its secret would go to the new destination.`);
+    throw forbiddenSecret(`Changing where a channel holding a secret delivers (${typeof after.url === 'string' ? 'config.url' : 'config.host/port/secure'}) needs the admin scope: its secret would go to the new destination.`);
   }
 }
 const forbiddenSecret = (detail: string) => new ProblemError('forbidden', { detail, extensions: { requiredScope: 'admin' } });

@@ -160,7 +160,7 @@ export function checkSecretUse(before: Record<string, unknown> | null, after: Re
 }
 const forbiddenSecret = (detail: string) => new ProblemError('forbidden', { detail, extensions: { requiredScope: 'admin' } });
 
-/** A 422 naming the first secret variable of `config` that is not set (never its value). */
+/** A 422 naming every secret variable of `config` that is not set (never a value). */
 export function checkSecretsSet(config: Record<string, unknown>, secrets: SecretSource): void {
   const names = Object.values(secretRefs(config)).flatMap((v) => v.split(','));
   const unset = names.filter((n) => !secrets(n));

@@ -47,7 +47,7 @@ export const EnvSchema = Type.Object({
   JOB_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
   METRICS_SNAPSHOT_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 1000, maximum: 86_400_000 }),
   MAINTENANCE_SWEEP_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 1000, maximum: 3_600_000, description: 'how often the maintenance sweep records passed untils and window starts/ends' }),
-  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'let webhook and SMS deliveries reach loopback, private, link-local, CGNAT, unique-local, IPv4-mapped and other non-public addresses and localhost names' }),
+  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'let webhook, SMS and email (SMTP host) deliveries reach loopback, private, link-local, CGNAT, unique-local, IPv4-mapped and other non-public addresses and localhost names' }),
   NOTIFY_DISPATCH_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000, description: 'how often each instance running jobs looks for due outbox rows' }),
   NOTIFY_DISPATCH_BATCH: Type.Integer({ default: 100, minimum: 1, maximum: 1000, description: 'outbox rows one dispatcher claims at a time' }),
   NOTIFY_DISPATCH_CONCURRENCY: Type.Integer({ default: 16, minimum: 1, maximum: 256, description: 'deliveries one dispatcher has in flight at once' }),

@@ -11,6 +11,7 @@ import { createNotificationService, type NotificationEvent, type NotificationSer
 import type { OutboxItem } from './schemas.js';
 import { notificationOutbox } from './table.js';
 import { channelSnapshotSection } from './snapshot.js';
+import { createEventRegistry, type EventRegistry } from './events.js';
 
 export type { NotificationEvent } from './service.js';
 
@@ -24,6 +25,14 @@ export interface Notifications {
    * the caller's transaction: they are delivered exactly when the caller's change commits.
    */
   enqueue(tx: DbOrTx, event: NotificationEvent): Promise<{ eventId: string; items: OutboxItem[] }>;
+  /**
+   * Declares the event types a pack emits (call it in `register`): their namespaces are reserved,
+   * so `POST /system/notify` cannot send a look-alike. A type enqueued without being declared is
+   * reserved (that type only) at its first use, with a warning; only declaring closes the gap before.
+   */
+  reserveEvents(types: readonly string[]): void;
+  /** The reserved event types and namespaces. */
+  events: EventRegistry;
 }
 
 declare module 'fastify' {
@@ -65,10 +74,11 @@ export default definePack({
     const service = createNotificationService({
       db: app.db,
       allowPrivate: app.env.WEBHOOK_ALLOW_PRIVATE,
+      secrets: processSecrets,
       auditSystem: (tx, entry) => app.audit.record(tx, null, { ...entry, actor: { type: 'system', id: 'notifications', keyId: null } }),
     });
     const http = createOutboundHttp({ allowPrivate: app.env.WEBHOOK_ALLOW_PRIVATE, userAgent: `valhalla-notify/${app.lifecycle.version}` });
-    const senders = createSenders({ http, secrets: processSecrets, appName: 'valhalla' });
+    const senders = createSenders({ http, secrets: processSecrets, appName: 'valhalla', allowPrivate: app.env.WEBHOOK_ALLOW_PRIVATE });
 
     const deliveries = new Counter({
       name: 'valhalla_notifications_total',
@@ -114,8 +124,15 @@ export default definePack({
       defaultRetainDays: 30,
     });
     app.snapshots.section(channelSnapshotSection(app.db, service));
-    const enqueue: Notifications['enqueue'] = (tx, event) => service.enqueue(tx, event);
-    app.decorate('notifications', { service, senders, dispatcher, enqueue });
+    const events = createEventRegistry();
+    const enqueue: Notifications['enqueue'] = (tx, event) => {
+      if (!events.reservedPatternOf(event.type)) {
+        app.log.warn({ eventType: event.type }, 'event type enqueued by a pack without being declared (app.notifications.reserveEvents); reserving the type now');
+        events.reserveType(event.type);
+      }
+      return service.enqueue(tx, event);
+    };
+    app.decorate('notifications', { service, senders, dispatcher, enqueue, events, reserveEvents: (types) => events.reserve(types) });
 
     // The packs that announce changes, when loaded: maintenance calls back inside the change's
     // own transaction; a smoke run's failure is told after its results are stored.

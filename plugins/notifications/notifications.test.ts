@@ -77,6 +77,20 @@ async function startSink(): Promise<Sink> {
       if (path.startsWith('/redirect')) return void res.writeHead(302, { location: '/ok/redirected' }).end();
       if (path.startsWith('/hang')) return; // never answers: the delivery's timeout ends it
       if (path.startsWith('/slow')) return void setTimeout(() => res.writeHead(204).end(), 25);
+      if (path.startsWith('/trickle')) {
+        // 200 at once, then the body one byte every 100 ms: the receiver has the message already.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        let n = 0;
+        const timer = setInterval(() => {
+          res.write('.');
+          if (++n === 8) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 100);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
       res.writeHead(404).end();
     });
   });
@@ -412,7 +426,10 @@ describe('retries', () => {
   });
 
   it('retries while a secret variable is unset, and goes dead at once on a malformed secret', async () => {
+    // Set when the channel is written (an unset one is a 422), unset before the delivery.
+    process.env.NOTIFY_SECRET_NOT_SET = SECRET_A;
     const unset = await createChannel({ type: 'webhook', events: ['test.secret'], config: { url: `${sink.url}/ok`, secretEnvs: ['NOTIFY_SECRET_NOT_SET'] } });
+    delete process.env.NOTIFY_SECRET_NOT_SET;
     const broken = await createChannel({ type: 'webhook', events: ['test.secret'], config: { url: `${sink.url}/ok`, secretEnvs: ['NOTIFY_SECRET_BROKEN'] } });
     const { items } = await notify('test.secret', {}, [unset.id, broken.id]);
     await drain();
@@ -800,4 +817,193 @@ it('matches subscriptions exactly, by prefix or all', () => {
   expect(subscribes(['a.*'], 'a.b.c')).toBe(true);
   expect(subscribes(['a.*'], 'ab.c')).toBe(false);
   expect(subscribes(['a.b'], 'a.bc')).toBe(false);
+});
+
+describe('secrets are bound by the operator (admin), not by notify:write', () => {
+  const as = (token: string) => ({ authorization: `Bearer ${token}` });
+  let writer: string;
+  beforeAll(async () => {
+    writer = (await t.keyWith(['notify:write'])).token;
+  });
+
+  it('refuses a notify:write key naming a secret on a new channel (403 naming the field); an admin may', async () => {
+    const sms = { name: `steal-${++seq}`, type: 'sms', events: ['test.steal'], config: { url: `${sink.url}/sms/attacker`, to: ['+15555550100'], tokenEnv: 'NOTIFY_SECRET_TEST_A' } };
+    const refused = await t.inject({ method: 'POST', url: CHANNELS, headers: as(writer), payload: sms });
+    expect(refused.statusCode, refused.body).toBe(403);
+    expect(refused.json()).toMatchObject({ type: '/problems/forbidden', requiredScope: 'admin' });
+    expect(refused.json().detail).toContain('config.tokenEnv');
+    const hook = await t.inject({ method: 'POST', url: CHANNELS, headers: as(writer), payload: { name: `steal-${++seq}`, type: 'webhook', events: ['x.y'], config: { url: `${sink.url}/ok/attacker`, secretEnvs: ['NOTIFY_SECRET_TEST_A'] } } });
+    expect(hook.statusCode, hook.body).toBe(403);
+    const mail = await t.inject({ method: 'POST', url: CHANNELS, headers: as(writer), payload: { name: `steal-${++seq}`, type: 'email', events: ['x.y'], config: { host: '127.0.0.1', port: 2525, from: 'a@example.com', to: ['b@example.com'], usernameEnv: 'NOTIFY_SECRET_TEST_A', passwordEnv: 'NOTIFY_SECRET_TEST_B' } } });
+    expect(mail.statusCode, mail.body).toBe(403);
+    // A channel without secrets is the writer's to create; the admin may name secrets.
+    const plain = await t.inject({ method: 'POST', url: CHANNELS, headers: as(writer), payload: { ...sms, name: `plain-${++seq}`, config: { url: `${sink.url}/sms/plain`, to: ['+15555550100'] } } });
+    expect(plain.statusCode, plain.body).toBe(201);
+    expect((await t.inject({ method: 'POST', url: CHANNELS, payload: sms })).statusCode).toBe(201);
+    expect(sink.received.some((r) => r.path === '/sms/attacker')).toBe(false);
+  });
+
+  it('refuses a notify:write key moving a secret-holding channel to its own sink or changing its secrets; the rest of the config, events and tests stay allowed', async () => {
+    const ch = await createChannel({ type: 'sms', events: ['test.bound'], config: { url: `${sink.url}/sms/provider`, to: ['+15555550100'], tokenEnv: 'NOTIFY_SECRET_SMS_TOKEN' } });
+    const patch = (payload: Record<string, unknown>, headers = as(writer)) => t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, headers, payload });
+    const moved = await patch({ config: { url: `${sink.url}/sms/attacker`, to: ['+15555550100'], tokenEnv: 'NOTIFY_SECRET_SMS_TOKEN' } });
+    expect(moved.statusCode, moved.body).toBe(403);
+    expect(moved.json().detail).toContain('config.url');
+    const swapped = await patch({ config: { url: `${sink.url}/sms/provider`, to: ['+15555550100'], tokenEnv: 'NOTIFY_SECRET_TEST_A' } });
+    expect(swapped.statusCode, swapped.body).toBe(403);
+    expect(swapped.json().detail).toContain('secret variables');
+    const dropped = await patch({ config: { url: `${sink.url}/sms/attacker`, to: ['+15555550100'] } });
+    expect(dropped.statusCode, 'dropping the secret is a change of secrets too').toBe(403);
+    expect((await patch({ config: { url: `${sink.url}/sms/provider`, to: ['+15555550199'], tokenEnv: 'NOTIFY_SECRET_SMS_TOKEN', timeoutMs: 3000 } })).statusCode).toBe(200);
+    expect((await patch({ events: ['test.bound', 'test.more'] })).statusCode).toBe(200);
+    // Nothing of the above reached the attacker's path: the test delivery still goes to the provider.
+    expect((await t.inject({ method: 'POST', url: `${CHANNELS}/${ch.id}/test`, headers: as(writer) })).json()).toMatchObject({ ok: true });
+    expect(sink.received.some((r) => r.path === '/sms/attacker')).toBe(false);
+    expect(sink.received.filter((r) => r.path === '/sms/provider').at(-1)?.headers.authorization).toBe('Bearer sms-provider-token-123');
+    // The admin may move it.
+    const byAdmin = await t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, payload: { config: { url: `${sink.url}/sms/other`, to: ['+15555550100'], tokenEnv: 'NOTIFY_SECRET_SMS_TOKEN' } } });
+    expect(byAdmin.statusCode, byAdmin.body).toBe(200);
+
+    // A writer's own channel without a secret cannot be given one later.
+    const own = (await t.inject({ method: 'POST', url: CHANNELS, headers: as(writer), payload: { name: `own-${++seq}`, type: 'sms', events: ['x.y'], config: { url: `${sink.url}/sms/mine`, to: ['+15555550100'] } } })).json();
+    const added = await t.inject({ method: 'PATCH', url: `${CHANNELS}/${own.id}`, headers: as(writer), payload: { config: { url: `${sink.url}/sms/mine`, to: ['+15555550100'], tokenEnv: 'NOTIFY_SECRET_SMS_TOKEN' } } });
+    expect(added.statusCode, added.body).toBe(403);
+    // ... but its destination is the writer's to change.
+    expect((await t.inject({ method: 'PATCH', url: `${CHANNELS}/${own.id}`, headers: as(writer), payload: { config: { url: `${sink.url}/sms/mine2`, to: ['+15555550100'] } } })).statusCode).toBe(200);
+  });
+
+  it('refuses a notify:write key moving an email channel with credentials to another host or port', async () => {
+    const config = { host: 'smtp.example.com', port: 465, secure: true, from: 'a@example.com', to: ['b@example.com'], usernameEnv: 'NOTIFY_SECRET_TEST_A', passwordEnv: 'NOTIFY_SECRET_TEST_B' };
+    const ch = await createChannel({ type: 'email', events: ['x.y'], config });
+    for (const change of [{ host: 'mx.attacker.example' }, { port: 2525 }, { secure: false }]) {
+      const res = await t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, headers: as(writer), payload: { config: { ...config, ...change } } });
+      expect(res.statusCode, JSON.stringify(change)).toBe(403);
+      expect(res.json().detail).toContain('config.host/port/secure');
+    }
+    expect((await t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, headers: as(writer), payload: { config: { ...config, to: ['c@example.com'] } } })).statusCode).toBe(200);
+  });
+
+  it('answers 422 naming an unset secret variable (never a value), on create and when a change names a new one', async () => {
+    const res = await t.inject({ method: 'POST', url: CHANNELS, payload: { name: `unset-${++seq}`, type: 'webhook', events: ['x.y'], config: { url: `${sink.url}/ok`, secretEnvs: ['NOTIFY_SECRET_TEST_A', 'NOTIFY_SECRET_NOPE'] } } });
+    expect(res.statusCode, res.body).toBe(422);
+    expect(res.json().detail).toContain('NOTIFY_SECRET_NOPE');
+    expect(res.json().unsetVariables).toEqual(['NOTIFY_SECRET_NOPE']);
+    expect(res.body).not.toContain(SECRET_A.slice(6));
+    const sms = await t.inject({ method: 'POST', url: CHANNELS, payload: { name: `unset-${++seq}`, type: 'sms', events: ['x.y'], config: { url: `${sink.url}/sms`, to: ['+15555550100'], tokenEnv: 'NOTIFY_SECRET_NOPE' } } });
+    expect(sms.statusCode).toBe(422);
+    const ch = await webhook('/ok');
+    const patched = await t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, payload: { config: { url: `${sink.url}/ok`, secretEnvs: ['NOTIFY_SECRET_NOPE'] } } });
+    expect(patched.statusCode, patched.body).toBe(422);
+  });
+});
+
+describe('manual events cannot pass for the kernel’s own', () => {
+  it('answers 422 for a manual event in a reserved namespace (naming the type), also to listed channels; other types go', async () => {
+    const ch = await webhook('/ok/reserved', ['*']);
+    for (const type of ['freeze.changed', 'maintenance.changed', 'smoke.failed', 'export.finished', 'security.honeypot_hit', 'notify.test', 'freeze.anything']) {
+      for (const payload of [{ type, payload: { freeze: false } }, { type, channelIds: [ch.id] }]) {
+        const res = await t.inject({ method: 'POST', url: ROOT, payload });
+        expect(res.statusCode, `${type}: ${res.body}`).toBe(422);
+        expect(res.json().detail).toContain(`'${type}'`);
+        expect(res.json().type).toBe('/problems/unprocessable');
+      }
+    }
+    const outbox = await t.app.db.select().from(notificationOutbox).where(eq(notificationOutbox.channelId, ch.id));
+    expect(outbox).toHaveLength(0);
+    expect((await notify('custom.freeze.changed', { freeze: false }, [ch.id])).items).toHaveLength(1);
+    expect(t.app.notifications.events.patterns()).toEqual(expect.arrayContaining(['export.*', 'freeze.*', 'maintenance.*', 'notify.*', 'security.*', 'smoke.*']));
+  });
+
+  it('reserves the namespace of every declared type, and a type a pack enqueues without declaring it', async () => {
+    t.app.notifications.reserveEvents(['plugin-x.happened']);
+    expect((await t.inject({ method: 'POST', url: ROOT, payload: { type: 'plugin-x.other' } })).statusCode).toBe(422);
+    expect((await t.inject({ method: 'POST', url: ROOT, payload: { type: 'undeclared-pack.event' } })).statusCode).toBe(202);
+    await t.app.db.transaction((tx) => t.app.notifications.enqueue(tx, { type: 'undeclared-pack.event', payload: {} }));
+    expect((await t.inject({ method: 'POST', url: ROOT, payload: { type: 'undeclared-pack.event' } })).statusCode).toBe(422);
+    expect((await t.inject({ method: 'POST', url: ROOT, payload: { type: 'undeclared-pack.other' } })).statusCode).toBe(202);
+  });
+});
+
+describe('smaller defects', () => {
+  it('answers 409 naming the channel state when retrying a dead row of a disabled channel; 200 once it is enabled', async () => {
+    const ch = await webhook('/ok/disabled-retry', ['test.disabled-retry']);
+    const { items } = await notify('test.disabled-retry', {}, [ch.id]);
+    await t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, payload: { enabled: false } });
+    await drain();
+    expect((await row(items[0]!.id)).status).toBe('dead');
+    const res = await t.inject({ method: 'POST', url: `${ROOT}/${items[0]!.id}/retry` });
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json()).toMatchObject({ channelId: ch.id, channelState: 'disabled' });
+    expect(res.json().detail).toContain(`channel ${ch.id} (${ch.name}) is disabled`);
+    expect((await row(items[0]!.id)).status).toBe('dead');
+    await t.inject({ method: 'PATCH', url: `${CHANNELS}/${ch.id}`, payload: { enabled: true } });
+    expect((await t.inject({ method: 'POST', url: `${ROOT}/${items[0]!.id}/retry` })).statusCode).toBe(200);
+
+    // A deleted channel: the same 409, naming that.
+    const gone = await webhook('/ok/deleted-retry', ['test.deleted-retry']);
+    const queued = await notify('test.deleted-retry', {}, [gone.id]);
+    await t.inject({ method: 'DELETE', url: `${CHANNELS}/${gone.id}` });
+    await drain();
+    expect((await row(queued.items[0]!.id)).status).toBe('dead');
+    const deleted = await t.inject({ method: 'POST', url: `${ROOT}/${queued.items[0]!.id}/retry` });
+    expect(deleted.statusCode).toBe(409);
+    expect(deleted.json()).toMatchObject({ channelState: 'deleted' });
+  });
+
+  it('answers 400 for a channel URL holding CR/LF, spaces, tabs or other control characters', async () => {
+    for (const url of [`${sink.url}/ok\r\nX-Evil: 1`, `${sink.url}/ok x`, `${sink.url}/ok\tx`, `${sink.url}/ok\u0000`, `${sink.url}/ok\u007f`, ` ${sink.url}/ok`]) {
+      for (const payload of [
+        { name: `crlf-${++seq}`, type: 'webhook', events: ['x.y'], config: { url, secretEnvs: ['NOTIFY_SECRET_TEST_A'] } },
+        { name: `crlf-${++seq}`, type: 'sms', events: ['x.y'], config: { url, to: ['+15555550100'] } },
+      ]) {
+        const res = await t.inject({ method: 'POST', url: CHANNELS, payload });
+        expect(res.statusCode, JSON.stringify(url)).toBe(400);
+      }
+    }
+  });
+
+  it('counts a 2xx whose body trickles in as delivered (the status is the answer)', async () => {
+    const ch = await webhook('/trickle', ['test.trickle'], { timeoutMs: 300 });
+    const { items } = await notify('test.trickle', {}, [ch.id]);
+    await drain();
+    expect(await row(items[0]!.id)).toMatchObject({ status: 'delivered', lastStatusCode: 200, lastError: null, attempts: 1 });
+    expect((await t.inject({ method: 'POST', url: `${CHANNELS}/${ch.id}/test` })).json()).toMatchObject({ ok: true, statusCode: 200 });
+  });
+
+  describe('the SMTP relay behind the address guard', () => {
+    let strict: FastifyInstance;
+    beforeAll(async () => {
+      strict = await t.another({ WEBHOOK_ALLOW_PRIVATE: false });
+    });
+
+    it('refuses an email channel whose host is a refused address or a localhost name (422), unless WEBHOOK_ALLOW_PRIVATE=true', async () => {
+      for (const host of ['127.0.0.1', '2130706433', '0x7f.1', '10.1.2.3', '169.254.169.254', '[::1]', '::1', 'localhost', 'mail.localhost']) {
+        const res = await t.inject({ method: 'POST', url: CHANNELS, payload: { name: `smtp-${++seq}`, type: 'email', events: ['x.y'], config: { host, port: 25, from: 'a@example.com', to: ['b@example.com'] } } }, strict);
+        expect(res.statusCode, `${host}: ${res.body}`).toBe(422);
+        expect(res.json().detail).toContain('WEBHOOK_ALLOW_PRIVATE');
+      }
+      // The same hosts are accepted where private targets are allowed (the earlier loopback SMTP test).
+      expect((await t.inject({ method: 'POST', url: CHANNELS, payload: { name: `smtp-${++seq}`, type: 'email', events: ['x.y'], config: { host: '127.0.0.1', port: 25, from: 'a@example.com', to: ['b@example.com'] } } })).statusCode).toBe(201);
+    });
+
+    it('refuses at delivery an SMTP host whose name resolves to a refused address: dead at once, nothing sent', async () => {
+      let connections = 0;
+      const smtp = new SMTPServer({ authOptional: true, disabledCommands: ['STARTTLS', 'AUTH'], logger: false, onConnect: (_s, cb) => (connections++, cb()) });
+      await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', () => resolve()));
+      try {
+        const { port } = smtp.server.address() as AddressInfo;
+        // Created while private targets were allowed; delivered by the instance that refuses them.
+        const ch = await createChannel({ type: 'email', events: ['test.smtp-guard'], config: { host: 'localhost', port, from: 'a@example.com', to: ['b@example.com'], timeoutMs: 2000 } });
+        await t.app.db.update(notificationOutbox).set({ status: 'dead' }).where(eq(notificationOutbox.status, 'pending'));
+        const { items } = await notify('test.smtp-guard', {}, [ch.id]);
+        expect(await drain(strict)).toBe(1);
+        const r = await row(items[0]!.id);
+        expect(r.status).toBe('dead');
+        expect(r.lastError).toContain('refused: target localhost is a loopback name');
+        expect(connections).toBe(0);
+      } finally {
+        await new Promise<void>((resolve) => smtp.close(() => resolve()));
+      }
+    });
+  });
 });

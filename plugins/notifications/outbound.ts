@@ -146,6 +146,20 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   return Math.min(Math.max(ms, 0), 86_400_000);
 }
 
+/** How much of an answer's (unused) body is read to keep its socket; beyond it the socket is dropped. */
+export const BODY_DRAIN_BYTES = 1 << 20;
+
+/**
+ * The address to connect to for `host` (a name or an IP literal, IPv6 with or without brackets),
+ * through the same guard as HTTP targets: rejects with a TargetRefusedError for a refused address.
+ * For clients that do their own DNS (the SMTP transport): they are handed the checked address.
+ */
+export function resolveGuarded(host: string, allowPrivate: boolean, resolve: ResolveAll = resolveAll): Promise<string> {
+  const bare = host.replace(/^\[|\]$/g, '');
+  const lookup = guardedLookup(allowPrivate, resolve);
+  return new Promise((ok, fail) => lookup(bare, {}, (err, address) => (err ? fail(err) : ok(typeof address === 'string' ? address : address[0]!.address))));
+}
+
 export interface OutboundHttp {
   /** POSTs `body`; resolves with the status once the answer is read, rejects on refusal, timeout or a network error. */
   post(url: URL, body: string, headers: Record<string, string>, opts: PostOptions): Promise<HttpAnswer>;
@@ -184,17 +198,21 @@ export function createOutboundHttp({ allowPrivate, userAgent }: { allowPrivate: 
         });
         req.on('response', (res: IncomingMessage) => {
           const header = res.headers['retry-after'];
-          const answer = { status: res.statusCode ?? 0, retryAfterMs: parseRetryAfter(Array.isArray(header) ? header[0] : header) };
-          // The body is not needed; reading it to the end returns the socket to the pool.
-          res.resume();
-          res.on('end', () => {
-            done();
-            resolve(answer);
+          // The status is the answer: a receiver that said 2xx has the message, however slowly its
+          // body follows (counting that as "no answer" would deliver it twice).
+          done();
+          resolve({ status: res.statusCode ?? 0, retryAfterMs: parseRetryAfter(Array.isArray(header) ? header[0] : header) });
+          // The body is not needed: drained so the socket goes back to the pool, within the same
+          // time and at most BODY_DRAIN_BYTES, after which the socket is dropped instead.
+          let bytes = 0;
+          const drop = () => res.destroy();
+          const bodyTimer = setTimeout(drop, timeoutMs);
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            if (bytes > BODY_DRAIN_BYTES) drop();
           });
-          res.on('error', (err) => {
-            done();
-            reject(err);
-          });
+          res.on('close', () => clearTimeout(bodyTimer));
+          res.on('error', () => clearTimeout(bodyTimer));
         });
         req.end(body);
       });

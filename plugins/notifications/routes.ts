@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { randomBytes } from 'node:crypto';
+import { hasScope } from '../../src/access.js';
 import { PageOf, pageLimit } from '../../src/pagination.js';
 import { problemError, problemResponses, ProblemError } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
@@ -28,6 +29,12 @@ const OUTBOX = 'notify-outbox';
 const channelNotFound = (id: number) => problemError('resource-not-found', `No notification channel ${id}`);
 const outboxNotFound = (id: number) => problemError('resource-not-found', `No outbox row ${id}`);
 
+/**
+ * Whether the caller may name secrets and move a secret-holding channel (service checkSecretUse):
+ * the admin scope; no caller on a scoped route means no authentication pack is loaded at all.
+ */
+const isOperator = (request: FastifyRequest) => request.caller === null || hasScope(request, 'admin');
+
 /** The request's span, so deliveries join the trace of the change that caused them. */
 export function traceparentOf(request: FastifyRequest): string | null {
   const ctx = request.traceContext ?? null;
@@ -41,7 +48,7 @@ export function traceparentOf(request: FastifyRequest): string | null {
  * state to refresh).
  */
 export const notificationRoutes =
-  ({ service, senders }: Notifications): FastifyPluginAsyncTypebox =>
+  ({ service, senders, events }: Notifications): FastifyPluginAsyncTypebox =>
   async (app) => {
     app.post(
       CHANNELS,
@@ -51,12 +58,12 @@ export const notificationRoutes =
           tags: TAGS,
           summary: 'Create a notification channel (webhook, email or sms) subscribed to event types',
           body: CreateChannelBody,
-          response: { 201: ChannelSchema, ...problemResponses(400, 409, 415, 422, 503) },
+          response: { 201: ChannelSchema, ...problemResponses(400, 403, 409, 415, 422, 503) },
         },
       },
       async (request, reply) => {
         const channel = await app.writeThrough(request, {}, async (tx) => {
-          const created = await service.createChannel(tx, request.body);
+          const created = await service.createChannel(tx, request.body, { admin: isOperator(request) });
           return { result: created, audit: { operation: `${CHANNEL}.create`, targetType: CHANNEL, targetId: created.id, after: created } };
         });
         return reply.code(201).header('location', `${CHANNELS}/${channel.id}`).send(channel);
@@ -94,13 +101,13 @@ export const notificationRoutes =
           summary: "Change a channel's name, subscriptions, config or enabled flag (the type stays)",
           params: IdParams,
           body: UpdateChannelBody,
-          response: { 200: ChannelSchema, ...problemResponses(400, 404, 409, 415, 422, 503) },
+          response: { 200: ChannelSchema, ...problemResponses(400, 403, 404, 409, 415, 422, 503) },
         },
       },
       async (request) => {
         const { id } = request.params;
         return app.writeThrough(request, {}, async (tx) => {
-          const changed = await service.updateChannel(tx, id, request.body);
+          const changed = await service.updateChannel(tx, id, request.body, { admin: isOperator(request) });
           if (!changed) throw channelNotFound(id);
           return { result: changed.after, audit: { operation: `${CHANNEL}.update`, targetType: CHANNEL, targetId: id, before: changed.before, after: changed.after } };
         });
@@ -182,6 +189,14 @@ export const notificationRoutes =
       },
       async (request, reply) => {
         const { type, payload = {}, channelIds } = request.body;
+        // The packs' own event types are theirs: a manual look-alike would be signed like the real one.
+        const reserved = events.reservedPatternOf(type);
+        if (reserved) {
+          throw new ProblemError('unprocessable', {
+            detail: `Event type '${type}' is reserved (${reserved}): the kernel's packs emit it (reserved: ${events.patterns().join(', ')}). Use another namespace for manual events, e.g. 'custom.${type}'.`,
+            extensions: { type, reserved: events.patterns() },
+          });
+        }
         const result = await app.writeThrough(request, {}, async (tx) => {
           const queued = await service.enqueue(tx, { type, payload, traceparent: traceparentOf(request) }, { channelIds });
           const missing = (channelIds ?? []).filter((id) => !queued.items.some((i) => i.channelId === id));

@@ -8,7 +8,9 @@ import { CHANNEL_TYPES, OUTBOX_STATUSES } from './table.js';
 /** Secrets are read from environment variables with this prefix only, so a channel cannot name DATABASE_URL or ADMIN_API_KEY. */
 export const SECRET_ENV_PREFIX = 'NOTIFY_SECRET_';
 const SecretEnv = Type.String({ minLength: SECRET_ENV_PREFIX.length + 1, maxLength: 100, pattern: `^${SECRET_ENV_PREFIX}[A-Z0-9_]+$`, description: `name of an environment variable starting with ${SECRET_ENV_PREFIX}; the secret itself is never stored` });
-const HttpUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://', description: 'http or https URL, no credentials' });
+// No whitespace or control characters anywhere: the URL parser would drop or escape them, and the
+// stored URL must be the one delivered to.
+const HttpUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\x00-\\x1f\\x7f]+$', description: 'http or https URL, no credentials, no spaces or control characters' });
 const TimeoutMs = Type.Integer({ minimum: 100, maximum: 30_000, description: 'a delivery attempt is abandoned after this (5000 when not given)' });
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^[^\\s@<>]+@[^\\s@<>]+$' });
 const Phone = Type.String({ minLength: 3, maxLength: 16, pattern: '^\\+[1-9][0-9]{1,14}$', description: 'E.164, e.g. +15551234567' });

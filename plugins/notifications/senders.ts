@@ -1,6 +1,7 @@
 import { createTransport } from 'nodemailer';
 import { safeMessage } from '../../src/secrets.js';
-import { TargetRefusedError, type OutboundHttp } from './outbound.js';
+import { isIP } from 'node:net';
+import { resolveGuarded, TargetRefusedError, type OutboundHttp } from './outbound.js';
 import type { EmailConfig, SmsConfig, WebhookConfig } from './schemas.js';
 import { SecretFormatError, secretKey, signatureHeader } from './standard-webhooks.js';
 import type { ChannelType } from './table.js';
@@ -68,7 +69,21 @@ export interface Senders {
   deliver(type: ChannelType, config: Record<string, unknown>, message: OutgoingMessage, ctx: DeliveryContext): Promise<DeliveryResult>;
 }
 
-export function createSenders({ http, secrets, appName }: { http: OutboundHttp; secrets: SecretSource; appName: string }): Senders {
+export function createSenders({
+  http,
+  secrets,
+  appName,
+  allowPrivate,
+  resolveSmtp = (host) => resolveGuarded(host, allowPrivate),
+}: {
+  http: OutboundHttp;
+  secrets: SecretSource;
+  appName: string;
+  /** `WEBHOOK_ALLOW_PRIVATE`: whether SMTP hosts may be private addresses (HTTP targets: `http`'s own guard). */
+  allowPrivate: boolean;
+  /** The checked address of an SMTP host (a seam for tests). */
+  resolveSmtp?: (host: string) => Promise<string>;
+}): Senders {
   const secret = (name: string): string => {
     const value = secrets(name);
     if (value === undefined || value === '') throw new MissingSecretError(`environment variable ${name} is not set`);
@@ -111,11 +126,18 @@ export function createSenders({ http, secrets, appName }: { http: OutboundHttp; 
     return fromStatus(answer.status, answer.retryAfterMs);
   }
 
-  /** SMTP through nodemailer; the relay is the operator's own (often on a private network), so no address guard here. */
+  /**
+   * SMTP through nodemailer, behind the same address guard as HTTP targets (credentials go to this
+   * host): the name is resolved and checked here and nodemailer connects to the checked address,
+   * presenting and verifying the name for TLS.
+   */
   async function email(config: EmailConfig, message: OutgoingMessage, ctx: DeliveryContext): Promise<DeliveryResult> {
     const timeout = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const address = await resolveSmtp(config.host);
+    const bare = config.host.replace(/^\[|\]$/g, '');
     const transport = createTransport({
-      host: config.host,
+      host: address,
+      ...(isIP(bare) === 0 && { servername: bare }),
       port: config.port,
       secure: config.secure ?? false,
       auth: config.usernameEnv ? { user: secret(config.usernameEnv), pass: config.passwordEnv ? secret(config.passwordEnv) : '' } : undefined,

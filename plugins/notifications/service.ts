@@ -4,7 +4,9 @@ import { and, asc, desc, eq, inArray, lt, lte, or, sql, type SQL } from 'drizzle
 import type { Db, DbOrTx } from '../../db/client.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError, type ProblemErrorItem } from '../../src/problem.js';
+import { isIP } from 'node:net';
 import { refuseLiteral } from './outbound.js';
+import type { SecretSource } from './senders.js';
 import {
   EmailConfigSchema,
   SmsConfigSchema,
@@ -100,8 +102,71 @@ export function checkConfig(type: ChannelType, config: ChannelConfig, allowPriva
     const refused = refuseLiteral(url, allowPrivate);
     if (refused) throw new ProblemError('unprocessable', { detail: refused.message });
   }
+  if ('host' in config) {
+    // The SMTP relay gets the channel's credentials: the same guard as HTTP targets. Parsed as an
+    // http host so every spelling of an address (`2130706433`, `0x7f.1`) reaches the check normalised.
+    let url: URL;
+    try {
+      url = new URL(`http://${isIP(config.host) === 6 ? `[${config.host}]` : config.host}/`);
+    } catch {
+      throw invalid([{ in: 'body', pointer: '#/config/host', message: 'is not a valid host name or address' }]);
+    }
+    const refused = refuseLiteral(url, allowPrivate);
+    if (refused) throw new ProblemError('unprocessable', { detail: refused.message });
+  }
   if ('passwordEnv' in config && config.passwordEnv && !config.usernameEnv) throw invalid([{ in: 'body', pointer: '#/config/usernameEnv', message: 'is required with passwordEnv' }]);
   return config;
+}
+
+/** The secret variables a config names, by field, in a stable form (for comparing two configs). */
+export function secretRefs(config: Record<string, unknown>): Record<string, string> {
+  const refs: Record<string, string> = {};
+  for (const field of SECRET_FIELDS) {
+    const v = config[field];
+    if (typeof v === 'string') refs[field] = v;
+    else if (Array.isArray(v)) refs[field] = v.map(String).join(',');
+  }
+  return refs;
+}
+const SECRET_FIELDS = ['secretEnvs', 'tokenEnv', 'usernameEnv', 'passwordEnv'] as const;
+
+/** Where a config's deliveries (and so its secrets) go: the URL, or the SMTP host, port and TLS mode (dropping TLS exposes the credentials on the way). */
+export function destinationOf(config: Record<string, unknown>): string {
+  if (typeof config.url === 'string') return config.url;
+  return `${String(config.host)}:${String(config.port)}:${config.secure === true ? 'tls' : 'starttls'}`;
+}
+
+const sameRefs = (a: Record<string, string>, b: Record<string, string>) => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+
+/**
+ * The operator rule for secrets: naming or changing a channel's secret variables, or changing
+ * where a channel that names one delivers, needs the `admin` scope. Otherwise a `notify:write` key
+ * could point a channel at its own server and receive the secret (an SMS token or SMTP password
+ * sent as is, a webhook secret as a signing oracle). Throws a 403 naming the fields.
+ */
+export function checkSecretUse(before: Record<string, unknown> | null, after: Record<string, unknown>, admin: boolean): void {
+  if (admin) return;
+  const refsBefore = before ? secretRefs(before) : {};
+  const refsAfter = secretRefs(after);
+  const fields = Object.keys(refsAfter);
+  if (!before) {
+    if (fields.length === 0) return;
+    throw forbiddenSecret(`Naming a secret variable (${fields.map((f) => `config.${f}`).join(', ')}) needs the admin scope: the channel would send or sign with it.`);
+  }
+  if (!sameRefs(refsBefore, refsAfter)) throw forbiddenSecret('Changing the secret variables of a channel (secretEnvs, tokenEnv, usernameEnv, passwordEnv) needs the admin scope.');
+  if (Object.keys(refsBefore).length > 0 && destinationOf(before) !== destinationOf(after)) {
+    throw forbiddenSecret(`Changing where a channel holding a secret delivers (${typeof after.url === 'string' ? 'config.url' : 'config.host/port/secure'}) needs the admin scope: its secret would go to the new destination.`);
+  }
+}
+const forbiddenSecret = (detail: string) => new ProblemError('forbidden', { detail, extensions: { requiredScope: 'admin' } });
+
+/** A 422 naming every secret variable of `config` that is not set (never a value). */
+export function checkSecretsSet(config: Record<string, unknown>, secrets: SecretSource): void {
+  const names = Object.values(secretRefs(config)).flatMap((v) => v.split(','));
+  const unset = names.filter((n) => !secrets(n));
+  if (unset.length) {
+    throw new ProblemError('unprocessable', { detail: `Environment variable ${unset.join(', ')} is not set on this instance; set it in the server's environment first (every delivery would fail).`, extensions: { unsetVariables: unset } });
+  }
 }
 
 export interface NotificationEvent {
@@ -124,18 +189,23 @@ export type Finish =
 export interface NotificationServiceDeps {
   db: Db;
   allowPrivate: boolean;
+  /** Where channel secrets are read: a channel naming an unset variable is refused when written. */
+  secrets: SecretSource;
   /** Records a system change (a channel switched off after a 410) in the audit trail, inside `tx`. */
   auditSystem?: (tx: DbOrTx, entry: { operation: string; targetType: string; targetId: number; reason: string; before: unknown; after: unknown }) => Promise<unknown>;
 }
 
 /** Channels and the outbox, without HTTP: writes take the caller's transaction. */
-export function createNotificationService({ db, allowPrivate, auditSystem }: NotificationServiceDeps) {
+export function createNotificationService({ db, allowPrivate, secrets, auditSystem }: NotificationServiceDeps) {
   const channelById = async (q: DbOrTx, id: number) => (await q.select().from(notificationChannels).where(eq(notificationChannels.id, id)).limit(1))[0];
   const rethrowDuplicate = (name: string) => conflictOnUnique(`A notification channel named '${name}' already exists.`, { name });
 
   return {
-    async createChannel(tx: DbOrTx, input: CreateChannel): Promise<Channel> {
+    /** `admin`: whether the caller holds the admin scope (checkSecretUse). */
+    async createChannel(tx: DbOrTx, input: CreateChannel, { admin }: { admin: boolean }): Promise<Channel> {
       const config = checkConfig(input.type, input.config, allowPrivate);
+      checkSecretUse(null, config, admin);
+      checkSecretsSet(config, secrets);
       const [row] = await tx
         .insert(notificationChannels)
         .values({ name: input.name, type: input.type, events: input.events, config, enabled: input.enabled ?? true })
@@ -159,10 +229,16 @@ export function createNotificationService({ db, allowPrivate, auditSystem }: Not
       return row && toChannel(row);
     },
 
-    async updateChannel(tx: DbOrTx, id: number, input: UpdateChannel): Promise<{ before: Channel; after: Channel } | undefined> {
+    async updateChannel(tx: DbOrTx, id: number, input: UpdateChannel, { admin }: { admin: boolean }): Promise<{ before: Channel; after: Channel } | undefined> {
       const [locked] = await tx.select().from(notificationChannels).where(eq(notificationChannels.id, id)).for('update');
       if (!locked) return undefined;
       const config = input.config ? checkConfig(locked.type, input.config, allowPrivate) : undefined;
+      if (config) {
+        checkSecretUse(locked.config, config, admin);
+        // Only variables newly named: a channel whose variable went missing can still be edited.
+        const known = new Set(Object.values(secretRefs(locked.config)).flatMap((v) => v.split(',')));
+        checkSecretsSet(config, (name) => (known.has(name) ? 'known' : secrets(name)));
+      }
       const [row] = await tx
         .update(notificationChannels)
         .set({
@@ -241,6 +317,15 @@ export function createNotificationService({ db, allowPrivate, auditSystem }: Not
       const [row] = await tx.select().from(notificationOutbox).where(eq(notificationOutbox.id, id)).for('update');
       if (!row) return undefined;
       if (row.status !== 'dead') throw new ProblemError('conflict', { detail: `Outbox row ${id} is ${row.status}; only dead rows can be retried.`, extensions: { status: row.status } });
+      // A row whose channel is off would only go dead again at once: say why instead.
+      const channel = row.channelId === null ? undefined : await channelById(tx, row.channelId);
+      if (!channel) throw new ProblemError('conflict', { detail: `Outbox row ${id} cannot be retried: its channel${row.channelId === null ? '' : ` ${row.channelId}`} was deleted.`, extensions: { status: row.status, channelId: row.channelId, channelState: 'deleted' } });
+      if (!channel.enabled) {
+        throw new ProblemError('conflict', {
+          detail: `Outbox row ${id} cannot be retried: channel ${channel.id} (${channel.name}) is disabled${channel.disabledReason ? ` (${channel.disabledReason})` : ''}; enable it first (PATCH with "enabled": true).`,
+          extensions: { status: row.status, channelId: channel.id, channelState: 'disabled' },
+        });
+      }
       const [after] = await tx
         .update(notificationOutbox)
         .set({ status: 'pending', attempts: 0, nextAttemptAt: new Date(), lastError: null, lockedBy: null, lockedUntil: null, updatedAt: new Date() })

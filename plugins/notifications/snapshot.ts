@@ -7,6 +7,9 @@ import { CreateChannelBody, type CreateChannel } from './schemas.js';
 import type { NotificationService } from './service.js';
 import { notificationChannels } from './table.js';
 
+/** Imports are admin-only (`POST /system/imports`), so they may name secrets and move destinations. */
+const ADMIN = { admin: true };
+
 const ChannelItem = StrictObject({ ...CreateChannelBody.properties, enabled: Type.Boolean() });
 
 /** Channels in a snapshot: name, type, subscriptions, config (secret variable names only) and enabled. */
@@ -27,17 +30,17 @@ export function channelSnapshotSection(db: Db, service: NotificationService): Sn
         const current = await byName(tx, name);
         if (current) await service.removeChannel(tx, current.id);
       }
-      for (const item of plan.create) await service.createChannel(tx, item as CreateChannel);
+      for (const item of plan.create) await service.createChannel(tx, item as CreateChannel, ADMIN);
       for (const item of plan.update) {
         const wanted = item as CreateChannel & { enabled: boolean };
         const current = await byName(tx, wanted.name);
-        if (!current) await service.createChannel(tx, wanted);
+        if (!current) await service.createChannel(tx, wanted, ADMIN);
         else if (current.type !== wanted.type) {
           // The type of a channel is fixed: another type is another channel under the same name.
           await service.removeChannel(tx, current.id);
-          await service.createChannel(tx, wanted);
+          await service.createChannel(tx, wanted, ADMIN);
         } else {
-          await service.updateChannel(tx, current.id, { events: wanted.events, config: wanted.config, enabled: wanted.enabled });
+          await service.updateChannel(tx, current.id, { events: wanted.events, config: wanted.config, enabled: wanted.enabled }, ADMIN);
         }
       }
     },

@@ -83,6 +83,17 @@ export function createExportService({ db }: { db: Db }) {
       await db.update(exportJobs).set({ status: 'queued', startedAt: null, rowsExported: 0, updatedAt: new Date() }).where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running')));
     },
 
+    /** queued or running → failed (its job was given up); the row when it changed. */
+    async fail(id: number, error: string): Promise<ExportRow | undefined> {
+      const now = new Date();
+      const [row] = await db
+        .update(exportJobs)
+        .set({ status: 'failed', error: error.slice(0, 500), finishedAt: now, updatedAt: now })
+        .where(and(eq(exportJobs.id, id), inArray(exportJobs.status, ['queued', 'running'])))
+        .returning();
+      return row;
+    },
+
     /** Progress; returns the current status so the job stops when it was cancelled. */
     async progress(id: number, rows: number): Promise<ExportStatus | undefined> {
       const [row] = await db.update(exportJobs).set({ rowsExported: rows, updatedAt: new Date() }).where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running'))).returning({ status: exportJobs.status });

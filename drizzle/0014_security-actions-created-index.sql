@@ -1,0 +1,1 @@
+CREATE INDEX "security_actions_created_at_idx" ON "security_actions" USING btree ("created_at");

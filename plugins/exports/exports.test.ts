@@ -547,6 +547,11 @@ describe('export files and instances', () => {
   });
 });
 
+const openExclusiveForTest: OpenSink = async (path) => {
+  const handle = await open(path, 'wx');
+  return { write: (data) => handle.write(data), close: () => handle.close() };
+};
+
 describe('exports: crashes and shutdowns', () => {
   const filesOf = (id: number) => readdirSync(dir).filter((f) => f.startsWith(`export-${id}.`));
   const ofJob = (id: number) => and(eq(jobQueue.name, 'exports:run'), sql`${jobQueue.payload}->>'exportId' = ${String(id)}`);
@@ -580,6 +585,34 @@ describe('exports: crashes and shutdowns', () => {
       release(new Error('process gone'));
       await running;
     }
+  });
+
+  it('fences a runner that froze past its lease: after a takeover it stops at its next batch and touches neither the file nor the outcome', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    let writes = 0;
+    let resume!: () => void;
+    const frozen = new Promise<void>((res) => (resume = res));
+    const told: string[] = [];
+    const slow = createExporter({
+      service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, log: t.app.log,
+      onFinished: (f) => void told.push(f.status),
+      openSink: async (path) => {
+        const handle = await open(path, 'wx');
+        return { write: async (data) => (++writes > 1 ? frozen.then(() => handle.write(data)) : handle.write(data)), close: () => handle.close() };
+      },
+    });
+    const first = slow.run(job.id);
+    await expect.poll(() => filesOf(job.id), { timeout: 5_000 }).toEqual([`export-${job.id}.ndjson.part`]);
+    await new Promise((res) => setTimeout(res, 5)); // a later start (the lease ran out meanwhile)
+    await exporterWith(openExclusiveForTest).run(job.id); // the takeover, to the end
+    const done = await get(job.id);
+    expect(done.status).toBe('succeeded');
+    resume();
+    await first;
+    expect(told).toEqual([]);
+    expect(await get(job.id)).toMatchObject({ status: 'succeeded', sha256: done.sha256, rowsExported: done.rowsExported });
+    const file = await t.inject({ method: 'GET', url: `${ROOT}/${job.id}/download` });
+    expect(createHash('sha256').update(file.rawPayload).digest('hex')).toBe(done.sha256);
   });
 
   it('removes a partial file when the job finds its export no longer queued, and sweeps orphaned ones older than the lease', async () => {

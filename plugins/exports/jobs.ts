@@ -99,7 +99,7 @@ export function createExporter(deps: ExporterDeps): Exporter {
   };
 
   /** The snapshot: every registered section read now, written as one document (control-plane state is small). */
-  async function writeSnapshot(id: number, format: ExportFormat): Promise<void> {
+  async function writeSnapshot(id: number, format: ExportFormat, run: Date | null): Promise<void> {
     const final = exportFile(dir, id, format);
     const part = `${final}.part`;
     let items = 0;
@@ -120,7 +120,7 @@ export function createExporter(deps: ExporterDeps): Exporter {
       }
       await rename(part, final);
       const sha256 = createHash('sha256').update(data).digest('hex');
-      if (!(await service.finish(id, { status: 'succeeded', rows: items, sizeBytes: data.length, sha256, expiresAt: new Date(Date.now() + deps.ttlMs) }))) {
+      if (!(await service.finish(id, { status: 'succeeded', rows: items, sizeBytes: data.length, sha256, expiresAt: new Date(Date.now() + deps.ttlMs) }, run))) {
         await removeQuietly(final);
         return finished({ id, dataset: SNAPSHOT_DATASET, status: 'cancelled', rows: items, error: null });
       }
@@ -128,8 +128,7 @@ export function createExporter(deps: ExporterDeps): Exporter {
     } catch (err) {
       await removeQuietly(part);
       const error = describeFileError(err, dir);
-      await service.finish(id, { status: 'failed', rows: 0, error });
-      await finished({ id, dataset: SNAPSHOT_DATASET, status: 'failed', rows: 0, error });
+      if (await service.finish(id, { status: 'failed', rows: 0, error }, run)) await finished({ id, dataset: SNAPSHOT_DATASET, status: 'failed', rows: 0, error });
     }
   }
 
@@ -138,7 +137,7 @@ export function createExporter(deps: ExporterDeps): Exporter {
       const job = await service.start(id);
       // Cancelled (or finished) meanwhile: a runner that died may have left a partial file here.
       if (!job) return removeParts(id);
-      if (job.dataset === SNAPSHOT_DATASET) return writeSnapshot(id, job.format);
+      if (job.dataset === SNAPSHOT_DATASET) return writeSnapshot(id, job.format, job.startedAt);
       const dataset = deps.datasets.get(job.dataset);
       if (!dataset) {
         const error = `dataset '${job.dataset}' is not registered on this instance (its pack is disabled)`;
@@ -204,7 +203,16 @@ export function createExporter(deps: ExporterDeps): Exporter {
           await write(batch.map((r) => (job.format === 'csv' ? csvLine(keys!.map((k) => r[k])) : ndjsonLine(r))).join(''));
           rows += batch.length;
           lastId = batch[batch.length - 1]![idKey];
-          if ((await service.progress(id, rows)) !== 'running') {
+          const now = await service.progress(id, rows, job.startedAt);
+          if (now === 'superseded') {
+            // Another runner took the export over (this one froze past its lease): the part file
+            // and the outcome are that runner's now; stop without touching either.
+            await sink.close();
+            sink = undefined;
+            log.warn({ exportId: id, rows }, 'export taken over by another runner; this run stops');
+            return;
+          }
+          if (now !== 'running') {
             await sink.close();
             sink = undefined;
             await removeQuietly(part);
@@ -217,8 +225,10 @@ export function createExporter(deps: ExporterDeps): Exporter {
         await sink.close();
         sink = undefined;
         await rename(part, final);
-        const kept = await service.finish(id, { status: 'succeeded', rows, sizeBytes: size, sha256: hash.digest('hex'), expiresAt: new Date(Date.now() + deps.ttlMs) });
+        const kept = await service.finish(id, { status: 'succeeded', rows, sizeBytes: size, sha256: hash.digest('hex'), expiresAt: new Date(Date.now() + deps.ttlMs) }, job.startedAt);
         if (!kept) {
+          const now = await service.row(id);
+          if (now && now.startedAt?.getTime() !== job.startedAt?.getTime()) return; // taken over: the file is the other run's
           await removeQuietly(final);
           return finished({ id, dataset: job.dataset, status: 'cancelled', rows, error: null });
         }
@@ -228,14 +238,13 @@ export function createExporter(deps: ExporterDeps): Exporter {
         await removeQuietly(part);
         if (signal?.aborted) {
           // Shutdown, not a failure: queued again, and the job fails so the runner retries it (here or elsewhere).
-          await service.requeue(id);
+          await service.requeue(id, job.startedAt);
           log.info({ exportId: id, rows }, 'export interrupted by shutdown; queued again');
           throw new JobInterrupted();
         }
         const error = describeFileError(err, dir);
         log.warn({ exportId: id, err: { message: error } }, 'export failed');
-        await service.finish(id, { status: 'failed', rows, error });
-        await finished({ id, dataset: job.dataset, status: 'failed', rows, error });
+        if (await service.finish(id, { status: 'failed', rows, error }, job.startedAt)) await finished({ id, dataset: job.dataset, status: 'failed', rows, error });
       } finally {
         releaseHeapBound();
       }

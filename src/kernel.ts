@@ -219,6 +219,7 @@ export default fp(
       table: adminOperations,
       idColumn: adminOperations.id,
       timeColumn: adminOperations.occurredAt,
+      readScope: 'audit:read',
       defaultRetainDays: Math.max(env.AUDIT_RETENTION_FLOOR_DAYS, 365),
       minRetainDays: env.AUDIT_RETENTION_FLOOR_DAYS,
       purgeBatch: purgeAuditBatch,
@@ -230,6 +231,7 @@ export default fp(
       table: jobQueue,
       idColumn: jobQueue.id,
       timeColumn: jobQueue.finishedAt,
+      readScope: 'system:read',
       where: sql`${jobQueue.status} in ('succeeded', 'dead')`,
       defaultRetainDays: 14,
     });

@@ -2,6 +2,7 @@ import type { SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import { getTableConfig } from 'drizzle-orm/pg-core';
 import type { Db } from '../db/client.js';
+import type { Scope } from './access.js';
 
 /**
  * The purgeable categories: each pack (and the kernel, for the audit trail and the job queue)
@@ -21,6 +22,12 @@ export interface RetentionCategory {
   timeColumn: PgColumn;
   /** Only rows also matching this may go (e.g. finished outbox rows, never pending ones). */
   where?: SQL;
+  /**
+   * The scope that reads these rows through their own routes. An export of the dataset (creating
+   * it and downloading its file) needs it too, so `exports:*` never reads more than the key could
+   * read directly. Undeclared: `admin` only.
+   */
+  readScope?: Scope;
   /** The retention a new policy gets when none is given. */
   defaultRetainDays: number;
   /** The shortest retention a policy may set; shorter is refused (the audit trail's floor). */

@@ -140,8 +140,8 @@ export default definePack({
       await flushEvents();
     });
 
-    app.retention.category({ name: 'security_event_rollups', description: 'Per-minute counts of blocked, monitored, rate-limited and failed-authentication requests', table: securityEventRollups, idColumn: securityEventRollups.id, timeColumn: securityEventRollups.bucket, defaultRetainDays: 90 });
-    app.retention.category({ name: 'security_incidents', description: 'Security incidents (escalations, honeypot hits, canary keys)', table: securityIncidents, idColumn: securityIncidents.id, timeColumn: securityIncidents.createdAt, defaultRetainDays: 365 });
+    app.retention.category({ name: 'security_event_rollups', description: 'Per-minute counts of blocked, monitored, rate-limited and failed-authentication requests', table: securityEventRollups, idColumn: securityEventRollups.id, timeColumn: securityEventRollups.bucket, readScope: 'security:read', defaultRetainDays: 90 });
+    app.retention.category({ name: 'security_incidents', description: 'Security incidents (escalations, honeypot hits, canary keys)', table: securityIncidents, idColumn: securityIncidents.id, timeColumn: securityIncidents.createdAt, readScope: 'security:read', defaultRetainDays: 365 });
     for (const section of blocklistSnapshotSections(app.db, app.stateCache, state)) app.snapshots.section(section);
 
     const service: BlocklistService = {

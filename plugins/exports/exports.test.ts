@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { and, asc, eq, gte, lt } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, gte, lt, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
 import { heapGrowthBound } from '../../src/heap-growth.js';
-import { createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { authHeader, createTestApp, type TestApp } from '../../test/helpers/app.js';
+import { jobQueue } from '../../src/jobs/table.js';
 import { systemLogs } from '../system-log/table.js';
 import { csvCell } from './formats.js';
-import { createExporter, type OpenSink } from './jobs.js';
+import { createExporter, EXPORT_LEASE_MS, type OpenSink } from './jobs.js';
 import { exportJobs } from './table.js';
 
 const ROOT = '/system/exports';
@@ -43,6 +44,8 @@ async function startExport(body: Record<string, unknown>) {
   return res.json<{ id: number; status: string }>();
 }
 const runJobs = () => t.app.jobs.runDueQueued(10);
+const exporterWith = (openSink: OpenSink) =>
+  createExporter({ service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, log: t.app.log, openSink });
 const get = async (id: number) => (await t.inject({ method: 'GET', url: `${ROOT}/${id}` })).json();
 
 /** RFC 4180, read independently of the writer: quoted fields may hold commas, quotes ("") and line breaks. */
@@ -193,8 +196,6 @@ describe('exports', () => {
   });
 
   /** An exporter on the same database whose file writes go through `openSink`. */
-  const exporterWith = (openSink: OpenSink) =>
-    createExporter({ service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, log: t.app.log, openSink });
 
   it('streams: never more than one page of rows in hand, and no next page is read before the file took the last one', async () => {
     const job = await startExport({ dataset: 'system_logs' });
@@ -285,7 +286,7 @@ describe('exports', () => {
     expect(readdirSync(dir).filter((f) => f.startsWith(`export-${job.id}.`))).toEqual([]);
   });
 
-  it('queues an export interrupted by shutdown again, with no partial file, and the job fails so it is retried', async () => {
+  it('queues an export interrupted by shutdown again, with no partial file, and hands its job back', async () => {
     const job = await startExport({ dataset: 'system_logs' });
     const stop = new AbortController();
     const exporter = exporterWith(async (path) => {
@@ -466,5 +467,285 @@ describe('snapshot and import', () => {
     expect((await post(ROOT, { dataset: 'snapshot', format: 'csv' })).statusCode).toBe(400);
     expect((await post(ROOT, { dataset: 'system_logs', format: 'json' })).statusCode).toBe(400);
     expect((await post(ROOT, { dataset: 'snapshot', since: '2026-01-01T00:00:00Z' })).statusCode).toBe(400);
+  });
+});
+
+describe('export scopes: an export is a read of its dataset', () => {
+  it('needs the scope that reads the dataset to create and to download an export, 403 naming it', async () => {
+    const { token } = await t.keyWith(['exports:read', 'exports:write']);
+    expect((await t.inject({ method: 'GET', url: '/system/admin/operations', headers: authHeader(token) })).statusCode).toBe(403);
+    for (const [dataset, scope] of [['admin_operations', 'audit:read'], ['system_logs', 'system:read'], ['error_events', 'system:read'], ['trace_spans', 'system:read'], ['job_queue', 'system:read'], ['snapshot', 'admin']] as const) {
+      const res = await t.inject({ method: 'POST', url: ROOT, payload: { dataset }, headers: authHeader(token) });
+      expect(res.statusCode, `${dataset}: ${res.body}`).toBe(403);
+      expect(res.json()).toMatchObject({ type: '/problems/forbidden', requiredScope: scope, dataset });
+      expect(res.json().detail).toContain(`'${scope}'`);
+    }
+    // Its own rows (export_jobs) need only exports:read.
+    expect((await t.inject({ method: 'POST', url: ROOT, payload: { dataset: 'export_jobs' }, headers: authHeader(token) })).statusCode).toBe(201);
+    // With the dataset's scope as well: allowed.
+    const logsKey = await t.keyWith(['exports:read', 'exports:write', 'system:read']);
+    expect((await t.inject({ method: 'POST', url: ROOT, payload: { dataset: 'system_logs' }, headers: authHeader(logsKey.token) })).statusCode).toBe(201);
+    // Downloading the audit trail an admin exported is a read of it too.
+    const audit = await startExport({ dataset: 'admin_operations' });
+    await runJobs();
+    const download = await t.inject({ method: 'GET', url: `${ROOT}/${audit.id}/download`, headers: authHeader(token) });
+    expect(download.statusCode, download.body).toBe(403);
+    expect(download.headers.etag).toBeUndefined();
+    expect(download.json().requiredScope).toBe('audit:read');
+  });
+
+  it('lists each dataset with the scope an export of it needs; an undeclared one needs admin', async () => {
+    const items: Array<{ name: string; readScope: string }> = (await t.inject({ method: 'GET', url: `${ROOT}/datasets` })).json().items;
+    const scopeOf = Object.fromEntries(items.map((d) => [d.name, d.readScope]));
+    expect(scopeOf).toMatchObject({ admin_operations: 'audit:read', system_logs: 'system:read', error_events: 'system:read', trace_spans: 'system:read', export_jobs: 'exports:read' });
+    for (const d of items) expect(d.readScope, d.name).toBe(t.app.retention.get(d.name)!.readScope ?? 'admin');
+  });
+});
+
+describe('export files and instances', () => {
+  it('answers 404 export-file-missing, without the file headers, on an instance whose EXPORT_DIR lacks the file', async () => {
+    const other = await t.another({ EXPORT_DIR: mkdtempSync(join(tmpdir(), 'valhalla-exports-other-')) });
+    const job = await startExport({ dataset: 'system_logs' });
+    await runJobs();
+    expect((await get(job.id)).status).toBe('succeeded');
+    const res = await t.inject({ method: 'GET', url: `${ROOT}/${job.id}/download` }, other);
+    expect(res.statusCode, res.body).toBe(404);
+    expect(res.json()).toMatchObject({ type: '/problems/resource-not-found', reason: 'export-file-missing' });
+    expect(res.json().detail).toContain('EXPORT_DIR');
+    expect(res.headers.etag).toBeUndefined();
+    expect(res.headers['content-disposition']).toBeUndefined();
+    // The instance that holds it serves it.
+    expect((await t.inject({ method: 'GET', url: `${ROOT}/${job.id}/download` })).statusCode).toBe(200);
+  });
+
+  it('answers 304 to If-None-Match with the tag, its weak form, a list holding it, or *; 200 otherwise', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    await runJobs();
+    const url = `${ROOT}/${job.id}/download`;
+    const etag = (await t.inject({ method: 'GET', url })).headers.etag as string;
+    for (const header of [etag, `W/${etag}`, `"x", ${etag}`, `"x",W/${etag}`, '*']) {
+      const res = await t.inject({ method: 'GET', url, headers: { 'if-none-match': header } });
+      expect(res.statusCode, header).toBe(304);
+      expect(res.body).toBe('');
+    }
+    for (const header of ['"x"', `"${etag}"`, 'W/"y", "z"']) expect((await t.inject({ method: 'GET', url, headers: { 'if-none-match': header } })).statusCode, header).toBe(200);
+  });
+
+  it('marks an expired export deleted when its file is already gone from the shared dir, and keeps it when the delete fails', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    await runJobs();
+    await t.app.db.update(exportJobs).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(exportJobs.id, job.id));
+    // An EXPORT_DIR where the file cannot be deleted (a regular file in the way of the directory).
+    const blocked = join(dir, 'blocked-file');
+    writeFileSync(blocked, 'x');
+    const stuck = createExporter({ service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir: blocked, ttlMs: DAY, batchSize: 5, log: t.app.log });
+    await stuck.expire();
+    expect((await t.app.exports.service.row(job.id))!.fileDeletedAt).toBeNull();
+    rmSync(join(dir, `export-${job.id}.ndjson`));
+    await t.app.exports.exporter.expire();
+    expect((await t.app.exports.service.row(job.id))!.fileDeletedAt).not.toBeNull();
+  });
+});
+
+const openExclusiveForTest: OpenSink = async (path) => {
+  const handle = await open(path, 'wx');
+  return { write: (data) => handle.write(data), close: () => handle.close() };
+};
+
+describe('exports: crashes and shutdowns', () => {
+  const filesOf = (id: number) => readdirSync(dir).filter((f) => f.startsWith(`export-${id}.`));
+  const ofJob = (id: number) => and(eq(jobQueue.name, 'exports:run'), sql`${jobQueue.payload}->>'exportId' = ${String(id)}`);
+
+  it('runs with a short lease renewed by a heartbeat (a dead runner is taken over within minutes, not an hour)', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    const [row] = await t.app.db.select().from(jobQueue).where(ofJob(job.id));
+    expect(row).toBeDefined();
+    expect(EXPORT_LEASE_MS).toBeLessThanOrEqual(120_000);
+    await runJobs();
+    expect((await get(job.id)).status).toBe('succeeded');
+  });
+
+  it('cancelling an export whose runner died leaves no partial file behind', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    let writes = 0;
+    let release!: (err: Error) => void;
+    const frozen = new Promise<never>((_, reject) => (release = reject));
+    const dying = exporterWith(async (path) => {
+      const handle = await open(path, 'wx');
+      return { write: async (data) => (++writes > 1 ? frozen : handle.write(data)), close: () => handle.close() };
+    });
+    const running = dying.run(job.id).catch(() => {});
+    await expect.poll(() => filesOf(job.id), { timeout: 5_000 }).toEqual([`export-${job.id}.ndjson.part`]);
+    expect((await get(job.id)).status).toBe('running');
+    const cancel = await t.inject({ method: 'POST', url: `${ROOT}/${job.id}/status`, payload: { status: 'cancelled' } });
+    expect(cancel.statusCode, cancel.body).toBe(200);
+    try {
+      expect(filesOf(job.id)).toEqual([]);
+    } finally {
+      release(new Error('process gone'));
+      await running;
+    }
+  });
+
+  it('fences a runner that froze past its lease: after a takeover it stops at its next batch and touches neither the file nor the outcome', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    let writes = 0;
+    let resume!: () => void;
+    const frozen = new Promise<void>((res) => (resume = res));
+    const told: string[] = [];
+    const slow = createExporter({
+      service: t.app.exports.service, db: t.app.db, datasets: t.app.retention, snapshots: t.app.snapshots, dir, ttlMs: DAY, batchSize: 5, log: t.app.log,
+      onFinished: (f) => void told.push(f.status),
+      openSink: async (path) => {
+        const handle = await open(path, 'wx');
+        return { write: async (data) => (++writes > 1 ? frozen.then(() => handle.write(data)) : handle.write(data)), close: () => handle.close() };
+      },
+    });
+    const first = slow.run(job.id);
+    await expect.poll(() => filesOf(job.id), { timeout: 5_000 }).toEqual([`export-${job.id}.ndjson.part`]);
+    await new Promise((res) => setTimeout(res, 5)); // a later start (the lease ran out meanwhile)
+    await exporterWith(openExclusiveForTest).run(job.id); // the takeover, to the end
+    const done = await get(job.id);
+    expect(done.status).toBe('succeeded');
+    resume();
+    await first;
+    expect(told).toEqual([]);
+    expect(await get(job.id)).toMatchObject({ status: 'succeeded', sha256: done.sha256, rowsExported: done.rowsExported });
+    const file = await t.inject({ method: 'GET', url: `${ROOT}/${job.id}/download` });
+    expect(createHash('sha256').update(file.rawPayload).digest('hex')).toBe(done.sha256);
+  });
+
+  it('removes a partial file when the job finds its export no longer queued, and sweeps orphaned ones older than the lease', async () => {
+    const cancelled = await startExport({ dataset: 'system_logs' });
+    await t.inject({ method: 'POST', url: `${ROOT}/${cancelled.id}/status`, payload: { status: 'cancelled' } });
+    writeFileSync(join(dir, `export-${cancelled.id}.ndjson.part`), 'left by a dead runner');
+    await t.app.exports.exporter.run(cancelled.id);
+    expect(filesOf(cancelled.id)).toEqual([]);
+    // The sweep: an old orphan goes, a fresh one and one of an export still queued stay.
+    const queued = await startExport({ dataset: 'system_logs' });
+    const old = new Date(Date.now() - 2 * EXPORT_LEASE_MS);
+    const orphan = join(dir, `export-${cancelled.id}.csv.part`);
+    const fresh = join(dir, 'export-999999.csv.part');
+    const live = join(dir, `export-${queued.id}.ndjson.part`);
+    for (const f of [orphan, fresh, live]) writeFileSync(f, 'x');
+    utimesSync(orphan, old, old);
+    utimesSync(live, old, old);
+    await t.app.exports.exporter.expire();
+    expect(existsSync(orphan)).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
+    expect(existsSync(live)).toBe(true);
+    rmSync(fresh);
+    rmSync(live);
+    await runJobs();
+  });
+
+  it('a shutdown does not consume an attempt: the fifth interruption leaves the export queued with a job that finishes it', async () => {
+    await t.app.db.insert(systemLogs).values(Array.from({ length: 300 }, (_, i) => ({ level: 'info' as const, source: 'export-test', event: 'export.bulk', message: `bulk ${i}`, instanceId: 'test' })));
+    const b = await t.another({ EXPORT_DIR: dir, EXPORT_BATCH_SIZE: 1 });
+    const job = await startExport({ dataset: 'system_logs' });
+    await t.app.db.update(jobQueue).set({ attempts: 4 }).where(ofJob(job.id)); // four earlier interruptions, as counted before the fix
+    const pass = b.jobs.runDueQueued(10);
+    await expect.poll(async () => (await get(job.id)).rowsExported, { timeout: 10_000, interval: 5 }).toBeGreaterThan(0);
+    await b.jobs.stop(); // what SIGTERM does
+    await pass;
+    const [row] = await t.app.db.select().from(jobQueue).where(ofJob(job.id));
+    expect(row).toMatchObject({ status: 'queued', attempts: 4, lastError: 'interrupted by shutdown' });
+    expect(await get(job.id)).toMatchObject({ status: 'queued', rowsExported: 0 });
+    expect(filesOf(job.id)).toEqual([]);
+    await runJobs();
+    expect((await get(job.id)).status).toBe('succeeded');
+  });
+
+  it('fails the export with a clear error when its job is given up (a runner that died on its last attempt)', async () => {
+    const job = await startExport({ dataset: 'system_logs' });
+    await t.app.exports.service.start(job.id); // the runner that then died
+    writeFileSync(join(dir, `export-${job.id}.ndjson.part`), 'partial');
+    await t.app.db.update(jobQueue).set({ status: 'running', attempts: 5, maxAttempts: 5, lockedBy: 'dead-instance', lockedUntil: new Date(Date.now() - 1000) }).where(ofJob(job.id));
+    await runJobs();
+    const [row] = await t.app.db.select().from(jobQueue).where(ofJob(job.id));
+    expect(row!.status).toBe('dead');
+    const after = await get(job.id);
+    expect(after).toMatchObject({ status: 'failed', downloadUrl: null });
+    expect(after.error).toContain('given up');
+    expect(filesOf(job.id)).toEqual([]);
+  });
+});
+
+describe('export formats: every timestamp is ISO 8601 UTC', () => {
+  it('writes every timestamp column of every dataset as ...T...Z, in NDJSON and CSV', async () => {
+    await t.inject({ method: 'GET', url: '/system/admin/operations' });
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    let checked = 0;
+    for (const dataset of t.app.retention.list()) {
+      const timestampKeys = Object.entries(getTableColumns(dataset.table))
+        .filter(([, c]) => c.getSQLType().startsWith('timestamp'))
+        .map(([key]) => key);
+      for (const format of ['ndjson', 'csv'] as const) {
+        const job = await startExport({ dataset: dataset.name, format });
+        await runJobs();
+        const res = await t.inject({ method: 'GET', url: `${ROOT}/${job.id}/download` });
+        expect(res.statusCode, `${dataset.name}: ${res.body.slice(0, 200)}`).toBe(200);
+        let rows: Array<Record<string, unknown>>;
+        if (format === 'ndjson') rows = res.body.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+        else {
+          const [header, ...lines] = parseCsv(res.body);
+          rows = lines.map((cells) => Object.fromEntries(header!.map((h, i) => [h, cells[i] === '' ? null : cells[i]])));
+        }
+        for (const r of rows) {
+          for (const key of timestampKeys) {
+            if (r[key] === null || r[key] === undefined) continue;
+            expect(r[key], `${dataset.name}.${key} (${format})`).toMatch(iso);
+            checked++;
+          }
+        }
+      }
+    }
+    // The audit trail (text-mode time column) was among them.
+    expect(checked).toBeGreaterThan(0);
+    const audit = await startExport({ dataset: 'admin_operations' });
+    await runJobs();
+    const first = JSON.parse((await t.inject({ method: 'GET', url: `${ROOT}/${audit.id}/download` })).body.split('\n')[0]!);
+    expect(first.occurredAt).toMatch(iso);
+  });
+});
+
+describe('import dry run runs the import and rolls it back', () => {
+  const doc = (sections: Record<string, unknown[]>) => ({ kind: 'valhalla-snapshot', version: 1, createdAt: new Date().toISOString(), sections });
+  const both = async (body: Record<string, unknown>) => {
+    const real = await t.inject({ method: 'POST', url: '/system/imports', payload: body });
+    const dry = await t.inject({ method: 'POST', url: '/system/imports?dryRun=true', payload: body });
+    return { real, dry };
+  };
+
+  it('refuses what the import refuses: a retention below the audit floor', async () => {
+    const { real, dry } = await both(doc({ retention_policies: [{ category: 'admin_operations', retainDays: 1, enabled: true }] }));
+    expect(real.statusCode, real.body).toBe(422);
+    expect(dry.statusCode, dry.body).toBe(422);
+    expect(dry.json().detail).toBe(real.json().detail);
+  });
+
+  it('refuses what the import refuses: a flag prerequisite cycle', async () => {
+    const { real, dry } = await both(
+      doc({
+        feature_flags: [
+          { key: 'dry-a', type: 'release', enabled: true, prerequisites: [{ flagKey: 'dry-b' }] },
+          { key: 'dry-b', type: 'release', enabled: true, prerequisites: [{ flagKey: 'dry-a' }] },
+        ],
+      }),
+    );
+    expect(real.statusCode, real.body).toBe(422);
+    expect(dry.statusCode, dry.body).toBe(422);
+  });
+
+  it('keeps nothing of an accepted dry run', async () => {
+    const body = doc({ retention_policies: [{ category: 'system_logs', retainDays: 45, enabled: true }] });
+    const before = await t.inject({ method: 'GET', url: '/system/retention/system_logs' });
+    const dry = await t.inject({ method: 'POST', url: '/system/imports?dryRun=true', payload: body });
+    expect(dry.statusCode, dry.body).toBe(200);
+    expect(dry.json().dryRun).toBe(true);
+    const after = await t.inject({ method: 'GET', url: '/system/retention/system_logs' });
+    expect(after.statusCode).toBe(before.statusCode);
+    if (before.statusCode === 200) expect(after.json().retainDays).toBe(before.json().retainDays);
+    else expect(after.statusCode).toBe(404);
   });
 });

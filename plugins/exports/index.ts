@@ -5,7 +5,7 @@ import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import type { RetentionRegistry } from '../../src/retention.js';
 import type { SnapshotRegistry } from '../../src/snapshot.js';
-import { createExporter, EXPIRE_JOB, EXPORT_JOB, type Exporter } from './jobs.js';
+import { createExporter, EXPIRE_JOB, EXPORT_JOB, EXPORT_LEASE_MS, type Exporter } from './jobs.js';
 import { exportRoutes, importRoutes } from './routes.js';
 import { createExportService, type ExportService } from './service.js';
 import { exportJobs } from './table.js';
@@ -78,8 +78,18 @@ export default definePack({
         }
       },
     });
-    // Failures are recorded on the export itself; the job fails (and is retried) only when shutdown interrupted it.
-    app.jobs.defineQueued<{ exportId: number }>({ name: EXPORT_JOB, maxAttempts: 5, leaseMs: 3_600_000, handler: async ({ exportId }, ctx) => exporter.run(exportId, ctx.signal) });
+    // Failures are recorded on the export itself. A shutdown hands the job back (JobInterrupted, no
+    // attempt counted); the short lease, renewed by a heartbeat while it runs, lets another instance
+    // take over a dead runner's export within EXPORT_LEASE_MS. A job given up fails its export, so
+    // no export stays queued or running with no job left to run it.
+    app.jobs.defineQueued<{ exportId: number }>({
+      name: EXPORT_JOB,
+      maxAttempts: 5,
+      leaseMs: EXPORT_LEASE_MS,
+      heartbeat: true,
+      handler: async ({ exportId }, ctx) => exporter.run(exportId, ctx.signal),
+      onDead: async ({ exportId }, error) => exporter.giveUp(exportId, `the export job was given up after its last attempt: ${error}`),
+    });
     app.jobs.definePeriodic({ name: EXPIRE_JOB, intervalMs: app.env.EXPORT_EXPIRY_INTERVAL_MS, handler: async () => void (await exporter.expire()) });
     app.retention.category({
       name: 'export_jobs',
@@ -87,6 +97,7 @@ export default definePack({
       table: exportJobs,
       idColumn: exportJobs.id,
       timeColumn: exportJobs.createdAt,
+      readScope: 'exports:read',
       where: sql`${exportJobs.status} in ('failed', 'cancelled') or ${exportJobs.fileDeletedAt} is not null`,
       defaultRetainDays: 90,
     });

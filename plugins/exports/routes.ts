@@ -1,4 +1,7 @@
 import { createReadStream, type ReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { FastifyRequest } from 'fastify';
+import { hasScope, type Scope } from '../../src/access.js';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { getTableConfig } from 'drizzle-orm/pg-core';
@@ -24,12 +27,38 @@ const FileBody = Type.Unsafe<ReadStream>({ type: 'string', format: 'binary', des
 const notFound = (id: number) => problemError('resource-not-found', `No export ${id}`);
 
 /**
+ * If-None-Match per RFC 9110 §13.1.2: `*` matches any current file; otherwise a comma-separated
+ * list of entity tags compared weakly (a `W/` prefix is ignored on either side).
+ */
+export function noneMatchHits(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
+  const want = opaque(etag);
+  return header.split(',').some((tag) => tag.trim() === '*' || opaque(tag) === want);
+}
+
+/** The scope that reads `dataset` directly: its registration's `readScope`, `admin` for the snapshot or an undeclared one. */
+export const datasetReadScope = (datasets: Exports['datasets'], dataset: string): Scope =>
+  dataset === SNAPSHOT_DATASET ? 'admin' : (datasets.get(dataset)?.readScope ?? 'admin');
+
+/** An export is a read of its dataset: the caller needs the dataset's own read scope as well (403 naming it). */
+function requireDatasetScope(request: FastifyRequest, datasets: Exports['datasets'], dataset: string): void {
+  const scope = datasetReadScope(datasets, dataset);
+  if (!hasScope(request, scope)) {
+    throw new ProblemError('forbidden', {
+      detail: `Exporting the dataset '${dataset}' requires the scope '${scope}' (the scope that reads it), which this API key does not hold.`,
+      extensions: { requiredScope: scope, dataset },
+    });
+  }
+}
+
+/**
  * Export jobs: create (queued), list, read, cancel, download. Exports read data; they are not
  * control-plane writes (no freeze), but creating and cancelling one are audited through
  * `app.writeThrough` (no in-memory state to refresh).
  */
 export const exportRoutes =
-  ({ service, datasets, dir }: Exports): FastifyPluginAsyncTypebox =>
+  ({ service, datasets, dir, exporter }: Exports): FastifyPluginAsyncTypebox =>
   async (app) => {
     app.get(
       `${ROOT}/datasets`,
@@ -38,7 +67,7 @@ export const exportRoutes =
         schema: { tags: TAGS, summary: 'The datasets an export can name', response: { 200: Type.Object({ items: Type.Array(DatasetSchema) }), ...problemResponses(503) } },
       },
       async () => ({
-        items: datasets.list().map((d) => ({ name: d.name, description: d.description, table: getTableConfig(d.table).name, timeColumn: d.timeColumn.name })),
+        items: datasets.list().map((d) => ({ name: d.name, description: d.description, table: getTableConfig(d.table).name, timeColumn: d.timeColumn.name, readScope: datasetReadScope(datasets, d.name) })),
       }),
     );
 
@@ -50,7 +79,7 @@ export const exportRoutes =
           tags: TAGS,
           summary: 'Export a dataset (optionally a time range) as NDJSON or CSV: queued, then poll the Location',
           body: CreateExportBody,
-          response: { 201: ExportSchema, ...problemResponses(400, 415, 422, 503) },
+          response: { 201: ExportSchema, ...problemResponses(400, 403, 415, 422, 503) },
         },
       },
       async (request, reply) => {
@@ -59,6 +88,7 @@ export const exportRoutes =
         if (!snapshot && !datasets.get(dataset)) {
           throw new ProblemError('unprocessable', { detail: `Unknown dataset '${dataset}'; registered: ${[...datasets.list().map((d) => d.name), SNAPSHOT_DATASET].join(', ')}.`, extensions: { dataset } });
         }
+        requireDatasetScope(request, datasets, dataset);
         const format = request.body.format ?? (snapshot ? 'json' : 'ndjson');
         if (snapshot !== (format === 'json') || (snapshot && (request.body.since || request.body.until))) {
           const message = snapshot ? 'a snapshot is one json document of the current state (no format other than json, no time range)' : 'json is the snapshot format; a dataset is ndjson or csv';
@@ -110,11 +140,15 @@ export const exportRoutes =
       },
       async (request) => {
         const { id } = request.params;
-        return app.writeThrough(request, {}, async (tx) => {
+        const cancelled = await app.writeThrough(request, {}, async (tx) => {
           const changed = await service.cancel(tx, id);
           if (!changed) throw notFound(id);
           return { result: changed.after, audit: { operation: `${TARGET}.cancel`, targetType: TARGET, targetId: id, before: { status: changed.before.status }, after: { status: changed.after.status } } };
         });
+        // A live runner stops at its next batch (its open handle outlives the unlink); a dead one's
+        // partial file would otherwise stay. Other instances' dirs: their periodic sweep.
+        await exporter.removeParts(id);
+        return cancelled;
       },
     );
 
@@ -126,7 +160,7 @@ export const exportRoutes =
           tags: TAGS,
           summary: "Download a succeeded export's file (streamed; `ETag` is its SHA-256, `If-None-Match` answers 304)",
           params: IdParams,
-          response: { 200: FileBody, 304: Type.Null({ description: 'Not modified' }), ...problemResponses(400, 404, 409, 503) },
+          response: { 200: FileBody, 304: Type.Null({ description: 'Not modified' }), ...problemResponses(400, 403, 404, 409, 503) },
         },
       },
       async (request, reply) => {
@@ -134,24 +168,35 @@ export const exportRoutes =
         if (!row) throw notFound(request.params.id);
         const view = toExport(row);
         if (row.status !== 'succeeded') throw problemError('conflict', `Export ${row.id} is ${row.status}; only a succeeded export can be downloaded.`, { currentStatus: row.status });
+        requireDatasetScope(request, datasets, row.dataset);
         if (view.expired) throw problemError('resource-not-found', `Export ${row.id} expired at ${view.expiresAt}; its file was deleted.`);
+        const path = exportFile(dir, row.id, row.format);
+        // Checked before any header is set: a file this instance does not hold (EXPORT_DIR not shared,
+        // a new volume, deleted by hand) is a 404 naming the cause, not a 500 with the file's ETag.
+        const present = await stat(path).then((s) => s.isFile(), () => false);
+        if (!present) {
+          throw problemError('resource-not-found', `The file of export ${row.id} is not in this instance's EXPORT_DIR (EXPORT_DIR must be a volume shared by every instance); export it again.`, { reason: 'export-file-missing' });
+        }
         const etag = `"${row.sha256}"`;
         reply.header('etag', etag).header('cache-control', 'private, no-cache');
-        if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
+        if (noneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
         return reply
           .header('content-type', CONTENT_TYPES[row.format])
           .header('content-length', String(row.sizeBytes))
           .header('content-disposition', `attachment; filename="export-${row.id}-${row.dataset}.${row.format}"`)
-          .send(createReadStream(exportFile(dir, row.id, row.format)));
+          .send(createReadStream(path));
       },
     );
   };
 
+/** Thrown at the end of a dry run's transaction so that nothing it wrote is kept. */
+class DryRunRollback extends Error {}
+
 /**
  * `POST /system/imports`: restores a snapshot document. Every section it carries is made equal to
  * its items (created, changed, removed) through the owning packs' own validated writes, all in
- * one transaction with one audit entry: it applies entirely or not at all. `?dryRun=true` answers
- * the same report and writes nothing. A bulk control-plane write: `admin` only, refused during a freeze.
+ * one transaction with one audit entry: it applies entirely or not at all. `?dryRun=true` runs the
+ * same writes in a transaction it rolls back: the same report, or the same refusal, and nothing kept. A bulk control-plane write: `admin` only, refused during a freeze.
  * Each section's `apply` notifies its own state entry inside the import's transaction and reloads
  * it in `afterCommit` (the sections do not hand their entries out, so `refresh` stays empty here).
  */
@@ -199,10 +244,22 @@ export const importRoutes =
             return { name, create: diff.create.map(section.keyOf), update: diff.update.map(section.keyOf), remove: diff.remove, unchanged: diff.unchanged };
           }),
         };
-        if (dryRun) return result;
+        const actor = request.actor;
+        const ctx = { actor: actor ? (actor.id ? `${actor.type}:${actor.id}` : actor.type) : 'anonymous', correlationId: request.id };
+        if (dryRun) {
+          // The same validated writes as the import, in a transaction that is always rolled back:
+          // the preview can never accept what the import refuses (a section's refusal propagates as is).
+          await app.db
+            .transaction(async (tx) => {
+              for (const { name, diff } of plans) await snapshots.get(name)!.apply(tx, diff, ctx);
+              throw new DryRunRollback();
+            })
+            .catch((err: unknown) => {
+              if (!(err instanceof DryRunRollback)) throw err;
+            });
+          return result;
+        }
         await app.writeThrough(request, {}, async (tx) => {
-          const actor = request.actor;
-          const ctx = { actor: actor ? (actor.id ? `${actor.type}:${actor.id}` : actor.type) : 'anonymous', correlationId: request.id };
           for (const { name, diff } of plans) await snapshots.get(name)!.apply(tx, diff, ctx);
           return { result: null, audit: { operation: 'snapshot.import', targetType: 'snapshot', targetId: request.body.createdAt, after: result } };
         });

@@ -41,7 +41,13 @@ export type ExportFilter = Static<typeof ExportQuery>;
 
 export const StatusBody = StrictObject({ status: Type.Literal('cancelled', { description: 'the only transition a client asks for; the job makes the others' }) });
 
-export const DatasetSchema = Type.Object({ name: Type.String(), description: Type.String(), table: Type.String(), timeColumn: Type.String() });
+export const DatasetSchema = Type.Object({
+  name: Type.String(),
+  description: Type.String(),
+  table: Type.String(),
+  timeColumn: Type.String(),
+  readScope: Type.String({ description: 'The scope an export of this dataset needs besides `exports:*` (the scope that reads it directly)' }),
+});
 
 export const SNAPSHOT_KIND = 'valhalla-snapshot';
 

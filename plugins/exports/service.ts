@@ -79,19 +79,44 @@ export function createExportService({ db }: { db: Db }) {
     },
 
     /** running → queued again (an export interrupted by shutdown starts over from the first row). */
-    async requeue(id: number): Promise<void> {
-      await db.update(exportJobs).set({ status: 'queued', startedAt: null, rowsExported: 0, updatedAt: new Date() }).where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running')));
+    async requeue(id: number, run?: Date | null): Promise<void> {
+      await db
+        .update(exportJobs)
+        .set({ status: 'queued', startedAt: null, rowsExported: 0, updatedAt: new Date() })
+        .where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running'), ...(run ? [eq(exportJobs.startedAt, run)] : [])));
     },
 
-    /** Progress; returns the current status so the job stops when it was cancelled. */
-    async progress(id: number, rows: number): Promise<ExportStatus | undefined> {
-      const [row] = await db.update(exportJobs).set({ rowsExported: rows, updatedAt: new Date() }).where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running'))).returning({ status: exportJobs.status });
+    /** queued or running → failed (its job was given up); the row when it changed. */
+    async fail(id: number, error: string): Promise<ExportRow | undefined> {
+      const now = new Date();
+      const [row] = await db
+        .update(exportJobs)
+        .set({ status: 'failed', error: error.slice(0, 500), finishedAt: now, updatedAt: now })
+        .where(and(eq(exportJobs.id, id), inArray(exportJobs.status, ['queued', 'running'])))
+        .returning();
+      return row;
+    },
+
+    /**
+     * Progress of the run that started at `run` (its fencing token: `startedAt`, set anew by every
+     * start). Returns the current status so the job stops when it was cancelled, or `superseded`
+     * when another runner took the export over (this one's lease ran out while it was frozen).
+     */
+    async progress(id: number, rows: number, run?: Date | null): Promise<ExportStatus | 'superseded' | undefined> {
+      const [row] = await db
+        .update(exportJobs)
+        .set({ rowsExported: rows, updatedAt: new Date() })
+        .where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running'), ...(run ? [eq(exportJobs.startedAt, run)] : [])))
+        .returning({ status: exportJobs.status });
       if (row) return row.status;
-      return (await db.select({ status: exportJobs.status }).from(exportJobs).where(eq(exportJobs.id, id)))[0]?.status;
+      const now = (await db.select({ status: exportJobs.status, startedAt: exportJobs.startedAt }).from(exportJobs).where(eq(exportJobs.id, id)))[0];
+      // Started again since (a takeover, whatever it has reached): this run's file and outcome are not its own any more.
+      if (run && now && now.startedAt?.getTime() !== run.getTime() && now.status !== 'queued') return 'superseded';
+      return now?.status;
     },
 
-    /** running → succeeded or failed; false when it was cancelled meanwhile (the caller deletes its file). */
-    async finish(id: number, outcome: { status: 'succeeded'; rows: number; sizeBytes: number; sha256: string; expiresAt: Date } | { status: 'failed'; error: string; rows: number }): Promise<boolean> {
+    /** running → succeeded or failed, for the run started at `run`; false when it was cancelled or taken over meanwhile. */
+    async finish(id: number, outcome: { status: 'succeeded'; rows: number; sizeBytes: number; sha256: string; expiresAt: Date } | { status: 'failed'; error: string; rows: number }, run?: Date | null): Promise<boolean> {
       const now = new Date();
       const [row] = await db
         .update(exportJobs)
@@ -100,7 +125,7 @@ export function createExportService({ db }: { db: Db }) {
             ? { status: 'succeeded', rowsExported: outcome.rows, sizeBytes: outcome.sizeBytes, sha256: outcome.sha256, expiresAt: outcome.expiresAt, finishedAt: now, updatedAt: now, error: null }
             : { status: 'failed', rowsExported: outcome.rows, error: outcome.error, finishedAt: now, updatedAt: now },
         )
-        .where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running')))
+        .where(and(eq(exportJobs.id, id), eq(exportJobs.status, 'running'), ...(run ? [eq(exportJobs.startedAt, run)] : [])))
         .returning({ id: exportJobs.id });
       return row !== undefined;
     },

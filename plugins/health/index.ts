@@ -44,7 +44,7 @@ export default definePack({
       batchWriters: () => batchWritersPending(app.metrics),
       packs: app.packs,
     };
-    app.retention.category({ name: 'metrics_snapshots', description: 'Periodic snapshots of key figures per instance', table: metricsSnapshots, idColumn: metricsSnapshots.id, timeColumn: metricsSnapshots.takenAt, defaultRetainDays: 30 });
+    app.retention.category({ name: 'metrics_snapshots', description: 'Periodic snapshots of key figures per instance', table: metricsSnapshots, idColumn: metricsSnapshots.id, timeColumn: metricsSnapshots.takenAt, readScope: 'system:read', defaultRetainDays: 30 });
     app.decorate('health', { readiness, report, snapshots, requestTotals: totals });
   },
   routes: async (app) => {

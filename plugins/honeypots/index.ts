@@ -74,6 +74,7 @@ export default definePack({
       table: honeypotTelemetry,
       idColumn: honeypotTelemetry.id,
       timeColumn: honeypotTelemetry.occurredAt,
+      readScope: 'security:read',
       defaultRetainDays: 90,
     });
     app.overview.add('honeypots', () => {

@@ -28,7 +28,7 @@ export default definePack({
       // An outage is not worth one row per failed request: those are counted, not stored.
       if (event.kind !== 'database-unavailable') writer.push(toErrorEventRow(event, app.lifecycle.instanceId));
     });
-    app.retention.category({ name: 'error_events', description: 'Recorded 5xx errors', table: errorEvents, idColumn: errorEvents.id, timeColumn: errorEvents.occurredAt, defaultRetainDays: 30 });
+    app.retention.category({ name: 'error_events', description: 'Recorded 5xx errors', table: errorEvents, idColumn: errorEvents.id, timeColumn: errorEvents.occurredAt, readScope: 'system:read', defaultRetainDays: 30 });
     app.decorate('errorEvents', service);
     app.overview.add('errors', async () => ({ lastHour: await service.countSince(new Date(Date.now() - 3_600_000)) }));
   },

@@ -45,8 +45,11 @@ export function createPurgeRunner(deps: PurgeRunnerDeps): PurgeRunner {
     if (!policy) return undefined;
     const c = service.categoryOf(category);
     const started = Date.now();
-    const cutoff = cutoffFor(policy.retainDays, started);
-    const base = { category, cutoff: cutoff.toISOString(), retainDays: policy.retainDays };
+    // The floor in force now, not the one checked when the policy was written (it may have been
+    // lower on the instance that wrote it, or raised since): the purge never cuts below it.
+    const retainDays = Math.max(policy.retainDays, c.minRetainDays ?? 0);
+    const cutoff = cutoffFor(retainDays, started);
+    const base = { category, cutoff: cutoff.toISOString(), retainDays };
     if (o.dryRun) {
       const eligible = await service.eligible(c, cutoff);
       return { ...base, dryRun: true, eligible, purged: 0, batches: 0, status: 'dry-run', durationMs: Date.now() - started };

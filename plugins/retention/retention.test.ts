@@ -310,3 +310,24 @@ function toSnake(row: typeof adminOperations.$inferSelect): Record<string, unkno
     chain_version: row.chainVersion,
   };
 }
+
+describe('the audit floor at purge time', () => {
+  it('purges the audit trail at the floor in force, whatever the stored policy says (max of the two)', async () => {
+    const low = await t.another({ AUDIT_RETENTION_FLOOR_DAYS: 30 });
+    await t.inject({ method: 'DELETE', url: `${ROOT}/admin_operations` }); // an earlier test's policy
+    const set = await t.inject({ method: 'POST', url: ROOT, payload: { category: 'admin_operations', retainDays: 30 } }, low);
+    expect(set.statusCode, set.body).toBe(201);
+    // This instance has the default floor (365): its runs never cut below it.
+    const dry = await t.inject({ method: 'POST', url: `${ROOT}/admin_operations/run?dryRun=true` });
+    expect(dry.statusCode, dry.body).toBe(200);
+    expect(dry.json().retainDays).toBe(365);
+    expect(Date.now() - Date.parse(dry.json().cutoff)).toBeGreaterThanOrEqual(365 * DAY - 60_000);
+    const run = await t.inject({ method: 'POST', url: `${ROOT}/admin_operations/run` });
+    expect(run.statusCode, run.body).toBe(200);
+    expect(run.json().retainDays).toBe(365);
+    // The instance whose floor is 30 purges at the stored 30 days.
+    const lowDry = await t.inject({ method: 'POST', url: `${ROOT}/admin_operations/run?dryRun=true` }, low);
+    expect(lowDry.json().retainDays).toBe(30);
+    await t.inject({ method: 'DELETE', url: `${ROOT}/admin_operations` });
+  });
+});

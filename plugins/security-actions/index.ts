@@ -74,6 +74,7 @@ export default definePack({
       table: securityActions,
       idColumn: securityActions.id,
       timeColumn: securityActions.createdAt,
+      readScope: 'security:read',
       where: sql`${securityActions.status} in ('executed', 'failed', 'rejected', 'cancelled', 'expired')`,
       defaultRetainDays: 365,
     });

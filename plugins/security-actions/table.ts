@@ -42,7 +42,7 @@ export const securityActions = pgTable(
     index('security_actions_status_id_idx').on(t.status, t.id),
     index('security_actions_status_expires_idx').on(t.status, t.expiresAt),
     index('security_actions_requested_by_id_idx').on(t.requestedById, t.id),
-    // The retention purge walks finished actions by age.
+    // The retention purge and time-ranged exports of the `security_actions` dataset.
     index('security_actions_created_at_idx').on(t.createdAt),
   ],
 );

@@ -42,7 +42,7 @@ export default definePack({
       },
       query: service.query,
     };
-    app.retention.category({ name: 'system_logs', description: 'Persisted significant events', table: systemLogs, idColumn: systemLogs.id, timeColumn: systemLogs.occurredAt, defaultRetainDays: 30 });
+    app.retention.category({ name: 'system_logs', description: 'Persisted significant events', table: systemLogs, idColumn: systemLogs.id, timeColumn: systemLogs.occurredAt, readScope: 'system:read', defaultRetainDays: 30 });
     app.decorate('systemLog', systemLog);
 
     const { instanceId, version } = app.lifecycle;

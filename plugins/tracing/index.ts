@@ -107,7 +107,7 @@ export default definePack({
       },
     };
 
-    app.retention.category({ name: 'trace_spans', description: 'Recorded spans', table: traceSpans, idColumn: traceSpans.id, timeColumn: traceSpans.startedAt, defaultRetainDays: 7 });
+    app.retention.category({ name: 'trace_spans', description: 'Recorded spans', table: traceSpans, idColumn: traceSpans.id, timeColumn: traceSpans.startedAt, readScope: 'system:read', defaultRetainDays: 7 });
     app.decorate('tracing', tracing);
     app.decorateRequest('traceContext', null);
     const hooks = createServerSpanHooks({ contexts, push: (row) => writer.push(row), instanceId });

@@ -18,6 +18,27 @@ export interface QueuedJobDefinition<P> {
   leaseMs?: number;
   /** Delay before retry `attempt` (1-based); default exponential from 1 s with jitter, capped at 10 min. */
   backoffMs?: (attempt: number) => number;
+  /**
+   * Renew the lease every third of `leaseMs` while the handler runs, so a short lease detects a
+   * dead worker (SIGKILL, OOM) quickly however long a live one takes.
+   */
+  heartbeat?: boolean;
+  /**
+   * Called once when the job is given up (`dead`): its last attempt failed, or its lease ran out
+   * with no attempt left (the worker died every time). Lets the owner fail what the job was for.
+   */
+  onDead?: (payload: P, error: string) => Promise<void>;
+}
+
+/**
+ * Thrown by a handler that stopped because the runner is shutting down (`ctx.signal`): the job is
+ * handed back (queued, due now) without counting the attempt, as a shutdown is not a failure.
+ */
+export class JobInterrupted extends Error {
+  constructor(message = 'interrupted by shutdown') {
+    super(message);
+    this.name = 'JobInterrupted';
+  }
 }
 
 export interface PeriodicJobDefinition {
@@ -90,13 +111,22 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
   let started = false;
   const concurrency = opts.concurrency ?? 4;
 
+  async function notifyDead(name: string, payload: unknown, error: string): Promise<void> {
+    try {
+      await queued.get(name)?.onDead?.(payload, error);
+    } catch (err) {
+      log.warn({ job: name, err: { message: safeError(err) } }, 'a job given-up listener failed');
+    }
+  }
+
   async function runDueQueued(limit = concurrency): Promise<number> {
     const names = [...queued.keys()];
     if (names.length === 0) return 0;
     const now = new Date();
+    const givenUp: Array<{ name: string; payload: unknown; error: string }> = [];
     const claimed = await db.transaction(async (tx) => {
       const due = await tx
-        .select({ id: jobQueue.id, name: jobQueue.name })
+        .select({ id: jobQueue.id, name: jobQueue.name, status: jobQueue.status, attempts: jobQueue.attempts, maxAttempts: jobQueue.maxAttempts, payload: jobQueue.payload })
         .from(jobQueue)
         .where(
           and(
@@ -112,7 +142,14 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
         .for('update', { skipLocked: true });
       if (due.length === 0) return [];
       const rows = [];
-      for (const { id, name } of due) {
+      for (const { id, name, status, attempts, maxAttempts, payload } of due) {
+        if (status === 'running' && attempts >= maxAttempts) {
+          // Its last attempt's worker died (the lease ran out): given up rather than retried forever.
+          const error = 'the worker running its last attempt stopped without finishing (lease expired)';
+          await tx.update(jobQueue).set({ status: 'dead', lastError: error, finishedAt: new Date(), updatedAt: new Date(), lockedBy: null, lockedUntil: null }).where(eq(jobQueue.id, id));
+          givenUp.push({ name, payload, error });
+          continue;
+        }
         const lease = queued.get(name)?.leaseMs ?? 60_000;
         const [row] = await tx
           .update(jobQueue)
@@ -123,11 +160,22 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
       }
       return rows;
     });
+    for (const g of givenUp) await notifyDead(g.name, g.payload, g.error);
 
     await Promise.all(
       claimed.map(async (job) => {
         const def = queued.get(job.name)!;
         const jobLog = log.child({ job: job.name, jobId: job.id, attempt: job.attempts });
+        const leaseMs = def.leaseMs ?? 60_000;
+        const heartbeat = def.heartbeat
+          ? setInterval(() => {
+              db.update(jobQueue)
+                .set({ lockedUntil: new Date(Date.now() + leaseMs), updatedAt: new Date() })
+                .where(and(eq(jobQueue.id, job.id), eq(jobQueue.lockedBy, instanceId), eq(jobQueue.status, 'running')))
+                .catch((e: unknown) => jobLog.warn({ err: { message: safeError(e) } }, 'could not renew the job lease'));
+            }, Math.max(10, Math.floor(leaseMs / 3)))
+          : undefined;
+        heartbeat?.unref();
         try {
           await def.handler(job.payload, { jobName: job.name, attempt: job.attempts, log: jobLog, signal: controller.signal });
           await db
@@ -136,6 +184,16 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
             .where(and(eq(jobQueue.id, job.id), eq(jobQueue.lockedBy, instanceId)));
           opts.onOutcome?.(job.name, 'succeeded');
         } catch (err) {
+          if (err instanceof JobInterrupted && controller.signal.aborted) {
+            // Shutdown: handed back for this or another instance, the attempt not counted.
+            jobLog.info('job interrupted by shutdown; handed back');
+            await db
+              .update(jobQueue)
+              .set({ status: 'queued', attempts: sql`greatest(${jobQueue.attempts} - 1, 0)`, lastError: safeError(err), runAt: new Date(), updatedAt: new Date(), lockedBy: null, lockedUntil: null })
+              .where(and(eq(jobQueue.id, job.id), eq(jobQueue.lockedBy, instanceId)))
+              .catch((e: unknown) => jobLog.warn({ err: { message: safeError(e) } }, 'could not hand the job back; the lease will expire'));
+            return;
+          }
           const dead = job.attempts >= job.maxAttempts;
           const backoff = (def.backoffMs ?? defaultBackoff)(job.attempts);
           jobLog.warn({ err: { message: safeError(err) }, dead }, 'job failed');
@@ -153,6 +211,9 @@ export function createJobRunner(opts: JobRunnerOptions): JobRunner {
             .where(and(eq(jobQueue.id, job.id), eq(jobQueue.lockedBy, instanceId)))
             .catch((e: unknown) => jobLog.warn({ err: { message: safeError(e) } }, 'could not record job failure; the lease will expire'));
           opts.onOutcome?.(job.name, dead ? 'dead' : 'failed');
+          if (dead) await notifyDead(job.name, job.payload, safeError(err));
+        } finally {
+          if (heartbeat) clearInterval(heartbeat);
         }
       }),
     );

@@ -1,6 +1,6 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJobRunner } from '../../src/jobs/runner.js';
+import { createJobRunner, JobInterrupted } from '../../src/jobs/runner.js';
 import { jobQueue, jobSchedules } from '../../src/jobs/table.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 
@@ -71,6 +71,76 @@ describe('job runner', () => {
     expect(ran).toBe(1);
     const [after] = await t.app.db.select().from(jobQueue).where(eq(jobQueue.id, row!.id));
     expect(after).toMatchObject({ status: 'succeeded', attempts: 2 });
+  });
+
+  it('gives up (dead, onDead told) a running job whose lease expired with no attempt left, instead of retrying it forever', async () => {
+    const r = runner(t.db.database, 'survivor');
+    let ran = 0;
+    const givenUp: Array<[unknown, string]> = [];
+    r.defineQueued<{ k: string }>({ name: 'oom-every-time', maxAttempts: 3, handler: async () => void ran++, onDead: async (p, error) => void givenUp.push([p, error]) });
+    const [row] = await t.app.db
+      .insert(jobQueue)
+      .values({ name: 'oom-every-time', payload: { k: 'x' }, status: 'running', attempts: 3, maxAttempts: 3, lockedBy: 'crashed', lockedUntil: new Date(Date.now() - 1000) })
+      .returning();
+    expect(await r.runDueQueued()).toBe(0);
+    expect(ran).toBe(0);
+    const [after] = await t.app.db.select().from(jobQueue).where(eq(jobQueue.id, row!.id));
+    expect(after).toMatchObject({ status: 'dead', attempts: 3, lockedBy: null });
+    expect(givenUp).toEqual([[{ k: 'x' }, expect.stringContaining('lease expired')]]);
+  });
+
+  it('tells onDead when the last attempt fails', async () => {
+    const r = runner();
+    const givenUp: string[] = [];
+    r.defineQueued({ name: 'fails-once', maxAttempts: 1, handler: async () => { throw new Error('nope'); }, onDead: async (_p, error) => void givenUp.push(error) });
+    await r.enqueue('fails-once', {});
+    await r.runDueQueued();
+    expect(givenUp).toEqual(['nope']);
+  });
+
+  it('hands a job interrupted by shutdown back without counting the attempt', async () => {
+    const r = runner();
+    let calls = 0;
+    let stopping: Promise<void> | undefined;
+    r.defineQueued({ name: 'interrupted', maxAttempts: 1, handler: async (_p, ctx) => {
+      calls++;
+      stopping = r.stop(); // SIGTERM while it runs
+      if (ctx.signal.aborted) throw new JobInterrupted();
+    } });
+    const id = await r.enqueue('interrupted', {});
+    await r.runDueQueued();
+    await stopping;
+    const [row] = await t.app.db.select().from(jobQueue).where(eq(jobQueue.id, id));
+    expect(row).toMatchObject({ status: 'queued', attempts: 0, lockedBy: null, lastError: 'interrupted by shutdown' });
+    expect(calls).toBe(1);
+    // A JobInterrupted thrown when the runner is not stopping is an ordinary failure.
+    const r2 = runner();
+    r2.defineQueued({ name: 'interrupted', maxAttempts: 1, handler: async () => { throw new JobInterrupted(); } });
+    await r2.runDueQueued();
+    const [again] = await t.app.db.select().from(jobQueue).where(eq(jobQueue.id, id));
+    expect(again).toMatchObject({ status: 'dead', attempts: 1 });
+  });
+
+  it('renews the lease of a heartbeat job while it runs, so a short lease does not expire under a live worker', async () => {
+    const r = runner(t.db.database, 'live');
+    let release!: () => void;
+    const held = new Promise<void>((res) => (release = res));
+    r.defineQueued({ name: 'long', leaseMs: 300, heartbeat: true, handler: async () => held });
+    const id = await r.enqueue('long', {});
+    const pass = r.runDueQueued();
+    const lease = async () => (await t.app.db.select().from(jobQueue).where(eq(jobQueue.id, id)))[0]!;
+    await expect.poll(async () => (await lease()).status).toBe('running');
+    const first = (await lease()).lockedUntil!.getTime();
+    // Renewed at least once past its first deadline, and still held by the live worker.
+    await expect.poll(async () => (await lease()).lockedUntil!.getTime(), { timeout: 5_000 }).toBeGreaterThan(first + 150);
+    const other = runner(t.db.database, 'other');
+    let stolen = 0;
+    other.defineQueued({ name: 'long', leaseMs: 300, handler: async () => void stolen++ });
+    await other.runDueQueued();
+    expect(stolen).toBe(0);
+    release();
+    await pass;
+    expect(await lease()).toMatchObject({ status: 'succeeded', lockedBy: null });
   });
 
   it('runs a periodic job once per interval', async () => {

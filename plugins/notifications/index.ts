@@ -122,6 +122,7 @@ export default definePack({
       timeColumn: notificationOutbox.createdAt,
       where: sql`${notificationOutbox.status} in ('delivered', 'dead')`,
       defaultRetainDays: 30,
+      readScope: 'notify:read',
     });
     app.snapshots.section(channelSnapshotSection(app.db, service));
     const events = createEventRegistry();

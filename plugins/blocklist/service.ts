@@ -272,9 +272,11 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       return toPolicy(row!, 0);
     },
 
-    async updatePolicy(tx: DbOrTx, id: number, patch: UpdatePolicy): Promise<{ before: Policy; after: Policy } | undefined> {
+    /** `guard` sees the locked row first and may refuse the change (the built-in policy's protection). */
+    async updatePolicy(tx: DbOrTx, id: number, patch: Omit<UpdatePolicy, 'reason'>, guard?: (current: PolicyRow) => void): Promise<{ before: Policy; after: Policy } | undefined> {
       const [current] = await tx.select().from(securityPolicies).where(eq(securityPolicies.id, id)).for('update');
       if (!current) return undefined;
+      guard?.(current);
       const [row] = await tx
         .update(securityPolicies)
         .set({ ...patch, updatedAt: new Date() })
@@ -286,9 +288,10 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
     },
 
     /** Deletes the policy and its rules (cascade); returns it with how many rules went. */
-    async removePolicy(tx: DbOrTx, id: number): Promise<{ policy: Policy; rulesRemoved: number } | undefined> {
+    async removePolicy(tx: DbOrTx, id: number, guard?: (current: PolicyRow) => void): Promise<{ policy: Policy; rulesRemoved: number } | undefined> {
       const [current] = await tx.select().from(securityPolicies).where(eq(securityPolicies.id, id)).for('update');
       if (!current) return undefined;
+      guard?.(current);
       const [n] = await tx.select({ n: count() }).from(blocklistRules).where(eq(blocklistRules.policyId, id));
       await tx.delete(securityPolicies).where(eq(securityPolicies.id, id));
       return { policy: toPolicy(current, 0), rulesRemoved: n?.n ?? 0 };
@@ -369,9 +372,11 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       return ids;
     },
 
-    async updateRule(tx: DbOrTx, id: number, patch: UpdateRule): Promise<{ before: Rule; after: Rule } | undefined> {
+    /** `guard` sees the locked row first and may refuse the change (rules made by approved actions). */
+    async updateRule(tx: DbOrTx, id: number, patch: UpdateRule, guard?: (current: RuleRow) => void): Promise<{ before: Rule; after: Rule } | undefined> {
       const [current] = await tx.select().from(blocklistRules).where(eq(blocklistRules.id, id)).for('update');
       if (!current) return undefined;
+      guard?.(current);
       if (patch.policyId != null) await policyOrThrow(tx, patch.policyId, '/policyId');
       const set: Partial<typeof blocklistRules.$inferInsert> = { updatedAt: new Date() };
       if (patch.action !== undefined) set.action = patch.action;
@@ -384,7 +389,11 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       return { before: before!, after: after! };
     },
 
-    async removeRule(tx: DbOrTx, id: number): Promise<Rule | undefined> {
+    async removeRule(tx: DbOrTx, id: number, guard?: (current: RuleRow) => void): Promise<Rule | undefined> {
+      // Locked first: an automatic block may turn the row into an action's rule meanwhile.
+      const [current] = await tx.select().from(blocklistRules).where(eq(blocklistRules.id, id)).for('update');
+      if (!current) return undefined;
+      guard?.(current);
       const [row] = await tx.delete(blocklistRules).where(eq(blocklistRules.id, id)).returning();
       return row && (await toRules(tx, [row]))[0];
     },

@@ -277,6 +277,9 @@ describe('bulk import', () => {
     // A duplicate of an existing rule fails in the database: the rows before it roll back too.
     const dup = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [rules[0], { type: 'ip', value: '203.0.113.10' }] } });
     expect(dup.statusCode).toBe(409);
+    // It names which rule of the import (breaker finding 8), and the stored one.
+    expect(dup.json()).toMatchObject({ index: 1, pointer: '#/rules/1', ruleType: 'ip', value: '203.0.113.10', existingRuleId: expect.any(Number) });
+    expect(dup.json().detail).toMatch(/#\/rules\/1 .*already exists as rule \d+/);
     const inBatch = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [rules[0], rules[0]] } });
     expect(inBatch.json().errors).toContainEqual(expect.objectContaining({ pointer: '#/rules/1/value' }));
     expect(await t.app.db.$count(blocklistRules)).toBe(before);
@@ -546,5 +549,33 @@ describe('approved work cannot be undone by one security:write key (breaker find
     expect(forged.statusCode).toBe(400);
     expect((await t.inject({ method: 'DELETE', url: `${RULES}/${ruleId}` })).statusCode).toBe(204);
     expect((await from('203.0.113.241')).statusCode).toBe(200);
+  });
+});
+
+describe('rules that could never have been meant (breaker finding 8)', () => {
+  it('refuses an expiresAt in the past on create, bulk import and PATCH, naming the field', async () => {
+    const past = new Date(Date.now() - 60_000).toISOString();
+    const created = await createRule({ type: 'ip', value: '203.0.113.250', expiresAt: past });
+    expect(created.statusCode).toBe(400);
+    expect(created.json().errors[0].pointer).toBe('#/expiresAt');
+    const bulk = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [{ type: 'ip', value: '203.0.113.251' }, { type: 'ip', value: '203.0.113.252', expiresAt: past }] } });
+    expect(bulk.statusCode).toBe(400);
+    expect(bulk.json().errors[0].pointer).toBe('#/rules/1/expiresAt');
+    const r = await rule({ type: 'ip', value: '203.0.113.253', ttlSeconds: 3600 });
+    const patched = await t.inject({ method: 'PATCH', url: `${RULES}/${r.id}`, payload: { expiresAt: past } });
+    expect(patched.statusCode).toBe(400);
+    expect(patched.json().errors[0].pointer).toBe('#/expiresAt');
+    expect((await t.inject({ method: 'PATCH', url: `${RULES}/${r.id}`, payload: { expiresAt: null } })).statusCode).toBe(200);
+  });
+
+  it('refuses an api_client rule naming no client, naming the field', async () => {
+    const created = await createRule({ type: 'api_client', value: '99999999' });
+    expect(created.statusCode).toBe(400);
+    expect(created.json().errors[0]).toMatchObject({ pointer: '#/value', message: expect.stringMatching(/no API client 99999999/) });
+    const client = await t.keyWith(['security:read']);
+    const bulk = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [{ type: 'api_client', value: String(client.clientId) }, { type: 'api_client', value: '99999998' }] } });
+    expect(bulk.statusCode).toBe(400);
+    expect(bulk.json().errors[0].pointer).toBe('#/rules/1/value');
+    expect((await createRule({ type: 'api_client', value: String(client.clientId), action: 'allow' })).statusCode).toBe(201);
   });
 });

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { hasScope } from '../../src/access.js';
 import { PageOf, pageLimit } from '../../src/pagination.js';
 import { ProblemError, problemError, problemResponses } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
@@ -25,8 +27,6 @@ import {
   UpdateRuleBody,
 } from './schemas.js';
 import { AUTOMATIC_POLICY, invalidField } from './service.js';
-import { hasScope } from '../../src/access.js';
-import type { FastifyRequest } from 'fastify';
 
 /** Bytes a bulk import may send: 10,000 rules of a few hundred bytes each do not fit `BODY_LIMIT`. */
 export const BULK_BODY_LIMIT = 16 * 1024 * 1024;

@@ -3,12 +3,12 @@ import { queryRows, type Db, type DbOrTx } from '../../db/client.js';
 import { bulkInsert } from '../../db/bulk-insert.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError } from '../../src/problem.js';
+import { apiClients } from '../api-keys/table.js';
 import { canonicalAddress, canonicalCidr, parseCidr } from './addresses.js';
 import { BlocklistMatcher, type ActiveRule, type PolicyMode, type RuleType } from './matcher.js';
 import { isGlob, normalisePath } from './patterns.js';
 import type { CreatePolicy, CreateRule, Incident, IncidentFilter, Policy, Rule, RuleFilter, UpdatePolicy, UpdateRule } from './schemas.js';
 import { blocklistRules, securityEventRollups, securityIncidents, securityPolicies } from './table.js';
-import { apiClients } from '../api-keys/table.js';
 import type { BlockAddressInput, BlockedAddress, BlocklistFigures, RuleSeverity, SecurityIncidentInput } from './types.js';
 
 type RuleRow = typeof blocklistRules.$inferSelect;

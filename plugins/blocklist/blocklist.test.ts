@@ -277,6 +277,9 @@ describe('bulk import', () => {
     // A duplicate of an existing rule fails in the database: the rows before it roll back too.
     const dup = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [rules[0], { type: 'ip', value: '203.0.113.10' }] } });
     expect(dup.statusCode).toBe(409);
+    // It names which rule of the import (breaker finding 8), and the stored one.
+    expect(dup.json()).toMatchObject({ index: 1, pointer: '#/rules/1', ruleType: 'ip', value: '203.0.113.10', existingRuleId: expect.any(Number) });
+    expect(dup.json().detail).toMatch(/#\/rules\/1 .*already exists as rule \d+/);
     const inBatch = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [rules[0], rules[0]] } });
     expect(inBatch.json().errors).toContainEqual(expect.objectContaining({ pointer: '#/rules/1/value' }));
     expect(await t.app.db.$count(blocklistRules)).toBe(before);
@@ -472,5 +475,107 @@ describe('the check endpoint and the API', () => {
     expect(write.statusCode).toBe(403);
     expect(write.json()).toMatchObject({ requiredScope: 'security:write' });
     expect(t.app.scopes.entries.filter((e) => e.pack === 'blocklist').map((e) => e.scope)).toEqual(['security:read', 'security:write']);
+  });
+});
+
+describe('approved work cannot be undone by one security:write key (breaker finding 5)', () => {
+  const writer = () => t.keyWith(['security:read', 'security:write']);
+  const as = (token: string, opts: InjectOptions) => t.inject({ ...opts, headers: { authorization: `Bearer ${token}`, ...(opts.headers as Record<string, string> | undefined) } } as InjectOptions);
+  const actionBlock = (address: string) =>
+    t.app.writeThrough(null, { refresh: [t.app.blocklist.entry] }, async (tx) => ({
+      result: await t.app.blocklist.blockAddress(tx, { address, reason: 'approved block', severity: 'critical', origin: 'action', ttlSeconds: null }),
+      audit: null,
+    }));
+  const automaticId = async (): Promise<number> => {
+    const { ruleId } = await actionBlock('203.0.113.240');
+    return (await t.inject({ method: 'GET', url: `${RULES}/${ruleId}` })).json().policyId;
+  };
+
+  it('refuses to delete or rename the automatic policy, for admins too', async () => {
+    const id = await automaticId();
+    const del = await t.inject({ method: 'DELETE', url: `${POLICIES}/${id}` });
+    expect(del.statusCode).toBe(409);
+    expect(del.json().detail).toMatch(/automatic.*cannot be deleted/);
+    const rename = await t.inject({ method: 'PATCH', url: `${POLICIES}/${id}`, payload: { name: 'gone' } });
+    expect(rename.statusCode).toBe(409);
+    expect((await t.inject({ method: 'GET', url: `${POLICIES}/${id}` })).json()).toMatchObject({ name: 'automatic', enabled: true, mode: 'enforce' });
+    expectBlocked(await from('203.0.113.240'), (await actionBlock('203.0.113.240')).ruleId);
+  });
+
+  it('lets only an admin with a reason switch the automatic policy to monitor or off, audited', async () => {
+    const id = await automaticId();
+    const w = await writer();
+    for (const payload of [{ mode: 'monitor', reason: 'noisy' }, { enabled: false, reason: 'noisy' }]) {
+      const res = await as(w.token, { method: 'PATCH', url: `${POLICIES}/${id}`, payload });
+      expect(res.statusCode, res.body).toBe(403);
+      expect(res.json()).toMatchObject({ requiredScope: 'admin' });
+    }
+    // Harmless changes stay open to security:write.
+    expect((await as(w.token, { method: 'PATCH', url: `${POLICIES}/${id}`, payload: { description: 'automatic blocks' } })).statusCode).toBe(200);
+    const noReason = await t.inject({ method: 'PATCH', url: `${POLICIES}/${id}`, payload: { mode: 'monitor' } });
+    expect(noReason.statusCode).toBe(400);
+    expect(noReason.json().errors[0].pointer).toBe('#/reason');
+    const ok = await t.inject({ method: 'PATCH', url: `${POLICIES}/${id}`, payload: { mode: 'monitor', reason: 'false positives during the migration' } });
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json()).toMatchObject({ mode: 'monitor' });
+    const [entry] = await t.app.db
+      .select()
+      .from(adminOperations)
+      .where(and(eq(adminOperations.operation, 'security-policy.update'), eq(adminOperations.targetId, String(id))))
+      .orderBy(adminOperations.id)
+      .then((rows) => rows.slice(-1));
+    expect(entry).toMatchObject({ reason: 'false positives during the migration' });
+    expect((await t.inject({ method: 'PATCH', url: `${POLICIES}/${id}`, payload: { mode: 'enforce' } })).statusCode).toBe(200);
+  });
+
+  it('refuses DELETE and PATCH of a rule made by an approved action, naming the unblock_ip route; an admin may', async () => {
+    const { ruleId } = await actionBlock('203.0.113.241');
+    const w = await writer();
+    for (const opts of [
+      { method: 'DELETE', url: `${RULES}/${ruleId}` },
+      { method: 'PATCH', url: `${RULES}/${ruleId}`, payload: { expiresAt: new Date(Date.now() + 1000).toISOString() } },
+    ] as InjectOptions[]) {
+      const res = await as(w.token, opts);
+      expect(res.statusCode, res.body).toBe(409);
+      expect(res.json()).toMatchObject({ ruleId, origin: 'action' });
+      expect(res.json().detail).toMatch(/unblock_ip.*POST \/system\/security\/actions/);
+    }
+    expectBlocked(await from('203.0.113.241'), ruleId);
+    // Other rules stay editable by security:write.
+    const manual = await rule({ type: 'ip', value: '203.0.113.242' });
+    expect((await as(w.token, { method: 'DELETE', url: `${RULES}/${manual.id}` })).statusCode).toBe(204);
+    // A rule cannot claim to be an action's.
+    const forged = await createRule({ type: 'ip', value: '203.0.113.243', origin: 'action' });
+    expect(forged.statusCode).toBe(400);
+    expect((await t.inject({ method: 'DELETE', url: `${RULES}/${ruleId}` })).statusCode).toBe(204);
+    expect((await from('203.0.113.241')).statusCode).toBe(200);
+  });
+});
+
+describe('rules that could never have been meant (breaker finding 8)', () => {
+  it('refuses an expiresAt in the past on create, bulk import and PATCH, naming the field', async () => {
+    const past = new Date(Date.now() - 60_000).toISOString();
+    const created = await createRule({ type: 'ip', value: '203.0.113.250', expiresAt: past });
+    expect(created.statusCode).toBe(400);
+    expect(created.json().errors[0].pointer).toBe('#/expiresAt');
+    const bulk = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [{ type: 'ip', value: '203.0.113.251' }, { type: 'ip', value: '203.0.113.252', expiresAt: past }] } });
+    expect(bulk.statusCode).toBe(400);
+    expect(bulk.json().errors[0].pointer).toBe('#/rules/1/expiresAt');
+    const r = await rule({ type: 'ip', value: '203.0.113.253', ttlSeconds: 3600 });
+    const patched = await t.inject({ method: 'PATCH', url: `${RULES}/${r.id}`, payload: { expiresAt: past } });
+    expect(patched.statusCode).toBe(400);
+    expect(patched.json().errors[0].pointer).toBe('#/expiresAt');
+    expect((await t.inject({ method: 'PATCH', url: `${RULES}/${r.id}`, payload: { expiresAt: null } })).statusCode).toBe(200);
+  });
+
+  it('refuses an api_client rule naming no client, naming the field', async () => {
+    const created = await createRule({ type: 'api_client', value: '99999999' });
+    expect(created.statusCode).toBe(400);
+    expect(created.json().errors[0]).toMatchObject({ pointer: '#/value', message: expect.stringMatching(/no API client 99999999/) });
+    const client = await t.keyWith(['security:read']);
+    const bulk = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [{ type: 'api_client', value: String(client.clientId) }, { type: 'api_client', value: '99999998' }] } });
+    expect(bulk.statusCode).toBe(400);
+    expect(bulk.json().errors[0].pointer).toBe('#/rules/1/value');
+    expect((await createRule({ type: 'api_client', value: String(client.clientId), action: 'allow' })).statusCode).toBe(201);
   });
 });

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { hasScope } from '../../src/access.js';
 import { PageOf, pageLimit } from '../../src/pagination.js';
-import { problemError, problemResponses } from '../../src/problem.js';
+import { ProblemError, problemError, problemResponses } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
 import { formatIp, parseIp } from './addresses.js';
 import type { Blocklist } from './index.js';
@@ -24,7 +26,7 @@ import {
   UpdatePolicyBody,
   UpdateRuleBody,
 } from './schemas.js';
-import { invalidField } from './service.js';
+import { AUTOMATIC_POLICY, invalidField } from './service.js';
 
 /** Bytes a bulk import may send: 10,000 rules of a few hundred bytes each do not fit `BODY_LIMIT`. */
 export const BULK_BODY_LIMIT = 16 * 1024 * 1024;
@@ -54,6 +56,46 @@ function why(rule: ActiveRule, input: MatchInput, ipText: string | null): string
 }
 
 type CheckAnswer = Static<typeof CheckResult>;
+
+const ACTIONS_ROUTE = '/system/security/actions';
+
+/**
+ * The built-in `automatic` policy holds every escalation, honeypot and action block: deleting or
+ * renaming it would lift them all at once (and the kernel recreates it empty), so both are
+ * refused; disabling it or switching it to monitor needs an admin and a reason (audited).
+ */
+function guardAutomaticPolicy(request: FastifyRequest, current: { name: string }, change: { name?: string; enabled?: boolean; mode?: string } | null, reason: string | undefined): void {
+  if (current.name !== AUTOMATIC_POLICY) return;
+  if (change === null) {
+    throw problemError(
+      'conflict',
+      `The built-in policy '${AUTOMATIC_POLICY}' holds every automatic, escalation, honeypot and action block and cannot be deleted. End one block with DELETE ${RULES}/{id} (an action's block with an approved unblock_ip action at POST ${ACTIONS_ROUTE}).`,
+    );
+  }
+  if (change.name !== undefined && change.name !== AUTOMATIC_POLICY) throw problemError('conflict', `The built-in policy '${AUTOMATIC_POLICY}' cannot be renamed: the kernel finds it by name.`);
+  if (change.enabled === false || change.mode === 'monitor') {
+    if (!hasScope(request, 'admin')) {
+      throw new ProblemError('forbidden', {
+        detail: `Disabling the built-in policy '${AUTOMATIC_POLICY}' or switching it to monitor lifts every automatic and approved block: it needs the admin scope and a reason.`,
+        extensions: { requiredScope: 'admin' },
+      });
+    }
+    if (!reason) throw invalidField('/reason', `is required to disable the '${AUTOMATIC_POLICY}' policy or switch it to monitor`);
+  }
+}
+
+/**
+ * A rule made by an approved `block_ip` action is lifted the same way, by an approved
+ * `unblock_ip` action: one `security:write` key must not undo what N approvers decided. An
+ * admin may still change or delete it (audited like any rule write).
+ */
+function guardActionRule(request: FastifyRequest, current: { id: number; origin: string }): void {
+  if (current.origin !== 'action' || hasScope(request, 'admin')) return;
+  throw new ProblemError('conflict', {
+    detail: `Rule ${current.id} was made by an approved block_ip action; lift it with an unblock_ip action (POST ${ACTIONS_ROUTE}), approved like the block, or as an admin.`,
+    extensions: { ruleId: current.id, origin: current.origin },
+  });
+}
 
 /**
  * Policies and rules CRUD, bulk import, the check endpoint and the incident list. Every write
@@ -119,10 +161,11 @@ export const blocklistRoutes =
       },
       async (request) => {
         const { id } = request.params;
+        const { reason, ...change } = request.body;
         return app.writeThrough(request, refresh, async (tx) => {
-          const changed = await service.updatePolicy(tx, id, request.body);
+          const changed = await service.updatePolicy(tx, id, change, (current) => guardAutomaticPolicy(request, current, change, reason));
           if (!changed) throw policyNotFound(id);
-          return { result: changed.after, audit: { operation: 'security-policy.update', targetType: 'security-policy', targetId: id, before: changed.before, after: changed.after } };
+          return { result: changed.after, audit: { operation: 'security-policy.update', targetType: 'security-policy', targetId: id, reason: reason ?? null, before: changed.before, after: changed.after } };
         });
       },
     );
@@ -133,15 +176,15 @@ export const blocklistRoutes =
         config: { scope: 'security:write', freeze: true },
         schema: {
           tags: TAGS,
-          summary: 'Delete a security policy and its rules',
+          summary: 'Delete a security policy and its rules (the built-in `automatic` policy: 409)',
           params: IdParams,
-          response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(400, 401, 403, 404, 423, 503) },
+          response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(400, 401, 403, 404, 409, 423, 503) },
         },
       },
       async (request, reply) => {
         const { id } = request.params;
         await app.writeThrough(request, refresh, async (tx) => {
-          const removed = await service.removePolicy(tx, id);
+          const removed = await service.removePolicy(tx, id, (current) => guardAutomaticPolicy(request, current, null, undefined));
           if (!removed) throw policyNotFound(id);
           return { result: null, audit: { operation: 'security-policy.delete', targetType: 'security-policy', targetId: id, before: { ...removed.policy, rulesRemoved: removed.rulesRemoved } } };
         });
@@ -281,7 +324,7 @@ export const blocklistRoutes =
       async (request) => {
         const { id } = request.params;
         return app.writeThrough(request, refresh, async (tx) => {
-          const changed = await service.updateRule(tx, id, request.body);
+          const changed = await service.updateRule(tx, id, request.body, (current) => guardActionRule(request, current));
           if (!changed) throw ruleNotFound(id);
           return { result: changed.after, audit: { operation: 'blocklist-rule.update', targetType: 'blocklist-rule', targetId: id, before: changed.before, after: changed.after } };
         });
@@ -292,12 +335,17 @@ export const blocklistRoutes =
       `${RULES}/:id`,
       {
         config: { scope: 'security:write' },
-        schema: { tags: TAGS, summary: 'Delete a blocklist rule', params: IdParams, response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(400, 401, 403, 404, 503) } },
+        schema: {
+          tags: TAGS,
+          summary: 'Delete a blocklist rule (one made by an approved action: 409 unless admin; use an unblock_ip action)',
+          params: IdParams,
+          response: { 204: Type.Null({ description: 'Deleted' }), ...problemResponses(400, 401, 403, 404, 409, 503) },
+        },
       },
       async (request, reply) => {
         const { id } = request.params;
         await app.writeThrough(request, refresh, async (tx) => {
-          const removed = await service.removeRule(tx, id);
+          const removed = await service.removeRule(tx, id, (current) => guardActionRule(request, current));
           if (!removed) throw ruleNotFound(id);
           return { result: null, audit: { operation: 'blocklist-rule.delete', targetType: 'blocklist-rule', targetId: id, before: removed } };
         });

@@ -42,6 +42,9 @@ export const UpdatePolicyBody = StrictObject(
     description: Type.Optional(Type.String({ maxLength: 1000 })),
     enabled: Type.Optional(Type.Boolean()),
     mode: Type.Optional(Enum(MODES)),
+    reason: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 500, description: 'why (kept in the audit entry); required to disable the built-in `automatic` policy or switch it to monitor' }),
+    ),
   },
   { minProperties: 1 },
 );
@@ -82,7 +85,8 @@ export const CreateRuleBody = StrictObject({
   action: Type.Optional(Enum(ACTIONS, { description: '`allow` rules win over every block (default `block`)' })),
   severity: Type.Optional(Enum(SEVERITIES)),
   reason: Type.Optional(Reason),
-  origin: Type.Optional(Enum(ORIGINS)),
+  // `action` is refused: only an approved block_ip action makes such a rule (and it is protected).
+  origin: Type.Optional(Enum(ORIGINS.filter((o) => o !== 'action'))),
   policyId: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'null: no policy (always enforced)' }))),
   expiresAt: Type.Optional(Nullable(IsoDate('the rule stops matching at this time; null: never'))),
   ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 315_360_000, description: 'instead of `expiresAt`: the rule stops matching this many seconds from now (a decision\'s duration)' })),

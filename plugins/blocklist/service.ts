@@ -3,6 +3,7 @@ import { queryRows, type Db, type DbOrTx } from '../../db/client.js';
 import { bulkInsert } from '../../db/bulk-insert.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError } from '../../src/problem.js';
+import { apiClients } from '../api-keys/table.js';
 import { canonicalAddress, canonicalCidr, parseCidr } from './addresses.js';
 import { BlocklistMatcher, type ActiveRule, type PolicyMode, type RuleType } from './matcher.js';
 import { isGlob, normalisePath } from './patterns.js';
@@ -157,6 +158,7 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
     if ('error' in v) throw invalidField(`${at}/value`, v.error);
     if (input.ttlSeconds !== undefined && input.expiresAt !== undefined) throw invalidField(`${at}/ttlSeconds`, 'give expiresAt or ttlSeconds, not both');
     const expiresAt = input.ttlSeconds !== undefined ? new Date(Date.now() + input.ttlSeconds * 1000) : input.expiresAt ? new Date(input.expiresAt) : null;
+    if (input.ttlSeconds === undefined && expiresAt !== null && expiresAt.getTime() <= Date.now()) throw invalidField(`${at}/expiresAt`, 'must be in the future (a rule that never matches is a mistake)');
     return {
       type: input.type,
       value: v.value,
@@ -167,6 +169,19 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       policyId: input.policyId ?? null,
       expiresAt,
     };
+  }
+
+  /** `api_client` rules must name a client that exists (400 naming the rule's `value`). */
+  async function clientsOrThrow(tx: DbOrTx, rows: ReadonlyArray<{ type: string; value: string }>, at: (i: number) => string): Promise<void> {
+    const wanted = [...new Set(rows.filter((r) => r.type === 'api_client').map((r) => Number(r.value)))];
+    if (wanted.length === 0) return;
+    const found = new Set<number>();
+    for (let i = 0; i < wanted.length; i += 1000) {
+      const chunk = await tx.select({ id: apiClients.id }).from(apiClients).where(inArray(apiClients.id, wanted.slice(i, i + 1000)));
+      for (const r of chunk) found.add(r.id);
+    }
+    const missing = rows.findIndex((r) => r.type === 'api_client' && !found.has(Number(r.value)));
+    if (missing !== -1) throw invalidField(`${at(missing)}/value`, `no API client ${rows[missing]!.value}`);
   }
 
   const duplicateRule = (type: string, value: string) =>
@@ -272,9 +287,11 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       return toPolicy(row!, 0);
     },
 
-    async updatePolicy(tx: DbOrTx, id: number, patch: UpdatePolicy): Promise<{ before: Policy; after: Policy } | undefined> {
+    /** `guard` sees the locked row first and may refuse the change (the built-in policy's protection). */
+    async updatePolicy(tx: DbOrTx, id: number, patch: Omit<UpdatePolicy, 'reason'>, guard?: (current: PolicyRow) => void): Promise<{ before: Policy; after: Policy } | undefined> {
       const [current] = await tx.select().from(securityPolicies).where(eq(securityPolicies.id, id)).for('update');
       if (!current) return undefined;
+      guard?.(current);
       const [row] = await tx
         .update(securityPolicies)
         .set({ ...patch, updatedAt: new Date() })
@@ -286,9 +303,10 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
     },
 
     /** Deletes the policy and its rules (cascade); returns it with how many rules went. */
-    async removePolicy(tx: DbOrTx, id: number): Promise<{ policy: Policy; rulesRemoved: number } | undefined> {
+    async removePolicy(tx: DbOrTx, id: number, guard?: (current: PolicyRow) => void): Promise<{ policy: Policy; rulesRemoved: number } | undefined> {
       const [current] = await tx.select().from(securityPolicies).where(eq(securityPolicies.id, id)).for('update');
       if (!current) return undefined;
+      guard?.(current);
       const [n] = await tx.select({ n: count() }).from(blocklistRules).where(eq(blocklistRules.policyId, id));
       await tx.delete(securityPolicies).where(eq(securityPolicies.id, id));
       return { policy: toPolicy(current, 0), rulesRemoved: n?.n ?? 0 };
@@ -331,6 +349,7 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
     async createRule(tx: DbOrTx, input: CreateRule): Promise<Rule> {
       const values = prepare(input, '');
       if (values.policyId != null) await policyOrThrow(tx, values.policyId, '/policyId');
+      await clientsOrThrow(tx, [values], () => '');
       const [row] = await tx.insert(blocklistRules).values(values).returning().catch(duplicateRule(values.type, values.value));
       return (await toRules(tx, [row!]))[0]!;
     },
@@ -355,24 +374,54 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
         const missing = rows.findIndex((r) => r.policyId != null && !found.has(r.policyId));
         if (missing !== -1) throw invalidField(`/rules/${missing}/policyId`, `no security policy ${rows[missing]!.policyId}`);
       }
+      await clientsOrThrow(tx, rows, (i) => `/rules/${i}`);
       const ids: number[] = [];
       const CHUNK = 1000;
+      const keyOf = (r: { policyId?: number | null; type: string; action?: string | null; value: string }) => `${r.policyId ?? ''}|${r.type}|${r.action ?? 'block'}|${r.value}`;
       for (let i = 0; i < rows.length; i += CHUNK) {
         const chunk = rows.slice(i, i + CHUNK);
+        // A rule already stored is skipped here and named below; the caller's transaction then
+        // rolls back the whole import.
         const inserted = await tx
           .insert(blocklistRules)
           .values(chunk)
-          .returning({ id: blocklistRules.id })
-          .catch(conflictOnUnique('A rule of this import already exists (same policy, type, action and value); nothing was imported.'));
-        ids.push(...inserted.map((r) => r.id));
+          .onConflictDoNothing()
+          .returning({ id: blocklistRules.id, policyId: blocklistRules.policyId, type: blocklistRules.type, action: blocklistRules.action, value: blocklistRules.value });
+        if (inserted.length < chunk.length) {
+          const made = new Set(inserted.map(keyOf));
+          const at = chunk.findIndex((r) => !made.has(keyOf(r)));
+          const dup = chunk[at]!;
+          const index = i + at;
+          const [existing] = await tx
+            .select({ id: blocklistRules.id })
+            .from(blocklistRules)
+            .where(
+              and(
+                dup.policyId == null ? isNull(blocklistRules.policyId) : eq(blocklistRules.policyId, dup.policyId),
+                eq(blocklistRules.type, dup.type),
+                eq(blocklistRules.action, dup.action ?? 'block'),
+                eq(blocklistRules.value, dup.value),
+              ),
+            )
+            .limit(1);
+          throw new ProblemError('conflict', {
+            detail: `Rule #/rules/${index} (${dup.type} '${dup.value}') already exists as rule ${existing?.id ?? '?'} (same policy, type, action and value); nothing was imported.`,
+            extensions: { index, pointer: `#/rules/${index}`, existingRuleId: existing?.id ?? null, ruleType: dup.type, value: dup.value },
+          });
+        }
+        const byKey = new Map(inserted.map((r) => [keyOf(r), r.id]));
+        ids.push(...chunk.map((r) => byKey.get(keyOf(r))!));
       }
       return ids;
     },
 
-    async updateRule(tx: DbOrTx, id: number, patch: UpdateRule): Promise<{ before: Rule; after: Rule } | undefined> {
+    /** `guard` sees the locked row first and may refuse the change (rules made by approved actions). */
+    async updateRule(tx: DbOrTx, id: number, patch: UpdateRule, guard?: (current: RuleRow) => void): Promise<{ before: Rule; after: Rule } | undefined> {
       const [current] = await tx.select().from(blocklistRules).where(eq(blocklistRules.id, id)).for('update');
       if (!current) return undefined;
+      guard?.(current);
       if (patch.policyId != null) await policyOrThrow(tx, patch.policyId, '/policyId');
+      if (patch.expiresAt != null && new Date(patch.expiresAt).getTime() <= Date.now()) throw invalidField('/expiresAt', 'must be in the future (DELETE the rule to end it now)');
       const set: Partial<typeof blocklistRules.$inferInsert> = { updatedAt: new Date() };
       if (patch.action !== undefined) set.action = patch.action;
       if (patch.severity !== undefined) set.severity = patch.severity;
@@ -384,7 +433,11 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       return { before: before!, after: after! };
     },
 
-    async removeRule(tx: DbOrTx, id: number): Promise<Rule | undefined> {
+    async removeRule(tx: DbOrTx, id: number, guard?: (current: RuleRow) => void): Promise<Rule | undefined> {
+      // Locked first: an automatic block may turn the row into an action's rule meanwhile.
+      const [current] = await tx.select().from(blocklistRules).where(eq(blocklistRules.id, id)).for('update');
+      if (!current) return undefined;
+      guard?.(current);
       const [row] = await tx.delete(blocklistRules).where(eq(blocklistRules.id, id)).returning();
       return row && (await toRules(tx, [row]))[0];
     },

@@ -169,6 +169,14 @@ describe('decoy paths', () => {
         'x-auth-token': 'hunter2',
         'x-forwarded-host': 'example.com',
         'x-note': 'key ghp_0123456789abcdefghijklmnopqrstuvwxyzAB here',
+        // Credentials in headers whose names the kernel's secret list does not know (breaker finding 7).
+        'x-auth': 'Basic dXNlcjpodW50ZXIy',
+        'x-auth-key': '0123456789abcdef',
+        'x-session-id': 's3ss10n-value',
+        'x-upstream': 'Digest username="u", response="6629fae49393a05397450978507c4ef1"',
+        'x-relay': 'gzip, NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw==',
+        'x-other': 'aws4-hmac-sha256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request',
+        'x-plain': 'Basic plan, no credentials',
       },
     });
     expect(res.statusCode).toBe(200);
@@ -178,9 +186,10 @@ describe('decoy paths', () => {
     const [row] = page.items;
     expect(row).toMatchObject({ honeypotId: h.id, sourceIp: '198.51.100.23', userAgent: 'Mozilla/5.0 (scanner)', method: 'GET', path: '/telemetry/.env', correlationId: res.headers['x-request-id'] });
     expect(row.headers).toMatchObject({ 'x-forwarded-host': 'example.com', 'user-agent': 'Mozilla/5.0 (scanner)' });
-    for (const dropped of ['authorization', 'cookie', 'x-api-key', 'x-auth-token']) expect(row.headers).not.toHaveProperty(dropped);
+    for (const dropped of ['authorization', 'cookie', 'x-api-key', 'x-auth-token', 'x-auth', 'x-auth-key', 'x-session-id']) expect(row.headers).not.toHaveProperty(dropped);
     expect(row.headers['x-note']).toBe('key [redacted] here');
-    expect(JSON.stringify(row)).not.toMatch(/hunter2|secret-cookie|vhk_|ghp_/);
+    for (const redacted of ['x-upstream', 'x-relay', 'x-other', 'x-plain']) expect(row.headers[redacted]).toBe('[redacted]');
+    expect(JSON.stringify(row)).not.toMatch(/hunter2|secret-cookie|vhk_|ghp_|dXNlcjpodW50ZXIy|0123456789abcdef|s3ss10n|6629fae|TlRMTVNT|AKIDEXAMPLE/);
 
     // Keyset pages, newest first.
     await from('198.51.100.24', { method: 'GET', url: '/telemetry/.env' });

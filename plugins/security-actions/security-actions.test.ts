@@ -386,6 +386,31 @@ describe('security action workflow (TR)', () => {
     expect((await t.inject({ method: 'POST', url: `${PATH}/${recent}/execute` })).json().status).toBe('executed');
   });
 
+  it('answers the completing approval with the outcome when another execution took the action over (breaker finding 8)', async () => {
+    const flagKey = await newFlag(true);
+    const id = (await create({ type: 'disable_flag', params: { flagKey }, reason: 'taken over' })).json().id;
+    const { service } = t.app.securityActions;
+    const lock = service.lock.bind(service);
+    // The approval locks the row twice: to decide, then to claim the execution. Before the claim,
+    // another instance's `/execute` claims it (here inside the claim's own transaction, so the
+    // claim sees `executing`) and finishes a moment later.
+    const spy = vi
+      .spyOn(service, 'lock')
+      .mockImplementationOnce(lock)
+      .mockImplementationOnce(async (tx, actionId) => {
+        await tx.update(securityActions).set({ status: 'executing', executionStartedAt: new Date() }).where(eq(securityActions.id, actionId));
+        setTimeout(() => void t.app.db.update(securityActions).set({ status: 'executed', finishedAt: new Date() }).where(eq(securityActions.id, actionId)).then(() => undefined), 300);
+        return lock(tx, actionId);
+      });
+    try {
+      const approved = await decide(id, 'approve', alice);
+      expect(approved.statusCode, approved.body).toBe(200);
+      expect(approved.json()).toMatchObject({ id, status: 'executed' });
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it('two approvals racing execute the action once', async () => {
     const flagKey = await newFlag(true);
     const id = (await create({ type: 'disable_flag', params: { flagKey }, reason: 'race' })).json().id;

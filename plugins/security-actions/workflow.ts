@@ -27,6 +27,12 @@ const MAX_TTL_MS = 30 * 86_400_000;
 export const EXECUTION_LEASE_MS = 5 * 60_000;
 /** An action `approved` this long ago whose execution never started is executed by the sweep. */
 export const LEFT_APPROVED_MS = 60_000;
+/**
+ * How long the approval that completed the count waits for another caller's execution of the
+ * action (an operator's `/execute` on another instance) to finish, so it answers the outcome;
+ * past it, it answers `executing` as it is then.
+ */
+const SETTLE_WAIT_MS = 15_000;
 /** Who the expiry sweep's audit entries name. */
 export const SWEEP_ACTOR: Actor = { type: 'system', id: 'security-actions', keyId: null };
 
@@ -105,6 +111,16 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
     return action;
   }
 
+  /** The action once an execution someone else claimed has finished (bounded by SETTLE_WAIT_MS). */
+  async function settled(id: number): Promise<SecurityAction> {
+    const deadline = Date.now() + SETTLE_WAIT_MS;
+    for (;;) {
+      const action = await current(id);
+      if (action.status !== 'executing' || Date.now() >= deadline) return action;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
+
   /** Runs one executor's effect; the generic type ties the params to the executor. */
   function runEffect<K extends ActionType>(type: K, tx: Parameters<Parameters<WriteThrough>[2]>[0], row: ActionRow, actor: Actor) {
     const executor = executors[type] as Executor<ActionParams[K]>;
@@ -127,7 +143,7 @@ export function createWorkflow(deps: { service: SecurityActionService; executors
       const after = await service.transition(tx, id, 'executing', { executionStartedAt: new Date() });
       return { result: after, audit: null };
     });
-    if (!claimed) return current(id);
+    if (!claimed) return settled(id);
 
     const type = claimed.type as ActionType;
     const executor: Executor<unknown> = executors[type] as Executor<unknown>;

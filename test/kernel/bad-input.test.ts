@@ -104,6 +104,21 @@ describe('bad input on every route', () => {
     }
   });
 
+  it('refuses integer path parameters not written in plain decimal digits (`/blocklist/1e3` is not rule 1000)', async () => {
+    let swept = 0;
+    for (const { method, path, op } of operations()) {
+      const params = op.parameters?.filter((p) => p.in === 'path') ?? [];
+      if (params.length === 0 || !params.every((p) => p.schema?.type === 'integer')) continue;
+      swept++;
+      for (const bad of ['1e3', '1E3', '0x3e8', '1000.0', '+1000', '01000', ' 1000', '0b1', '1_000']) {
+        const url = path.replace(/\{(\w+)\}/g, () => encodeURIComponent(bad));
+        const res = await send({ method: method as InjectOptions['method'], url });
+        expectProblem(res, [400], `${method} ${path} with ${bad}`);
+      }
+    }
+    expect(swept).toBeGreaterThan(10);
+  });
+
   it('rejects malformed bodies on every route that takes one', async () => {
     const withBody = operations().filter((o) => o.op.requestBody);
     for (const { method, url, path } of withBody) {

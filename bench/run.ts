@@ -1,6 +1,5 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +7,7 @@ import autocannon, { type Result } from 'autocannon';
 import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { loadEnv } from '../src/env.js';
 import { EVALUATE_BODY, measureInProcess, seedFlags, type InProcessFigures } from './flags.js';
+import { median, rssOf, sleep, startServer, StartError, status, stopAll } from './servers.js';
 
 // `npm run bench`: bare Fastify (one trivial route, logger off) against the full kernel started
 // through its real entry point (every pack, request logging on at LOG_LEVEL=info to /dev/null,
@@ -69,109 +69,10 @@ interface Target {
   body?: string;
 }
 
-interface RunningServer {
-  name: 'bare' | 'kernel';
-  child: ChildProcess;
-  origin: string;
-  stderr: string[];
-  exited: Promise<number | null>;
-}
-
-const running: RunningServer[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function status(url: string, headers: Record<string, string> = {}): Promise<number | undefined> {
-  try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(2000) });
-    await res.arrayBuffer();
-    return res.status;
-  } catch {
-    return undefined;
-  }
-}
-
-class StartError extends Error {}
-
-/** Spawns `script` with tsx on a free loopback port; resolves once `probe` answers 200. */
-async function startServer(name: RunningServer['name'], script: string, env: Record<string, string>, probe: string): Promise<RunningServer> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: root,
-    env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
-    // stdout (the request log) goes to /dev/null; stderr is kept for a failed start.
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const stderr: string[] = [];
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => stderr.push(...chunk.split('\n').filter(Boolean)));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const server: RunningServer = { name, child, origin: `http://127.0.0.1:${port}`, stderr, exited };
-  running.push(server);
-
-  let gone = false;
-  void exited.then(() => (gone = true));
-  const deadline = Date.now() + 90_000;
-  while (Date.now() < deadline) {
-    if (gone) throw new StartError(`${name} server exited during start:\n${stderr.slice(-20).join('\n')}`);
-    if ((await status(`${server.origin}${probe}`)) === 200) return server;
-    await sleep(200);
-  }
-  throw new StartError(`${name} server did not answer 200 on ${probe} within 90 s:\n${stderr.slice(-20).join('\n')}`);
-}
-
-async function stopAll(): Promise<Array<{ name: string; code: number | null }>> {
-  const stops = running.splice(0).map(async (s) => {
-    if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
-    const code = await Promise.race([s.exited, sleep(15_000).then(() => 'timeout' as const)]);
-    if (code === 'timeout') {
-      s.child.kill('SIGKILL');
-      return { name: s.name, code: await s.exited };
-    }
-    return { name: s.name, code };
-  });
-  return Promise.all(stops);
-}
-
 function drive(url: string, seconds: number, t: Pick<Target, 'headers' | 'method' | 'body'> = {}): Promise<Result> {
   return Promise.resolve(
     autocannon({ url, headers: t.headers ?? {}, method: t.method ?? 'GET', body: t.body, connections: SETTINGS.connections, pipelining: SETTINGS.pipelining, duration: seconds, timeout: 10 }),
   );
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-
-/** Resident set size of a process in MiB (current and peak), from /proc on Linux. */
-function rssOf(pid: number | undefined): { rssMiB: number; peakRssMiB: number } | null {
-  if (pid === undefined) return null;
-  try {
-    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-    return { rssMiB: Math.round(kib('VmRSS') / 102.4) / 10, peakRssMiB: Math.round(kib('VmHWM') / 102.4) / 10 };
-  } catch {
-    try {
-      const kb = Number(execFileSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' }).trim());
-      return { rssMiB: Math.round(kb / 102.4) / 10, peakRssMiB: NaN };
-    } catch {
-      return null;
-    }
-  }
 }
 
 /**

@@ -575,6 +575,9 @@ describe('outside tester findings (trailing slash, proxy address forms, lockout,
     expect((await from('198.19.0.9', {}, glass)).statusCode).toBe(200);
     // The same address on an instance without the list is blocked: the list is per instance, from its environment.
     expectBlocked(await from('198.19.0.9'), r.id);
+    const check = await t.inject({ method: 'GET', url: `${RULES}/check?ip=198.19.0.9` }, glass);
+    expect(check.json()).toMatchObject({ decision: 'allow', ruleId: null, explanation: expect.stringContaining('BLOCKLIST_ALWAYS_ALLOW') });
+    expect((await t.inject({ method: 'GET', url: `${RULES}/check?ip=198.19.0.9` })).json()).toMatchObject({ decision: 'block', ruleId: r.id });
     // The guard does not count a break-glass caller as locked out.
     const own = await t.inject({ method: 'POST', url: RULES, remoteAddress: '2001:db8:99::1', payload: { type: 'ip', value: '2001:db8:99::1' } } as InjectOptions, glass);
     expect(own.statusCode, own.body).toBe(201);

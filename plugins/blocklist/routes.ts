@@ -305,6 +305,16 @@ export const blocklistRoutes =
           .matching(input, now)
           .sort((a, b) => (a === decision?.rule ? -1 : b === decision?.rule ? 1 : a.action !== b.action ? (a.action === 'allow' ? -1 : 1) : outranks(a, b) ? -1 : 1));
         let explanation = 'No active rule matches: the request would pass.';
+        if (blocklist.alwaysAllow.covers(ip)) {
+          const rulesSay = decision ? ` (the rules alone would answer ${decision.outcome}, rule ${decision.rule.id})` : '';
+          return {
+            decision: 'allow',
+            ruleId: null,
+            explanation: `Address ${ipText} is in BLOCKLIST_ALWAYS_ALLOW: no rule blocks it${rulesSay}.`,
+            input: { ip: ipText, ua: input.userAgent, path: input.path, clientId: input.clientId },
+            matches: [],
+          };
+        }
         if (decision?.outcome === 'allow') explanation = `Allow rule ${decision.rule.id} matches (${why(decision.rule, input, ipText)}); allow rules win over every block.`;
         else if (decision?.outcome === 'block') explanation = `Block rule ${decision.rule.id} decides (${why(decision.rule, input, ipText)}; severity ${decision.rule.severity}, policy mode enforce): the request would get 403.`;
         else if (decision?.outcome === 'monitor') explanation = `Rule ${decision.rule.id} matches (${why(decision.rule, input, ipText)}) but its policy is in monitor mode: the request would pass and be counted.`;

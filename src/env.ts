@@ -36,6 +36,7 @@ export const EnvSchema = Type.Object({
   BLOCKLIST_ESCALATION_TTL_SECONDS: Type.Integer({ default: 900, minimum: 1, maximum: 31_536_000, description: 'lifetime of a first automatic block; doubled for each repeat offence within the look-back' }),
   BLOCKLIST_ESCALATION_MAX_TTL_SECONDS: Type.Integer({ default: 604_800, minimum: 1, maximum: 31_536_000, description: 'the longest an automatic block grows to' }),
   BLOCKLIST_ESCALATION_LOOKBACK_DAYS: Type.Integer({ default: 30, minimum: 1, maximum: 3650, description: 'an offence counts as a repeat if the previous one was this recent' }),
+  BLOCKLIST_ALWAYS_ALLOW: Type.String({ default: '', maxLength: 4096, description: 'comma-separated addresses/CIDRs no blocklist rule blocks and escalation never blocks (the operators\' break-glass network); a bad entry stops the start' }),
   BLOCKLIST_EVENT_INTERVAL_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 3_600_000, description: 'blocked/monitored/429/401 counts are written (as per-minute roll-ups) and logged (one line per rule) this often' }),
   READY_DB_TIMEOUT_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
   DB_ACQUIRE_TIMEOUT_MS: Type.Integer({ default: 2000, minimum: 100, maximum: 60_000, description: 'how long a statement or transaction may wait for a live PostgreSQL connection before failing with 503 (and never running later)' }),

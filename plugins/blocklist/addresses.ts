@@ -80,6 +80,36 @@ export function parseIp(s: string): ParsedIp | undefined {
   return n === undefined ? undefined : { v: 4, n };
 }
 
+/**
+ * A client address as a proxy may write it (request.ip honours TRUST_PROXY, so it is whatever
+ * the trusted hop put in `X-Forwarded-For`): a bare address, `a.b.c.d:port`, `[v6]:port`,
+ * `[v6]`, or `v6%zone`. The port and the zone id are dropped (a zone names an interface of the
+ * proxy, not a different client); mapped IPv6 becomes IPv4 (`parseIp`). Undefined when it still
+ * does not parse (a hostname): such a request is matched by no address rule and never escalated.
+ */
+export function parseClientAddress(raw: string): ParsedIp | undefined {
+  const direct = parseIp(raw);
+  if (direct) return direct;
+  let s = raw.trim();
+  if (s.charCodeAt(0) === 91 /* [ */) {
+    const close = s.indexOf(']');
+    if (close === -1) return undefined;
+    const rest = s.slice(close + 1);
+    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return undefined;
+    s = s.slice(1, close);
+  } else {
+    const colon = s.indexOf(':');
+    // One colon: IPv4 with a port (an IPv6 address has at least two).
+    if (colon !== -1 && colon === s.lastIndexOf(':')) {
+      if (!/^\d{1,5}$/.test(s.slice(colon + 1))) return undefined;
+      s = s.slice(0, colon);
+    }
+  }
+  const zone = s.indexOf('%');
+  if (zone !== -1 && s.includes(':')) s = s.slice(0, zone);
+  return parseIp(s);
+}
+
 export function formatIpv4(n: number): string {
   return `${Math.floor(n / 16777216)}.${Math.floor(n / 65536) % 256}.${Math.floor(n / 256) % 256}.${n % 256}`;
 }

@@ -579,3 +579,118 @@ describe('rules that could never have been meant (breaker finding 8)', () => {
     expect((await createRule({ type: 'api_client', value: String(client.clientId), action: 'allow' })).statusCode).toBe(201);
   });
 });
+
+describe('outside tester findings (trailing slash, proxy address forms, lockout, break-glass list)', () => {
+  it('matches path rules against the routed path: a trailing slash escapes neither globs nor prefixes', async () => {
+    const glob = await rule({ type: 'path', value: '/system/security/inciden?s' });
+    expectBlocked(await t.inject({ method: 'GET', url: '/system/security/incidents', remoteAddress: '192.88.99.30' } as InjectOptions), glob.id);
+    expectBlocked(await t.inject({ method: 'GET', url: '/system/security/incidents/', remoteAddress: '192.88.99.30' } as InjectOptions), glob.id);
+    expectBlocked(await t.inject({ method: 'GET', url: '/system/security/incidents/?x=1', remoteAddress: '192.88.99.30' } as InjectOptions), glob.id);
+    // A prefix written with the slash covers the route without it, which the router serves alike.
+    const prefix = await rule({ type: 'path', value: '/system/overview/' });
+    expectBlocked(await t.inject({ method: 'GET', url: '/system/overview', remoteAddress: '192.88.99.30' } as InjectOptions), prefix.id);
+    // And a glob written with the slash covers the route without it.
+    const slashGlob = await rule({ type: 'path', value: '/system/scop?s/' });
+    expectBlocked(await t.inject({ method: 'GET', url: '/system/scopes', remoteAddress: '192.88.99.30' } as InjectOptions), slashGlob.id);
+    for (const id of [glob.id, prefix.id, slashGlob.id]) expect((await t.inject({ method: 'DELETE', url: `${RULES}/${id}` })).statusCode).toBe(204);
+    const after = await t.inject({ method: 'GET', url: '/system/security/incidents/', remoteAddress: '192.88.99.30' } as InjectOptions);
+    expect(after.statusCode, after.body).toBe(200);
+  });
+
+  it('normalises a proxy-written client address (port, [v6]:port, zone id) for matching and escalation', async () => {
+    const v4 = await rule({ type: 'ip', value: '203.0.113.77' });
+    const v6 = await rule({ type: 'cidr', value: '2001:db8:77::/48' });
+    const proxy = await t.another({ TRUST_PROXY: '127.0.0.1', BLOCKLIST_AUTH_FAILURE_THRESHOLD: 3, BLOCKLIST_AUTH_FAILURE_WINDOW_SECONDS: 60 });
+    const via = (xff: string, opts: Partial<InjectOptions> = {}) => from('127.0.0.1', { ...opts, headers: { 'x-forwarded-for': xff, ...(opts.headers as Record<string, string> | undefined) } }, proxy);
+    expectBlocked(await via('203.0.113.77:1234'), v4.id);
+    expectBlocked(await via('[::ffff:203.0.113.77]:443'), v4.id);
+    expectBlocked(await via('[2001:db8:77::5]:80'), v6.id);
+    expectBlocked(await via('[2001:db8:77::5]'), v6.id);
+    expectBlocked(await via('2001:db8:77::5%eth0'), v6.id);
+    expect((await via('203.0.113.78:1234')).statusCode).toBe(200);
+
+    // 401s from `address:port` escalate the address itself.
+    const bad = { headers: { authorization: 'Bearer vhk_wrongwrongwr_wrongwrongwrongwrongwrongwrongwrongwrong' } };
+    for (let i = 0; i < 3; i++) expect((await via(`192.88.99.77:${4000 + i}`, bad)).statusCode).toBe(401);
+    await escalated('192.88.99.77', proxy);
+    expect((await via('192.88.99.77')).statusCode).toBe(403);
+    // A hostname is no address: matched by no address rule and never escalated, never a 5xx.
+    for (let i = 0; i < 4; i++) expect((await via('evil-host:99', bad)).statusCode).toBe(401);
+    await proxy.blocklistRules.escalations();
+    expect((await via('evil-host:99')).statusCode).toBe(200);
+  });
+
+  it('refuses with 409 a rule that would block the request writing it, unless forced (audited)', async () => {
+    // Injected requests come from 127.0.0.1 with the user agent `lightMyRequest`.
+    for (const body of [
+      { type: 'ip', value: '127.0.0.1' },
+      { type: 'cidr', value: '0.0.0.0/0' },
+      { type: 'cidr', value: '127.0.0.0/8' },
+      { type: 'path', value: '/' },
+      { type: 'path', value: '/system/security/' },
+      { type: 'path', value: '/system/security/blocklist' },
+      { type: 'user_agent', value: '*' },
+      { type: 'user_agent', value: 'lightmy' },
+    ]) {
+      const res = await createRule({ ...body, reason: 'oops' });
+      expect(res.statusCode, JSON.stringify(body)).toBe(409);
+      expect(res.json()).toMatchObject({ type: '/problems/conflict', wouldBlock: { type: body.type } });
+      expect(res.json().detail).toContain('force');
+    }
+    // Nothing was written.
+    expect((await t.inject({ method: 'GET', url: `${RULES}?type=cidr&value=0.0.0.0/0` })).json().items).toHaveLength(0);
+    // A rule in a monitor-mode policy blocks nobody: no lockout.
+    const monitor = await policy({ name: 'lockout-monitor', mode: 'monitor' });
+    const watched = await rule({ type: 'user_agent', value: 'lockout-agent', policyId: monitor.id });
+    // Moving it into an enforcing policy would lock the author (sending that agent) out: 409, unchanged.
+    const moved = await t.inject({ method: 'PATCH', url: `${RULES}/${watched.id}`, headers: { 'user-agent': 'lockout-agent' }, payload: { policyId: null } });
+    expect(moved.statusCode, moved.body).toBe(409);
+    expect((await t.inject({ method: 'GET', url: `${RULES}/${watched.id}` })).json().policyId).toBe(monitor.id);
+    // Forced: written, and the audit entry says so.
+    const forced = await t.inject({ method: 'POST', url: RULES, headers: { 'user-agent': 'forced-agent' }, payload: { type: 'user_agent', value: 'forced-agent', force: true } });
+    expect(forced.statusCode, forced.body).toBe(201);
+    const [entry] = await t.app.db.select().from(adminOperations).where(and(eq(adminOperations.operation, 'blocklist-rule.create'), eq(adminOperations.targetId, String(forced.json().id))));
+    expect(entry?.after).toMatchObject({ forced: true });
+    expect((await t.inject({ method: 'GET', url: PROBE, headers: { 'user-agent': 'forced-agent' } })).statusCode).toBe(403);
+    expect((await t.inject({ method: 'DELETE', url: `${RULES}/${forced.json().id}` })).statusCode).toBe(204);
+    // An unforced rule that does not touch the author is written without an override mark.
+    const plain = await rule({ type: 'user_agent', value: 'someone-else-agent' });
+    const [plainEntry] = await t.app.db.select().from(adminOperations).where(and(eq(adminOperations.operation, 'blocklist-rule.create'), eq(adminOperations.targetId, String(plain.id))));
+    expect(plainEntry?.after).not.toHaveProperty('forced');
+
+    // Bulk: one locking rule refuses the whole import, naming it.
+    const bulk = await t.inject({ method: 'POST', url: `${RULES}/bulk`, payload: { rules: [{ type: 'ip', value: '192.0.2.201' }, { type: 'cidr', value: '127.0.0.0/8' }] } });
+    expect(bulk.statusCode, bulk.body).toBe(409);
+    expect(bulk.json()).toMatchObject({ wouldBlock: { type: 'cidr', value: '127.0.0.0/8' } });
+    expect((await t.inject({ method: 'GET', url: `${RULES}?value=192.0.2.201` })).json().items).toHaveLength(0);
+
+    // An allow rule already covering the author means no lockout.
+    await rule({ type: 'ip', value: '198.18.0.5', action: 'allow' });
+    const covered = await t.inject({ method: 'POST', url: RULES, remoteAddress: '198.18.0.5', payload: { type: 'cidr', value: '198.18.0.0/24' } } as InjectOptions);
+    expect(covered.statusCode, covered.body).toBe(201);
+    // Without it, from the same network: refused.
+    const uncovered = await t.inject({ method: 'POST', url: RULES, remoteAddress: '198.18.1.5', payload: { type: 'cidr', value: '198.18.1.0/24' } } as InjectOptions);
+    expect(uncovered.statusCode).toBe(409);
+  });
+
+  it('never blocks or escalates BLOCKLIST_ALWAYS_ALLOW addresses, whatever the rules', async () => {
+    const r = await rule({ type: 'cidr', value: '198.19.0.0/24' });
+    const glass = await t.another({ BLOCKLIST_ALWAYS_ALLOW: ' 198.19.0.9 , 2001:db8:99::/48', BLOCKLIST_AUTH_FAILURE_THRESHOLD: 2, BLOCKLIST_AUTH_FAILURE_WINDOW_SECONDS: 60 });
+    expectBlocked(await from('198.19.0.8', {}, glass), r.id);
+    expect((await from('198.19.0.9', {}, glass)).statusCode).toBe(200);
+    // The same address on an instance without the list is blocked: the list is per instance, from its environment.
+    expectBlocked(await from('198.19.0.9'), r.id);
+    const check = await t.inject({ method: 'GET', url: `${RULES}/check?ip=198.19.0.9` }, glass);
+    expect(check.json()).toMatchObject({ decision: 'allow', ruleId: null, explanation: expect.stringContaining('BLOCKLIST_ALWAYS_ALLOW') });
+    expect((await t.inject({ method: 'GET', url: `${RULES}/check?ip=198.19.0.9` })).json()).toMatchObject({ decision: 'block', ruleId: r.id });
+    // The guard does not count a break-glass caller as locked out.
+    const own = await t.inject({ method: 'POST', url: RULES, remoteAddress: '2001:db8:99::1', payload: { type: 'ip', value: '2001:db8:99::1' } } as InjectOptions, glass);
+    expect(own.statusCode, own.body).toBe(201);
+    expect((await from('2001:db8:99::1', {}, glass)).statusCode).toBe(200);
+    // Escalation never blocks it.
+    const bad = { headers: { authorization: 'Bearer vhk_wrongwrongwr_wrongwrongwrongwrongwrongwrongwrongwrong' } };
+    for (let i = 0; i < 4; i++) expect((await from('198.19.0.9', bad, glass)).statusCode).toBe(401);
+    await glass.blocklistRules.escalations();
+    expect((await t.inject({ method: 'GET', url: `${RULES}?value=198.19.0.9` })).json().items).toHaveLength(0);
+  });
+});

@@ -3,7 +3,8 @@ import type { Counter } from 'prom-client';
 import { requestPath } from '../../src/error-handler.js';
 import { buildProblem, PROBLEM_CONTENT_TYPE } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
-import { formatIp, formatIpv6, parseIp, type ParsedIp } from './addresses.js';
+import type { AlwaysAllow } from './always-allow.js';
+import { formatIp, formatIpv6, parseClientAddress, type ParsedIp } from './addresses.js';
 import type { ActiveRule, Decision, MatchInput } from './matcher.js';
 import { normalisePath } from './patterns.js';
 import type { BlocklistState, RollupRow } from './service.js';
@@ -103,8 +104,28 @@ export type SecurityCounters = ReturnType<typeof createSecurityCounters>;
 /** Canonical text of a request's address for counters and escalation. */
 export const addressText = (ip: ParsedIp | undefined, raw: string): string => (ip ? formatIp(ip) : raw.slice(0, 64));
 
+/**
+ * The request's client address for matching, counting and escalation (`parseClientAddress`:
+ * ports and zone ids dropped). One that still does not parse is logged once per instance (a
+ * trusted proxy writing something odd is a setup mistake worth one line, not one per request);
+ * it is counted under its raw text, matched by no address rule and never escalated.
+ */
+export function clientAddressReader(log: FastifyBaseLogger): (request: FastifyRequest) => ParsedIp | undefined {
+  let warned = false;
+  return (request) => {
+    const ip = parseClientAddress(request.ip);
+    if (!ip && !warned) {
+      warned = true;
+      log.warn({ address: request.ip.slice(0, 64) }, 'client address is not an IP address (check TRUST_PROXY and what the proxy writes); address rules and escalation skip such requests');
+    }
+    return ip;
+  };
+}
+
 export interface GuardDeps {
   state: StateEntry<BlocklistState>;
+  alwaysAllow: AlwaysAllow;
+  clientAddress: (request: FastifyRequest) => ParsedIp | undefined;
   counters: SecurityCounters;
   blocked: Counter<'rule_type' | 'mode'>;
 }
@@ -127,7 +148,7 @@ const hasCredential = (request: FastifyRequest): boolean => request.headers.auth
  *   `api_client` rules, and blocks deferred because an `api_client` allow rule might apply.
  */
 export function addBlocklistHooks(app: FastifyInstance, deps: GuardDeps): void {
-  const { state, counters, blocked } = deps;
+  const { state, counters, blocked, alwaysAllow, clientAddress } = deps;
   app.decorateRequest('blocklist', null);
 
   const onDecision = (request: FastifyRequest, reply: FastifyReply, decision: Decision, ip: ParsedIp | undefined): boolean => {
@@ -146,7 +167,12 @@ export function addBlocklistHooks(app: FastifyInstance, deps: GuardDeps): void {
   app.addHook('onRequest', function blocklistGuard(request, reply, done) {
     const { matcher } = state.get();
     if (matcher.size === 0) return done();
-    const ip = parseIp(request.ip);
+    const ip = clientAddress(request);
+    // BLOCKLIST_ALWAYS_ALLOW: no rule, api_client ones included, refuses these addresses.
+    if (alwaysAllow.covers(ip)) {
+      request.blocklist = { allowed: true, deferred: null };
+      return done();
+    }
     const input: MatchInput = { ip, userAgent: request.headers['user-agent'] ?? '', path: normalisePath(request.url), clientId: null };
     const decision = matcher.decide(input, Date.now());
     if (decision === null) return done();
@@ -169,7 +195,7 @@ export function addBlocklistHooks(app: FastifyInstance, deps: GuardDeps): void {
     if (!deferred) return done(null, payload);
     request.blocklist = { allowed: false, deferred: null };
     const { rule } = deferred;
-    counters.record('blocked', rule, addressText(parseIp(request.ip), request.ip));
+    counters.record('blocked', rule, addressText(clientAddress(request), request.ip));
     blocked.inc({ rule_type: rule.type, mode: 'enforce' });
     reply.removeHeader('www-authenticate');
     reply.removeHeader('retry-after');
@@ -190,13 +216,13 @@ export function addBlocklistHooks(app: FastifyInstance, deps: GuardDeps): void {
       if (client?.outcome === 'allow') return done(null, payload);
       // The address block stands (or a client block outranks it).
       const decision = client && client.outcome !== 'monitor' ? client : deferred;
-      onDecision(request, reply, decision, parseIp(request.ip));
+      onDecision(request, reply, decision, clientAddress(request));
       return;
     }
     if (clientId === null || !matcher.hasClientRules) return done(null, payload);
     const decision = matcher.decideClient(clientId, Date.now());
     if (decision === null || decision.outcome === 'allow') return done(null, payload);
-    if (!onDecision(request, reply, decision, parseIp(request.ip))) done(null, payload);
+    if (!onDecision(request, reply, decision, clientAddress(request))) done(null, payload);
   });
 }
 
@@ -213,6 +239,8 @@ export interface EscalationDeps {
   /** Writes the block (in the background); resolves when done, rejects on failure. */
   escalate(address: string, origin: 'rate_limit' | 'auth_failure', count: number, windowSeconds: number): Promise<void>;
   log: FastifyBaseLogger;
+  alwaysAllow: AlwaysAllow;
+  clientAddress: (request: FastifyRequest) => ParsedIp | undefined;
   /** Addresses tracked at once per kind; past it the oldest window is forgotten. */
   maxTracked: number;
 }
@@ -230,10 +258,10 @@ export function addEscalationHook(app: FastifyInstance, deps: EscalationDeps): {
   const inFlight = new Map<string, Promise<void>>();
 
   const note = (origin: 'rate_limit' | 'auth_failure', request: FastifyRequest) => {
-    const ip = parseIp(request.ip);
+    const ip = deps.clientAddress(request);
     deps.counters.record(origin === 'rate_limit' ? 'rate_limited' : 'auth_failure', null, addressText(ip, request.ip));
     const settings = origin === 'rate_limit' ? deps.rateLimit : deps.authFailure;
-    if (settings.threshold <= 0 || !ip) return;
+    if (settings.threshold <= 0 || !ip || deps.alwaysAllow.covers(ip)) return;
     // An IPv6 client usually holds a whole /64 and can change address within it at will: it is
     // counted, and blocked, as that /64 (as the rate limiter counts it).
     const address = ip.v === 4 ? formatIp(ip) : `${formatIpv6(ip.g.map((x, i) => (i < 4 ? x : 0)))}/64`;

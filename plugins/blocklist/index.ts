@@ -3,7 +3,8 @@ import type { DeclaredScopes } from '../../src/access.js';
 import type { Actor } from '../../src/audit/writer.js';
 import { definePack } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
-import { addBlocklistHooks, addEscalationHook, createSecurityCounters } from './hooks.js';
+import { parseAlwaysAllow, type AlwaysAllow } from './always-allow.js';
+import { addBlocklistHooks, addEscalationHook, clientAddressReader, createSecurityCounters } from './hooks.js';
 import { blocklistRoutes } from './routes.js';
 import { createBlocklistService, EMPTY_STATE, escalationSeverity, type BlocklistRuleService, type BlocklistState, type RollupRow } from './service.js';
 import { blocklistSnapshotSections } from './snapshot.js';
@@ -19,6 +20,8 @@ export interface Blocklist {
   flushEvents(): Promise<void>;
   /** Resolves when every escalation write started so far has finished. */
   escalations(): Promise<void>;
+  /** BLOCKLIST_ALWAYS_ALLOW, parsed. */
+  alwaysAllow: AlwaysAllow;
 }
 
 declare module 'fastify' {
@@ -59,6 +62,10 @@ export default definePack({
   dependencies: ['system-log'],
   async register(app) {
     const env = app.env;
+    const alwaysAllow = parseAlwaysAllow(env.BLOCKLIST_ALWAYS_ALLOW);
+    const log = app.log.child({ pack: 'blocklist' });
+    if (alwaysAllow.entries.length > 0) log.info({ alwaysAllow: alwaysAllow.entries }, 'BLOCKLIST_ALWAYS_ALLOW: these addresses bypass every blocklist rule');
+    const clientAddress = clientAddressReader(log);
     const rules = createBlocklistService({
       db: app.db,
       escalation: { lookbackSeconds: env.BLOCKLIST_ESCALATION_LOOKBACK_DAYS * 86_400, maxTtlSeconds: env.BLOCKLIST_ESCALATION_MAX_TTL_SECONDS },
@@ -103,14 +110,16 @@ export default definePack({
     const timer = setInterval(() => counters.drain(), env.BLOCKLIST_EVENT_INTERVAL_MS);
     timer.unref();
 
-    addBlocklistHooks(app, { state, counters, blocked });
+    addBlocklistHooks(app, { state, counters, blocked, alwaysAllow, clientAddress });
 
     const escalation = addEscalationHook(app, {
       rateLimit: { threshold: env.BLOCKLIST_RATE_LIMIT_THRESHOLD, windowSeconds: env.BLOCKLIST_RATE_LIMIT_WINDOW_SECONDS },
       authFailure: { threshold: env.BLOCKLIST_AUTH_FAILURE_THRESHOLD, windowSeconds: env.BLOCKLIST_AUTH_FAILURE_WINDOW_SECONDS },
       state,
       counters,
-      log: app.log.child({ pack: 'blocklist' }),
+      log,
+      alwaysAllow,
+      clientAddress,
       maxTracked: MAX_TRACKED_ADDRESSES,
       async escalate(address, origin, count, windowSeconds) {
         const what = origin === 'rate_limit' ? 'rate-limited (429)' : 'failed-authentication (401)';
@@ -155,7 +164,7 @@ export default definePack({
       },
     };
     app.decorate('blocklist', service);
-    app.decorate('blocklistRules', { rules, state, flushEvents, escalations: escalation.pending } satisfies Blocklist);
+    app.decorate('blocklistRules', { rules, state, flushEvents, escalations: escalation.pending, alwaysAllow } satisfies Blocklist);
 
     app.overview.add('blocklist', () => {
       const s = state.get();

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalAddress, parseCidr, parseIp } from './addresses.js';
-import { BlocklistMatcher, type ActiveRule, type MatchInput } from './matcher.js';
+import { EnvError } from '../../src/env.js';
+import { canonicalAddress, formatIp, parseCidr, parseClientAddress, parseIp } from './addresses.js';
+import { parseAlwaysAllow } from './always-allow.js';
+import { BlocklistMatcher, matcherStats, type ActiveRule, type MatchInput } from './matcher.js';
 import { globMatch, normalisePath, SubstringIndex } from './patterns.js';
 
 let nextId = 1;
@@ -159,5 +161,83 @@ describe('blocklistMatcher', () => {
     expect(m.decideClient(42, Date.now())?.rule).toBe(client);
     expect(m.decideClient(43, Date.now())).toEqual({ outcome: 'allow', rule: allowClient });
     expect(m.decideClient(44, Date.now())).toBeNull();
+  });
+});
+
+describe('outside tester findings', () => {
+  it('tries each candidate glob once per text, however often its literal occurs (linear, not quadratic)', () => {
+    const quadratic = r('user_agent', '*a*a*a*a*a*a*a*a*a*a*a*a*b');
+    const nikto = r('user_agent', '*nikto*scan*');
+    const pathGlob = r('path', '/*a*a*a*a*a*a*b');
+    const ua = new BlocklistMatcher([quadratic, nikto]);
+    const paths = new BlocklistMatcher([pathGlob]);
+    const tests = (input: MatchInput, m = input.path === '/' ? ua : paths) => {
+      const before = matcherStats.globTests;
+      const decision = m.decide(input, 0);
+      return { decision, tests: matcherStats.globTests - before };
+    };
+    // 16,000 occurrences of the literal 'a': one glob test (was 16,000 whole-text tests).
+    expect(tests(req('192.0.2.1', { userAgent: 'a'.repeat(16_000) }))).toEqual({ decision: null, tests: 1 });
+    expect(tests(req('192.0.2.1', { userAgent: 'nikto'.repeat(3000) }))).toEqual({ decision: null, tests: 1 });
+    // A path is tried as routed and, for a glob that can end on a slash, with the slash: twice at most.
+    expect(tests(req('192.0.2.1', { path: '/a'.repeat(3500) })).tests).toBeLessThanOrEqual(2);
+    // Still matching what it should.
+    expect(tests(req('192.0.2.1', { userAgent: `${'a'.repeat(100)}b` })).decision?.rule).toBe(quadratic);
+    expect(tests(req('192.0.2.1', { userAgent: 'Nikto/2.5 (port scan)' })).decision?.rule).toBe(nikto);
+    expect(tests(req('192.0.2.1', { path: `/${'a/'.repeat(10)}b` })).decision?.rule).toBe(pathGlob);
+    // A user agent past 4 KiB: globs judge its first 4 KiB; substring rules the whole of it.
+    const tail = r('user_agent', 'tailscanner');
+    const m2 = new BlocklistMatcher([r('user_agent', '*x'), tail]);
+    expect(m2.decide(req('192.0.2.1', { userAgent: `${'a'.repeat(5000)}x` }), 0)).toBeNull();
+    expect(m2.decide(req('192.0.2.1', { userAgent: `${'a'.repeat(5000)}tailscanner` }), 0)?.rule).toBe(tail);
+  });
+
+  it('matches a path with and without one trailing slash, as the router routes it', () => {
+    const glob = r('path', '/system/security/polic?es');
+    const prefix = r('path', '/admin/');
+    const slashGlob = r('path', '/api/v?/users/*');
+    const m = new BlocklistMatcher([glob, prefix, slashGlob]);
+    const at = (path: string) => m.decide(req('192.0.2.1', { path }), 0)?.rule ?? null;
+    expect(at('/system/security/policies')).toBe(glob);
+    expect(at('/system/security/policies/')).toBe(glob);
+    expect(at('/system/security/policies/x')).toBeNull();
+    expect(at('/admin')).toBe(prefix);
+    expect(at('/admin/')).toBe(prefix);
+    expect(at('/admin/x')).toBe(prefix);
+    expect(at('/administrator')).toBeNull();
+    expect(at('/api/v1/users')).toBe(slashGlob);
+    expect(at('/api/v1/users/')).toBe(slashGlob);
+    expect(at('/api/v1/user')).toBeNull();
+    expect(at('/')).toBeNull();
+  });
+
+  it('reads proxy-written client addresses: ports, brackets and zone ids dropped', () => {
+    const text = (s: string) => {
+      const ip = parseClientAddress(s);
+      return ip ? formatIp(ip) : undefined;
+    };
+    expect(text('203.0.113.7')).toBe('203.0.113.7');
+    expect(text('203.0.113.7:1234')).toBe('203.0.113.7');
+    expect(text('[2001:db8::5]:80')).toBe('2001:db8::5');
+    expect(text('[2001:db8::5]')).toBe('2001:db8::5');
+    expect(text('fe80::1%eth0')).toBe('fe80::1');
+    expect(text('[fe80::1%25eth0]:8080')).toBe('fe80::1');
+    expect(text('[::ffff:203.0.113.7]:443')).toBe('203.0.113.7');
+    expect(text('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    for (const bad of ['evil-host:99', 'evil-host', '203.0.113.7:', '203.0.113.7:http', '[2001:db8::5]:x', '[2001:db8::5', '1.2.3.4%eth0', '']) expect(text(bad), bad).toBeUndefined();
+  });
+
+  it('parses BLOCKLIST_ALWAYS_ALLOW and refuses a bad entry at start', () => {
+    const list = parseAlwaysAllow(' 10.0.0.0/8, 2001:db8::/32 ,192.0.2.9,');
+    expect(list.entries).toEqual(['10.0.0.0/8', '2001:db8::/32', '192.0.2.9']);
+    expect(list.covers(parseIp('10.1.2.3'))).toBe(true);
+    expect(list.covers(parseIp('::ffff:10.1.2.3'))).toBe(true);
+    expect(list.covers(parseIp('2001:db8:1::1'))).toBe(true);
+    expect(list.covers(parseIp('192.0.2.9'))).toBe(true);
+    expect(list.covers(parseIp('192.0.2.10'))).toBe(false);
+    expect(list.covers(undefined)).toBe(false);
+    expect(parseAlwaysAllow('').covers(parseIp('10.0.0.1'))).toBe(false);
+    expect(() => parseAlwaysAllow('10.0.0.1/8')).toThrow(EnvError);
+    expect(() => parseAlwaysAllow('10.0.0.0/8,bastion.example')).toThrow(/BLOCKLIST_ALWAYS_ALLOW: "bastion.example"/);
   });
 });

@@ -62,6 +62,16 @@ interface TextEntry {
 const CANDIDATE_CACHE_MAX = 10_000;
 const CACHEABLE_LENGTH = 512;
 const NONE: readonly ActiveRule[] = Object.freeze([]);
+/**
+ * User-agent globs are confirmed on at most this many leading characters (substring rules see the
+ * whole text). A glob costs O(text × glob) at worst; a user agent is client-chosen anyway, so
+ * padding one past this gains an evader nothing that changing it would not. Paths are matched
+ * whole (a path rule is an access boundary; Node's 16 KiB header limit bounds them).
+ */
+export const UA_GLOB_TEXT_MAX = 4096;
+
+/** Glob confirmations run, for tests: each candidate glob is tried at most once per text (twice for a path's trailing-slash form). */
+export const matcherStats = { globTests: 0 };
 
 /**
  * Every rule, allow and block, indexed for lookup: IPv4 addresses and networks in the flat
@@ -139,7 +149,7 @@ class RuleSet {
       visitAll(this.uaCache.get(text) ?? remember(this.uaCache, text, this.uaCandidates(text)), visit);
     }
     if (this.pathPrefixes.size > 0 || this.pathLiterals.size > 0 || this.pathAlways.length > 0) {
-      const text = input.path;
+      const text = routedPath(input.path);
       visitAll(this.pathCache.get(text) ?? remember(this.pathCache, text, this.pathCandidates(text)), visit);
     }
   }
@@ -150,13 +160,19 @@ class RuleSet {
 
   private uaCandidates(userAgent: string): readonly ActiveRule[] {
     const text = userAgent.toLowerCase();
-    return textCandidates(this.uaLiterals, this.uaAlways, text, null);
+    return textCandidates(this.uaLiterals, this.uaAlways, text, text.length > UA_GLOB_TEXT_MAX ? text.slice(0, UA_GLOB_TEXT_MAX) : text, null, null);
   }
 
+  /**
+   * `path` has no trailing slash (`routedPath`); the router serves `path` and `path/` alike, so
+   * both spellings are matched: literals and prefixes are scanned over `path/` (which holds every
+   * literal and prefix of `path` too), a glob is confirmed on `path`, then on `path/`.
+   */
   private pathCandidates(path: string): readonly ActiveRule[] {
+    const slashed = path === '/' ? path : `${path}/`;
     const prefixed: ActiveRule[] = [];
-    this.pathPrefixes.scan(path, (r) => prefixed.push(r));
-    return textCandidates(this.pathLiterals, this.pathAlways, path, prefixed);
+    this.pathPrefixes.scan(slashed, (r) => prefixed.push(r));
+    return textCandidates(this.pathLiterals, this.pathAlways, slashed, path, slashed === path ? null : slashed, prefixed);
   }
 }
 
@@ -179,15 +195,43 @@ function addText(literals: SubstringIndex<TextEntry>, always: TextEntry[], value
   else literals.add(literal, { rule, glob: value });
 }
 
-function textCandidates(literals: SubstringIndex<TextEntry>, always: TextEntry[], text: string, seed: ActiveRule[] | null): readonly ActiveRule[] {
+/** Whether a glob can match `text/` without matching `text`: only if it can end on that slash. */
+const endsOpen = (glob: string): boolean => {
+  const c = glob.charCodeAt(glob.length - 1);
+  return c === 47 /* / */ || c === 42 /* * */ || c === 63 /* ? */;
+};
+
+/**
+ * The rules whose literal occurs in `scanned` and whose glob (if any) matches `text` (or `alt`).
+ * The literal index reports every occurrence, thousands for a long text; each entry is judged
+ * once (`tried`), so a request costs one pass plus one glob test per candidate rule: linear in the
+ * text, never text × occurrences.
+ */
+function textCandidates(literals: SubstringIndex<TextEntry>, always: TextEntry[], scanned: string, text: string, alt: string | null, seed: ActiveRule[] | null): readonly ActiveRule[] {
   let found: Set<ActiveRule> | null = seed && seed.length > 0 ? new Set(seed) : null;
+  let tried: Set<TextEntry> | null = null;
   const consider = (e: TextEntry) => {
     if (found?.has(e.rule)) return;
-    if (e.glob === null || globMatch(e.glob, text)) (found ??= new Set()).add(e.rule);
+    if (e.glob !== null) {
+      if (tried?.has(e)) return;
+      (tried ??= new Set()).add(e);
+      matcherStats.globTests++;
+      if (!globMatch(e.glob, text)) {
+        if (alt === null || !endsOpen(e.glob)) return;
+        matcherStats.globTests++;
+        if (!globMatch(e.glob, alt)) return;
+      }
+    }
+    (found ??= new Set()).add(e.rule);
   };
-  literals.scan(text, consider);
+  literals.scan(scanned, consider);
   for (const e of always) consider(e);
   return found ? [...found] : NONE;
+}
+
+/** The path the router routes: one trailing slash dropped (`ignoreTrailingSlash`), except the root's. */
+export function routedPath(path: string): string {
+  return path.length > 1 && path.charCodeAt(path.length - 1) === 47 ? path.slice(0, -1) : path;
 }
 
 function push<K>(map: Map<K, ActiveRule[]>, key: K, rule: ActiveRule): void {

@@ -5,9 +5,9 @@ import { hasScope } from '../../src/access.js';
 import { PageOf, pageLimit } from '../../src/pagination.js';
 import { ProblemError, problemError, problemResponses } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
-import { formatIp, parseIp } from './addresses.js';
+import { formatIp, parseClientAddress, parseIp } from './addresses.js';
 import type { Blocklist } from './index.js';
-import { outranks, type ActiveRule, type MatchInput } from './matcher.js';
+import { BlocklistMatcher, outranks, type ActiveRule, type MatchInput } from './matcher.js';
 import { isGlob, normalisePath } from './patterns.js';
 import {
   BULK_MAX,
@@ -26,7 +26,7 @@ import {
   UpdatePolicyBody,
   UpdateRuleBody,
 } from './schemas.js';
-import { AUTOMATIC_POLICY, invalidField } from './service.js';
+import { AUTOMATIC_POLICY, invalidField, normaliseRuleValue } from './service.js';
 
 /** Bytes a bulk import may send: 10,000 rules of a few hundred bytes each do not fit `BODY_LIMIT`. */
 export const BULK_BODY_LIMIT = 16 * 1024 * 1024;
@@ -97,6 +97,67 @@ function guardActionRule(request: FastifyRequest, current: { id: number; origin:
   });
 }
 
+/** What the lockout guard needs of a rule being written (an API rule or a bulk item). */
+interface Written {
+  id: number;
+  type: ActiveRule['type'];
+  action: ActiveRule['action'];
+  value: string;
+  policyId: number | null;
+  expiresAt: number;
+}
+
+/**
+ * The rule among `written` that would block the request writing it, or null: matched on the
+ * caller's address, user agent and client, with the path of this request and of the blocklist
+ * API (listing, and each written rule's own URL, the one that deletes it), so that one rule
+ * cannot lock the operator out of the API that would undo it. Not a lockout when
+ * BLOCKLIST_ALWAYS_ALLOW or an allow rule already in force (other than those written) covers the
+ * caller, or when the rule's policy is disabled or in monitor mode.
+ */
+function lockout({ state, alwaysAllow }: Blocklist, request: FastifyRequest, written: Written[]): ActiveRule | null {
+  const ip = parseClientAddress(request.ip);
+  if (alwaysAllow.covers(ip)) return null;
+  const now = Date.now();
+  const { policies, matcher: current } = state.get();
+  const blocks: ActiveRule[] = [];
+  for (const w of written) {
+    if (w.action !== 'block' || w.expiresAt <= now) continue;
+    // A policy created since the last reload is not known yet: taken as enforcing.
+    const policy = w.policyId === null ? undefined : policies.get(w.policyId);
+    if (policy && (!policy.enabled || policy.mode !== 'enforce')) continue;
+    blocks.push({ ...w, severity: 'medium', origin: 'manual', policyName: null, mode: 'enforce' });
+  }
+  if (blocks.length === 0) return null;
+  const candidate = new BlocklistMatcher(blocks);
+  const ids = new Set(written.map((w) => w.id));
+  const base = { ip, userAgent: request.headers['user-agent'] ?? '', clientId: request.caller?.clientId ?? null };
+  const paths = new Set([normalisePath(request.url), RULES, ...written.map((w) => `${RULES}/${w.id}`)]);
+  for (const path of paths) {
+    const input: MatchInput = { ...base, path };
+    const decision = candidate.decide(input, now);
+    if (decision?.outcome !== 'block') continue;
+    if (current.matching(input, now).some((r) => r.action === 'allow' && !ids.has(r.id))) continue;
+    return decision.rule;
+  }
+  return null;
+}
+
+const wouldLockOut = (rule: ActiveRule) =>
+  new ProblemError('conflict', {
+    detail: `This ${rule.type} rule ('${rule.value}') would block the request that writes it, and so lock its author out of this API. Nothing was written. Send "force": true to write it anyway (audited), or add an allow rule for your own address first.`,
+    extensions: { wouldBlock: { ruleId: rule.id, type: rule.type, value: rule.value } },
+  });
+
+const fromRule = (r: { id: number; type: ActiveRule['type']; action: ActiveRule['action']; value: string; policyId: number | null; expiresAt: string | null }): Written => ({
+  id: r.id,
+  type: r.type,
+  action: r.action,
+  value: r.value,
+  policyId: r.policyId,
+  expiresAt: r.expiresAt === null ? Infinity : Date.parse(r.expiresAt),
+});
+
 /**
  * Policies and rules CRUD, bulk import, the check endpoint and the incident list. Every write
  * goes through `app.writeThrough` (transaction, audit entry, state notification, local reload).
@@ -104,8 +165,9 @@ function guardActionRule(request: FastifyRequest, current: { id: number; origin:
  * a freeze must not hold up; policy changes (enforcement behaviour) are.
  */
 export const blocklistRoutes =
-  ({ rules: service, state }: Blocklist): FastifyPluginAsyncTypebox =>
+  (blocklist: Blocklist): FastifyPluginAsyncTypebox =>
   async (app) => {
+    const { rules: service, state } = blocklist;
     const refresh = { refresh: [state] };
 
     // ---- policies --------------------------------------------------------------------------
@@ -203,7 +265,11 @@ export const blocklistRoutes =
       async (request, reply) => {
         const rule = await app.writeThrough(request, refresh, async (tx) => {
           const created = await service.createRule(tx, request.body);
-          return { result: created, audit: { operation: 'blocklist-rule.create', targetType: 'blocklist-rule', targetId: created.id, reason: created.reason || null, after: created } };
+          // Refused inside the transaction: the insert rolls back.
+          const locking = lockout(blocklist, request, [fromRule(created)]);
+          if (locking && request.body.force !== true) throw wouldLockOut(locking);
+          const after = locking ? { ...created, forced: true } : created;
+          return { result: created, audit: { operation: 'blocklist-rule.create', targetType: 'blocklist-rule', targetId: created.id, reason: created.reason || null, after } };
         });
         return reply.code(201).header('location', `${RULES}/${rule.id}`).send(rule);
       },
@@ -222,13 +288,22 @@ export const blocklistRoutes =
         },
       },
       async (request, reply) => {
-        const { rules } = request.body;
+        const { rules, force } = request.body;
         const ids = await app.writeThrough(request, refresh, async (tx) => {
           const created = await service.createRules(tx, rules);
+          const now = Date.now();
+          const written = rules.map((r, i): Written => {
+            const v = normaliseRuleValue(r.type, r.value);
+            const expiresAt = r.ttlSeconds !== undefined ? now + r.ttlSeconds * 1000 : r.expiresAt ? Date.parse(r.expiresAt) : Infinity;
+            return { id: created[i]!, type: r.type, action: r.action ?? 'block', value: 'value' in v ? v.value : r.value, policyId: r.policyId ?? null, expiresAt };
+          });
+          const locking = lockout(blocklist, request, written);
+          if (locking && force !== true) throw wouldLockOut(locking);
           const byType: Record<string, number> = {};
           for (const r of rules) byType[r.type] = (byType[r.type] ?? 0) + 1;
           // One entry summarising the import, not one per rule.
-          return { result: created, audit: { operation: 'blocklist-rule.bulk-import', targetType: 'blocklist-rule', targetId: null, after: { created: created.length, firstId: created[0] ?? null, lastId: created[created.length - 1] ?? null, byType } } };
+          const summary = { created: created.length, firstId: created[0] ?? null, lastId: created[created.length - 1] ?? null, byType };
+          return { result: created, audit: { operation: 'blocklist-rule.bulk-import', targetType: 'blocklist-rule', targetId: null, after: locking ? { ...summary, forced: true, lockingRuleId: locking.id } : summary } };
         });
         return reply.code(201).send({ created: ids.length, ids });
       },
@@ -272,6 +347,16 @@ export const blocklistRoutes =
           .matching(input, now)
           .sort((a, b) => (a === decision?.rule ? -1 : b === decision?.rule ? 1 : a.action !== b.action ? (a.action === 'allow' ? -1 : 1) : outranks(a, b) ? -1 : 1));
         let explanation = 'No active rule matches: the request would pass.';
+        if (blocklist.alwaysAllow.covers(ip)) {
+          const rulesSay = decision ? ` (the rules alone would answer ${decision.outcome}, rule ${decision.rule.id})` : '';
+          return {
+            decision: 'allow',
+            ruleId: null,
+            explanation: `Address ${ipText} is in BLOCKLIST_ALWAYS_ALLOW: no rule blocks it${rulesSay}.`,
+            input: { ip: ipText, ua: input.userAgent, path: input.path, clientId: input.clientId },
+            matches: [],
+          };
+        }
         if (decision?.outcome === 'allow') explanation = `Allow rule ${decision.rule.id} matches (${why(decision.rule, input, ipText)}); allow rules win over every block.`;
         else if (decision?.outcome === 'block') explanation = `Block rule ${decision.rule.id} decides (${why(decision.rule, input, ipText)}; severity ${decision.rule.severity}, policy mode enforce): the request would get 403.`;
         else if (decision?.outcome === 'monitor') explanation = `Rule ${decision.rule.id} matches (${why(decision.rule, input, ipText)}) but its policy is in monitor mode: the request would pass and be counted.`;
@@ -326,7 +411,10 @@ export const blocklistRoutes =
         return app.writeThrough(request, refresh, async (tx) => {
           const changed = await service.updateRule(tx, id, request.body, (current) => guardActionRule(request, current));
           if (!changed) throw ruleNotFound(id);
-          return { result: changed.after, audit: { operation: 'blocklist-rule.update', targetType: 'blocklist-rule', targetId: id, before: changed.before, after: changed.after } };
+          const locking = changed.after.active ? lockout(blocklist, request, [fromRule(changed.after)]) : null;
+          if (locking && request.body.force !== true) throw wouldLockOut(locking);
+          const after = locking ? { ...changed.after, forced: true } : changed.after;
+          return { result: changed.after, audit: { operation: 'blocklist-rule.update', targetType: 'blocklist-rule', targetId: id, before: changed.before, after } };
         });
       },
     );

@@ -79,7 +79,9 @@ export const RuleSchema = Type.Object({
 });
 export type Rule = Static<typeof RuleSchema>;
 
-export const CreateRuleBody = StrictObject({
+const Force = Type.Optional(Type.Boolean({ description: 'write the rule even though it would block the request writing it (the operator\'s own address, user agent, path or client); audited as forced' }));
+
+const CreateRuleFields = {
   type: Enum(TYPES),
   value: RuleValue,
   action: Type.Optional(Enum(ACTIONS, { description: '`allow` rules win over every block (default `block`)' })),
@@ -90,8 +92,10 @@ export const CreateRuleBody = StrictObject({
   policyId: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'null: no policy (always enforced)' }))),
   expiresAt: Type.Optional(Nullable(IsoDate('the rule stops matching at this time; null: never'))),
   ttlSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 315_360_000, description: 'instead of `expiresAt`: the rule stops matching this many seconds from now (a decision\'s duration)' })),
-});
+};
+export const CreateRuleBody = StrictObject({ ...CreateRuleFields, force: Force });
 export type CreateRule = Static<typeof CreateRuleBody>;
+const BulkRule = StrictObject(CreateRuleFields);
 
 export const UpdateRuleBody = StrictObject(
   {
@@ -100,6 +104,7 @@ export const UpdateRuleBody = StrictObject(
     reason: Type.Optional(Reason),
     policyId: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }))),
     expiresAt: Type.Optional(Nullable(IsoDate())),
+    force: Force,
   },
   { minProperties: 1 },
 );
@@ -119,7 +124,8 @@ export type RuleFilter = Static<typeof RuleQuery>;
 export const BULK_MAX = 10_000;
 
 export const BulkBody = StrictObject({
-  rules: Type.Array(CreateRuleBody, { minItems: 1, maxItems: BULK_MAX }),
+  rules: Type.Array(BulkRule, { minItems: 1, maxItems: BULK_MAX }),
+  force: Force,
 });
 export type Bulk = Static<typeof BulkBody>;
 

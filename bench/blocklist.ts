@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +7,7 @@ import postgres from 'postgres';
 import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { BlocklistMatcher, type MatchInput } from '../plugins/blocklist/matcher.js';
 import { benchRequests, benchRuleBodies, toActiveRules, toInput } from './blocklist-rules.js';
+import { median, rssOf, sleep, startServer, stopAll } from './servers.js';
 
 // `npm run bench:blocklist` (also part of `npm run bench`): the blocklist with 100,000 mixed rules.
 // 1. In process: checks per second (the matcher alone on parsed requests; the hook's whole work,
@@ -45,12 +44,6 @@ const RELOAD_TARGET_MS = 1000;
 const RATIO_TOLERANCE = 0.1;
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const gc = (globalThis as { gc?: () => void }).gc;
 
 // ---- in process --------------------------------------------------------------------------
@@ -103,80 +96,8 @@ function inProcess() {
 
 // ---- over HTTP ---------------------------------------------------------------------------
 
-interface RunningServer {
-  name: string;
-  child: ChildProcess;
-  origin: string;
-  stderr: string[];
-  exited: Promise<number | null>;
-}
-const running: RunningServer[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function status(url: string, headers: Record<string, string> = {}): Promise<number | undefined> {
-  try {
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(2000) });
-    await res.arrayBuffer();
-    return res.status;
-  } catch {
-    return undefined;
-  }
-}
-
-async function startServer(name: string, script: string, env: Record<string, string>, probe: string): Promise<RunningServer> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: root,
-    env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const stderr: string[] = [];
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => stderr.push(...chunk.split('\n').filter(Boolean)));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const server: RunningServer = { name, child, origin: `http://127.0.0.1:${port}`, stderr, exited };
-  running.push(server);
-  let gone = false;
-  void exited.then(() => (gone = true));
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    if (gone) throw new Error(`${name} exited during start:\n${stderr.slice(-20).join('\n')}`);
-    if ((await status(`${server.origin}${probe}`, AUTH)) === 200) return server;
-    await sleep(200);
-  }
-  throw new Error(`${name} did not answer 200 on ${probe} within 120 s:\n${stderr.slice(-20).join('\n')}`);
-}
-
-async function stopAll(): Promise<void> {
-  await Promise.all(
-    running.splice(0).map(async (s) => {
-      if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
-      const code = await Promise.race([s.exited, sleep(15_000).then(() => 'timeout' as const)]);
-      if (code === 'timeout') s.child.kill('SIGKILL');
-    }),
-  );
-}
-
-function rssMiB(pid: number | undefined): number | null {
-  if (pid === undefined) return null;
-  try {
-    const kib = Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
-    return Math.round(kib / 102.4) / 10;
-  } catch {
-    return null;
-  }
-}
+/** Resident set size in MiB, or null when it cannot be read. */
+const rssMiB = (pid: number | undefined): number | null => rssOf(pid)?.rssMiB ?? null;
 
 async function post(origin: string, url: string, body: unknown): Promise<{ status: number; ms: number; json: unknown }> {
   for (let attempt = 0; ; attempt++) {
@@ -246,9 +167,9 @@ async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
   try {
     console.error('starting bare Fastify and two kernels ...');
     const [bare, empty, loaded] = await Promise.all([
-      startServer('bare', 'bench/bare-server.ts', {}, '/'),
-      startServer('kernel, no rules', 'src/server.ts', kernelEnv(0), ROUTE),
-      startServer(`kernel, ${fmt(bodies.length)} rules`, 'src/server.ts', kernelEnv(1), ROUTE),
+      startServer('bare', 'bench/bare-server.ts', {}, '/', { timeoutMs: 120_000 }),
+      startServer('kernel, no rules', 'src/server.ts', kernelEnv(0), ROUTE, { probeHeaders: AUTH, timeoutMs: 120_000 }),
+      startServer(`kernel, ${fmt(bodies.length)} rules`, 'src/server.ts', kernelEnv(1), ROUTE, { probeHeaders: AUTH, timeoutMs: 120_000 }),
     ]);
 
     console.error(`importing ${fmt(bodies.length)} rules (bulk, 10,000 a request) ...`);

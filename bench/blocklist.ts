@@ -172,6 +172,14 @@ async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
       startServer(`kernel, ${fmt(bodies.length)} rules`, 'src/server.ts', kernelEnv(1), ROUTE, { probeHeaders: AUTH, timeoutMs: 120_000 }),
     ]);
 
+    // api_client rules must name clients that exist: create one per rule and point the rule at it.
+    const clientRules = bodies.filter((b) => b.type === 'api_client');
+    console.error(`creating ${fmt(clientRules.length)} API clients for the api_client rules ...`);
+    for (const [n, body] of clientRules.entries()) {
+      const res = await post(loaded.origin, '/system/api-clients', { name: `bench-client-${n}`, owner: 'bench', scopes: ['system:read'] });
+      if (res.status !== 201) throw new Error(`client create answered ${res.status}: ${JSON.stringify(res.json).slice(0, 300)}`);
+      body.value = String((res.json as { id: number }).id);
+    }
     console.error(`importing ${fmt(bodies.length)} rules (bulk, 10,000 a request) ...`);
     const importMs: number[] = [];
     for (let i = 0; i < bodies.length; i += 10_000) {

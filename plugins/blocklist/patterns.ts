@@ -89,6 +89,16 @@ class CharTrie {
 }
 
 /**
+ * Appends `item` to the list at `at`. A list starts as `[item]`, not `[]` then push: V8 gives a
+ * pushed-to empty array room for 17 items, and most patterns have one rule (~5 MiB for 100,000 rules).
+ */
+function addAt<T>(lists: Array<T[] | undefined>, at: number, item: T): void {
+  const list = lists[at];
+  if (list) list.push(item);
+  else lists[at] = [item];
+}
+
+/**
  * Aho-Corasick: every pattern found in a text in one pass, whatever the number of patterns, so
  * ten thousand user-agent substrings cost what one does.
  */
@@ -100,8 +110,7 @@ export class SubstringIndex<T> {
   size = 0;
 
   add(pattern: string, item: T): void {
-    const node = this.trie.insert(pattern);
-    (this.out[node] ??= []).push(item);
+    addAt(this.out, this.trie.insert(pattern), item);
     this.size++;
     this.built = false;
   }
@@ -157,7 +166,7 @@ export class PrefixIndex<T> {
   size = 0;
 
   add(prefix: string, item: T): void {
-    (this.items[this.trie.insert(prefix)] ??= []).push(item);
+    addAt(this.items, this.trie.insert(prefix), item);
     this.size++;
   }
 

@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { BlocklistMatcher, type MatchInput } from '../plugins/blocklist/matcher.js';
 import { benchRequests, benchRuleBodies, toActiveRules, toInput } from './blocklist-rules.js';
-import { median, rssOf, sleep, startServer, stopAll } from './servers.js';
+import { median, rssOf, sleep, startServer, intFromEnv, stopAll } from './servers.js';
 
 // `npm run bench:blocklist` (also part of `npm run bench`): the blocklist with 100,000 mixed rules.
 // 1. In process: checks per second (the matcher alone on parsed requests; the hook's whole work,
@@ -19,14 +19,6 @@ import { median, rssOf, sleep, startServer, stopAll } from './servers.js';
 //    rule) and the kernel's own figure for the reload; the resident memory of both kernels.
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const SETTINGS = {
   rules: intFromEnv('BENCH_BLOCKLIST_RULES', 100_000),

@@ -7,7 +7,7 @@ import autocannon, { type Result } from 'autocannon';
 import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { loadEnv } from '../src/env.js';
 import { EVALUATE_BODY, measureInProcess, seedFlags, type InProcessFigures } from './flags.js';
-import { median, rssOf, sleep, startServer, StartError, status, stopAll } from './servers.js';
+import { median, rssOf, sleep, startServer, StartError, status, intFromEnv, stopAll } from './servers.js';
 
 // `npm run bench`: bare Fastify (one trivial route, logger off) against the full kernel started
 // through its real entry point (every pack, request logging on at LOG_LEVEL=info to /dev/null,
@@ -16,14 +16,6 @@ import { median, rssOf, sleep, startServer, StartError, status, stopAll } from '
 // and p99 (median of the rounds) and the kernel/bare ratio; writes bench/results/latest.json.
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-
-function intFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 /** What is measured and how, in one place. */
 const SETTINGS = {

@@ -8,6 +8,15 @@ import { fileURLToPath } from 'node:url';
 
 export const benchRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/** A positive integer setting from the environment, or `fallback` when unset. */
+export function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const median = (values: number[]): number => {
@@ -26,7 +35,10 @@ export interface RunningServer {
 
 const running: RunningServer[] = [];
 
-/** A free TCP port on loopback (the server is told it; PORT=0 would not say which it got). */
+/**
+ * A free TCP port on loopback. (test/lifecycle/server-process.ts has the same; it imports vitest,
+ * which a bench run outside vitest cannot load.)
+ */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();

@@ -1,4 +1,5 @@
 import type { CONTENT_TYPES, RESPONSE_STATUSES, TEMPLATES } from './schemas.js';
+import { normalisePath } from '../../src/request-path.js';
 
 type Status = (typeof RESPONSE_STATUSES)[number];
 type ContentType = (typeof CONTENT_TYPES)[number];
@@ -65,25 +66,14 @@ export const DECOY_TEMPLATES: Record<(typeof TEMPLATES)[number], DecoyResponse> 
 };
 
 /**
- * The form decoy paths are stored and compared in: no query string, percent-decoded, `.` and
- * `..` segments resolved, repeated slashes collapsed, no trailing slash, lower case. Scanners
+ * The form decoy paths are stored and compared in: the request path as the blocklist sees it
+ * (src/request-path.ts: no query, percent-decoded, `\` as `/`, `.` and `..` resolved, `//`
+ * collapsed), then no trailing slash and lower case. Scanners
  * vary case and encoding (`/.ENV`, `/%2eenv`, `//wp-login.php/`); they still hit the decoy.
  */
 export function normaliseDecoyPath(raw: string): string {
-  const q = raw.indexOf('?');
-  let path = q === -1 ? raw : raw.slice(0, q);
-  try {
-    path = decodeURIComponent(path);
-  } catch {
-    // invalid percent-encoding: compare the raw form
-  }
-  const out: string[] = [];
-  for (const segment of path.split('/')) {
-    if (segment === '' || segment === '.') continue;
-    if (segment === '..') out.pop();
-    else out.push(segment);
-  }
-  return `/${out.join('/')}`.toLowerCase();
+  const path = normalisePath(raw);
+  return (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
 }
 
 /** How a decoy path is stored: normalised, keeping a trailing `/*` (a prefix decoy). */

@@ -47,6 +47,8 @@ export const EnvSchema = Type.Object({
   BATCH_MAX_QUEUE: Type.Integer({ default: 10_000, minimum: 100, maximum: 1_000_000 }),
   JOB_POLL_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000 }),
   METRICS_SNAPSHOT_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 1000, maximum: 86_400_000 }),
+  METRICS_REFRESH_INTERVAL_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000, description: 'how often the gauges read from the database (valhalla_ready, valhalla_job_backlog, valhalla_outbox_*) are refreshed; never per scrape' }),
+  AUDIT_VERIFY_INTERVAL_MS: Type.Integer({ default: 3_600_000, minimum: 0, maximum: 604_800_000, description: 'how often one instance running jobs walks the audit hash chain for valhalla_audit_chain_ok; 0: never' }),
   MAINTENANCE_SWEEP_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 1000, maximum: 3_600_000, description: 'how often the maintenance sweep records passed untils and window starts/ends' }),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'let webhook, SMS and email (SMTP host) deliveries reach loopback, private, link-local, CGNAT, unique-local, IPv4-mapped and other non-public addresses and localhost names' }),
   NOTIFY_DISPATCH_INTERVAL_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 60_000, description: 'how often each instance running jobs looks for due outbox rows' }),

@@ -1,6 +1,7 @@
 import { definePack } from '../../src/pack.js';
 import { collectDefaultMetricsOnce, documentHealthHooks, observeHttpRequests, shedLoadUnderPressure, type RequestTotals } from './hooks.js';
 import { batchWritersPending, createFiguresCollector, defineSnapshotJob } from './jobs.js';
+import { defineAuditChainVerification, defineJobFigures, readinessGauges } from './gauges.js';
 import { healthRoutes } from './routes.js';
 import { createReadiness, createSnapshotStore, type HealthReportDeps, type Readiness, type SnapshotStore } from './service.js';
 import { metricsSnapshots } from './table.js';
@@ -32,6 +33,20 @@ export default definePack({
     const figures = createFiguresCollector({ totals, registry: app.metrics });
     defineSnapshotJob({ jobs: app.jobs, store: snapshots, figures, instanceId: app.lifecycle.instanceId, intervalMs: env.METRICS_SNAPSHOT_INTERVAL_MS });
     app.addHook('onClose', async () => figures.stop());
+
+    // Gauges read from the database, refreshed on their own clocks (never by a scrape). Readiness
+    // is every instance's own, so a timer checks it whether this instance runs jobs or not.
+    readinessGauges({ registry: app.metrics, readiness });
+    let readinessTimer: NodeJS.Timeout | undefined;
+    app.addHook('onReady', async () => {
+      const refresh = () => void readiness.checks().catch(() => {}); // checks() reports failures as failing checks
+      refresh();
+      readinessTimer = setInterval(refresh, env.METRICS_REFRESH_INTERVAL_MS);
+      readinessTimer.unref();
+    });
+    app.addHook('onClose', async () => clearInterval(readinessTimer));
+    defineJobFigures({ registry: app.metrics, jobs: app.jobs, intervalMs: env.METRICS_REFRESH_INTERVAL_MS });
+    if (env.AUDIT_VERIFY_INTERVAL_MS > 0) defineAuditChainVerification({ registry: app.metrics, jobs: app.jobs, db: app.db, intervalMs: env.AUDIT_VERIFY_INTERVAL_MS });
 
     const report: HealthReportDeps = {
       readiness,

@@ -50,6 +50,7 @@ export function createReadiness(deps: ReadinessDeps) {
   const status = deps.migrationStatus ?? migrationStatus;
   let pingInFlight: Promise<Check> | undefined;
   let migrationsApplied: { expected: number; applied: number } | undefined;
+  let lastDatabaseChecks: Check[] | undefined;
 
   function database(): Promise<Check> {
     pingInFlight ??= (async (): Promise<Check> => {
@@ -109,7 +110,18 @@ export function createReadiness(deps: ReadinessDeps) {
     async checks(): Promise<{ ready: boolean; checks: Check[] }> {
       const db = await database();
       const { expected: _e, applied: _a, ...mig } = await migrations(db.ok);
+      lastDatabaseChecks = [db, mig];
       const checks = [db, mig, stateListener(), draining(), pressure()];
+      return { ready: checks.every((c) => c.ok), checks };
+    },
+    /**
+     * The checks as of now without a database round trip (for the `valhalla_ready` gauge): the
+     * database and migration results of the last `checks()`, the others read from memory.
+     * Undefined until a first `checks()` has finished.
+     */
+    lastKnown(): { ready: boolean; checks: Check[] } | undefined {
+      if (!lastDatabaseChecks) return undefined;
+      const checks = [...lastDatabaseChecks, stateListener(), draining(), pressure()];
       return { ready: checks.every((c) => c.ok), checks };
     },
   };

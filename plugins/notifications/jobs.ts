@@ -7,6 +7,8 @@ import { retryDelayMs, type ClaimedRow, type Finish, type NotificationService } 
 import type { ChannelType } from './table.js';
 
 export const DISPATCH_JOB = 'notifications:dispatch';
+/** Refreshes the outbox gauges (valhalla_outbox_*), on every instance that runs jobs. */
+export const OUTBOX_FIGURES_JOB = 'notifications:outbox-figures';
 
 /** How long a claim holds a row: longer than the slowest attempt (a 30 s timeout) with room to record it. */
 export const LEASE_MS = 60_000;

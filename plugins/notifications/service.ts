@@ -417,6 +417,31 @@ export function createNotificationService({ db, allowPrivate, secrets, auditSyst
       return released.length > 0;
     },
 
+    /**
+     * What the outbox gauges show, by channel type (`none` for rows whose channel was deleted):
+     * rows waiting (pending, sending) and dead letters, with how long the oldest of each has
+     * waited. Only those statuses are read (status index); delivered rows are not.
+     */
+    async queueFigures(): Promise<Array<{ channelType: ChannelType | 'none'; status: 'pending' | 'sending' | 'dead'; rows: number; oldestSeconds: number }>> {
+      const rows = await db
+        .select({
+          channelType: notificationChannels.type,
+          status: notificationOutbox.status,
+          n: sql<number>`count(*)::int`,
+          oldest: sql<number>`extract(epoch from now() - min(${notificationOutbox.createdAt}))::float8`,
+        })
+        .from(notificationOutbox)
+        .leftJoin(notificationChannels, eq(notificationChannels.id, notificationOutbox.channelId))
+        .where(inArray(notificationOutbox.status, ['pending', 'sending', 'dead']))
+        .groupBy(notificationChannels.type, notificationOutbox.status);
+      return rows.map((r) => ({
+        channelType: r.channelType ?? 'none',
+        status: r.status as 'pending' | 'sending' | 'dead',
+        rows: Number(r.n),
+        oldestSeconds: Math.max(0, Number(r.oldest)),
+      }));
+    },
+
     /** Outbox rows by status (one grouped count), for the admin overview. */
     async figures(): Promise<Record<string, number>> {
       const rows = await db.select({ status: notificationOutbox.status, n: sql<number>`count(*)::int` }).from(notificationOutbox).groupBy(notificationOutbox.status);

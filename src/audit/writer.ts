@@ -108,6 +108,8 @@ export interface ChainVerification {
   checked: number;
   firstBrokenId: number | null;
   problem: 'hash-mismatch' | 'link-mismatch' | null;
+  /** The newest entry the walk found intact (the chain up to it holds); null when none was. */
+  lastVerifiedId: number | null;
 }
 
 export const AUDIT_CHAIN = 'admin_operations';
@@ -122,16 +124,18 @@ export async function verifyAuditChain(db: Db, batchSize = 1000): Promise<ChainV
   let prevHash = anchor?.throughHash ?? GENESIS_HASH;
   let afterId = anchor?.throughId ?? 0;
   let checked = 0;
+  let lastVerifiedId: number | null = null;
   for (;;) {
     const rows = await db.select().from(adminOperations).where(gt(adminOperations.id, afterId)).orderBy(asc(adminOperations.id)).limit(batchSize);
     for (const row of rows) {
-      if (row.prevHash !== prevHash) return { ok: false, checked, firstBrokenId: row.id, problem: 'link-mismatch' };
-      if (chainHash(row) !== row.hash) return { ok: false, checked, firstBrokenId: row.id, problem: 'hash-mismatch' };
+      if (row.prevHash !== prevHash) return { ok: false, checked, firstBrokenId: row.id, problem: 'link-mismatch', lastVerifiedId };
+      if (chainHash(row) !== row.hash) return { ok: false, checked, firstBrokenId: row.id, problem: 'hash-mismatch', lastVerifiedId };
       prevHash = row.hash;
       afterId = row.id;
+      lastVerifiedId = row.id;
       checked++;
     }
-    if (rows.length < batchSize) return { ok: true, checked, firstBrokenId: null, problem: null };
+    if (rows.length < batchSize) return { ok: true, checked, firstBrokenId: null, problem: null, lastVerifiedId };
   }
 }
 

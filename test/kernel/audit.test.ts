@@ -24,7 +24,7 @@ describe('audit writer', () => {
     expect(rows.map((r) => r.operation)).toEqual(['api-key.bootstrap', ...Array(5).fill('test.write')]);
     expect(rows[0]!.prevHash).toBe(GENESIS_HASH);
     for (let i = 1; i < rows.length; i++) expect(rows[i]!.prevHash).toBe(rows[i - 1]!.hash);
-    expect(await verifyAuditChain(app.db, 2)).toEqual({ ok: true, checked: 6, firstBrokenId: null, problem: null });
+    expect(await verifyAuditChain(app.db, 2)).toEqual({ ok: true, checked: 6, firstBrokenId: null, problem: null, lastVerifiedId: rows[5]!.id });
   });
 
   it('writes nothing when the caller’s transaction rolls back', async () => {
@@ -45,7 +45,7 @@ describe('audit writer', () => {
     const victim = rows[2]!;
     await app.db.execute(sql`update admin_operations set reason = 'rewritten' where id = ${victim.id}`);
     const result = await verifyAuditChain(app.db);
-    expect(result).toMatchObject({ ok: false, firstBrokenId: victim.id, problem: 'hash-mismatch' });
+    expect(result).toMatchObject({ ok: false, firstBrokenId: victim.id, problem: 'hash-mismatch', lastVerifiedId: rows[1]!.id });
   });
 
   it('reports a deleted row as a broken link', async () => {

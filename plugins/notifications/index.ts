@@ -1,15 +1,15 @@
 import { sql } from 'drizzle-orm';
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Counter, Histogram } from 'prom-client';
 import type { DeclaredScopes } from '../../src/access.js';
 import type { DbOrTx } from '../../db/client.js';
 import { definePack } from '../../src/pack.js';
-import { createOutboxDispatcher, DISPATCH_JOB, DRAIN_BUDGET_MS, OUTBOX_FIGURES_JOB, type OutboxDispatcher } from './jobs.js';
+import { createOutboxDispatcher, defineOutboxFigures, DISPATCH_JOB, DRAIN_BUDGET_MS, type OutboxDispatcher } from './jobs.js';
 import { createOutboundHttp } from './outbound.js';
 import { notificationRoutes } from './routes.js';
 import { createSenders, type SecretSource, type Senders } from './senders.js';
 import { createNotificationService, type NotificationEvent, type NotificationService } from './service.js';
 import type { OutboxItem } from './schemas.js';
-import { CHANNEL_TYPES, notificationOutbox } from './table.js';
+import { notificationOutbox } from './table.js';
 import { channelSnapshotSection } from './snapshot.js';
 import { createEventRegistry, type EventRegistry } from './events.js';
 
@@ -113,44 +113,7 @@ export default definePack({
     app.jobs.definePeriodic({ name: DISPATCH_JOB, intervalMs: app.env.NOTIFY_DISPATCH_INTERVAL_MS, perInstance: true, handler: async (ctx) => void (await dispatcher.drain(ctx.signal, DRAIN_BUDGET_MS)) });
     app.overview.add('notifications', () => service.figures());
 
-    // The outbox gauges, by channel type: refreshed by a periodic job on every instance that runs
-    // jobs (never by a scrape). One outbox for the cluster, so those instances all report the same
-    // figures: aggregate with `max`, not `sum`.
-    const outboxPending = new Gauge({ name: 'valhalla_outbox_pending', help: 'Outbox rows not delivered yet (pending or being sent), whole cluster, by channel type', labelNames: ['channel_type'], registers: [app.metrics] });
-    const outboxDead = new Gauge({ name: 'valhalla_outbox_dead', help: 'Dead letters in the outbox (given up; kept until retention purges them), whole cluster, by channel type', labelNames: ['channel_type'], registers: [app.metrics] });
-    const outboxOldest = new Gauge({ name: 'valhalla_outbox_oldest_pending_seconds', help: 'How long the oldest outbox row not delivered yet has waited, by channel type; 0 when none waits', labelNames: ['channel_type'], registers: [app.metrics] });
-    const outboxGauges = [outboxPending, outboxDead, outboxOldest];
-    app.jobs.definePeriodic({
-      name: OUTBOX_FIGURES_JOB,
-      intervalMs: app.env.METRICS_REFRESH_INTERVAL_MS,
-      perInstance: true,
-      async handler() {
-        let figures;
-        try {
-          figures = await service.queueFigures();
-        } catch (err) {
-          // No stale figure while the database cannot be read: the series go away until it can.
-          for (const g of outboxGauges) g.reset();
-          throw err;
-        }
-        const waiting = new Map<string, number>();
-        const dead = new Map<string, number>();
-        const oldest = new Map<string, number>();
-        for (const type of CHANNEL_TYPES) for (const m of [waiting, dead, oldest]) m.set(type, 0);
-        for (const f of figures) {
-          if (f.status === 'dead') dead.set(f.channelType, (dead.get(f.channelType) ?? 0) + f.rows);
-          else {
-            waiting.set(f.channelType, (waiting.get(f.channelType) ?? 0) + f.rows);
-            oldest.set(f.channelType, Math.max(oldest.get(f.channelType) ?? 0, f.oldestSeconds));
-          }
-        }
-        // Reset and set in one synchronous stretch: a scrape sees the old figures or the new ones.
-        for (const [gauge, values] of [[outboxPending, waiting], [outboxDead, dead], [outboxOldest, oldest]] as const) {
-          gauge.reset();
-          for (const [channel_type, value] of values) gauge.set({ channel_type }, value);
-        }
-      },
-    });
+    defineOutboxFigures({ registry: app.metrics, jobs: app.jobs, service, intervalMs: app.env.METRICS_REFRESH_INTERVAL_MS });
 
     app.retention.category({
       name: 'notification_outbox',

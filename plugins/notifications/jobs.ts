@@ -1,10 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify';
+import { Gauge, type Registry } from 'prom-client';
+import type { JobRunner } from '../../src/jobs/runner.js';
 import { safeMessage } from '../../src/secrets.js';
 import type { Tracing, TraceContext } from '../tracing/index.js';
 import { formatTraceparent, newSpanId, newTraceId, parseTraceparent } from '../tracing/trace-context.js';
 import type { DeliveryResult, Senders } from './senders.js';
 import { retryDelayMs, type ClaimedRow, type Finish, type NotificationService } from './service.js';
-import type { ChannelType } from './table.js';
+import { CHANNEL_TYPES, type ChannelType } from './table.js';
 
 export const DISPATCH_JOB = 'notifications:dispatch';
 /** Refreshes the outbox gauges (valhalla_outbox_*), on every instance that runs jobs. */
@@ -123,4 +125,47 @@ export function createOutboxDispatcher(deps: OutboxDispatcherDeps): OutboxDispat
       }
     },
   };
+}
+
+/**
+ * The outbox gauges, by channel type, refreshed by a periodic job on every instance that runs
+ * jobs (never by a scrape). One outbox for the cluster, so those instances all report the same
+ * figures: aggregate with `max`, not `sum`.
+ */
+export function defineOutboxFigures(deps: { registry: Registry; jobs: Pick<JobRunner, 'definePeriodic'>; service: Pick<NotificationService, 'queueFigures'>; intervalMs: number }): void {
+  const outboxPending = new Gauge({ name: 'valhalla_outbox_pending', help: 'Outbox rows not delivered yet (pending or being sent), whole cluster, by channel type', labelNames: ['channel_type'], registers: [deps.registry] });
+  const outboxDead = new Gauge({ name: 'valhalla_outbox_dead', help: 'Dead letters in the outbox (given up; kept until retention purges them), whole cluster, by channel type', labelNames: ['channel_type'], registers: [deps.registry] });
+  const outboxOldest = new Gauge({ name: 'valhalla_outbox_oldest_pending_seconds', help: 'How long the oldest outbox row not delivered yet has waited, by channel type; 0 when none waits', labelNames: ['channel_type'], registers: [deps.registry] });
+  const outboxGauges = [outboxPending, outboxDead, outboxOldest];
+  deps.jobs.definePeriodic({
+    name: OUTBOX_FIGURES_JOB,
+    intervalMs: deps.intervalMs,
+    perInstance: true,
+    async handler() {
+      let figures;
+      try {
+        figures = await deps.service.queueFigures();
+      } catch (err) {
+        // No stale figure while the database cannot be read: the series go away until it can.
+        for (const g of outboxGauges) g.reset();
+        throw err;
+      }
+      const waiting = new Map<string, number>();
+      const dead = new Map<string, number>();
+      const oldest = new Map<string, number>();
+      for (const type of CHANNEL_TYPES) for (const m of [waiting, dead, oldest]) m.set(type, 0);
+      for (const f of figures) {
+        if (f.status === 'dead') dead.set(f.channelType, (dead.get(f.channelType) ?? 0) + f.rows);
+        else {
+          waiting.set(f.channelType, (waiting.get(f.channelType) ?? 0) + f.rows);
+          oldest.set(f.channelType, Math.max(oldest.get(f.channelType) ?? 0, f.oldestSeconds));
+        }
+      }
+      // Reset and set in one synchronous stretch: a scrape sees the old figures or the new ones.
+      for (const [gauge, values] of [[outboxPending, waiting], [outboxDead, dead], [outboxOldest, oldest]] as const) {
+        gauge.reset();
+        for (const [channel_type, value] of values) gauge.set({ channel_type }, value);
+      }
+    },
+  });
 }

@@ -212,8 +212,10 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       const started = performance.now();
       const [print] = await queryRows<{ fingerprint: string }>(
         db,
-        sql`select concat_ws('|', (select count(*) from ${blocklistRules}), (select max(${blocklistRules.id}) from ${blocklistRules}), (select sum(extract(epoch from ${blocklistRules.updatedAt})) from ${blocklistRules}),
-          (select count(*) from ${securityPolicies}), (select max(${securityPolicies.id}) from ${securityPolicies}), (select sum(extract(epoch from ${securityPolicies.updatedAt})) from ${securityPolicies})) as fingerprint`,
+        // One pass over each table (three separate aggregates were three scans of 100,000 rows).
+        sql`select concat_ws('|', r.n, r.top, r.stamp, p.n, p.top, p.stamp) as fingerprint
+          from (select count(*) as n, max(${blocklistRules.id}) as top, sum(extract(epoch from ${blocklistRules.updatedAt})) as stamp from ${blocklistRules}) r,
+               (select count(*) as n, max(${securityPolicies.id}) as top, sum(extract(epoch from ${securityPolicies.updatedAt})) as stamp from ${securityPolicies}) p`,
       );
       const fingerprint = print?.fingerprint ?? '';
       if (previous && previous.fingerprint === fingerprint && Date.now() - previous.loadedAt < FULL_LOAD_EVERY_MS) return previous;

@@ -4,7 +4,7 @@ import { requestPath } from '../../src/error-handler.js';
 import { buildProblem, PROBLEM_CONTENT_TYPE } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import type { AlwaysAllow } from './always-allow.js';
-import { formatIp, formatIpv6, parseClientAddress, type ParsedIp } from './addresses.js';
+import { formatIp, formatIpv6, parseClientAddress, type ParsedIp } from '../../src/ip-address.js';
 import type { ActiveRule, Decision, MatchInput } from './matcher.js';
 import { normalisePath } from './patterns.js';
 import type { BlocklistState, RollupRow } from './service.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EnvError } from '../../src/env.js';
-import { canonicalAddress, formatIp, parseCidr, parseClientAddress, parseIp } from './addresses.js';
+import { canonicalAddress, formatIp, parseCidr, parseClientAddress, parseIp } from '../../src/ip-address.js';
 import { parseAlwaysAllow } from './always-allow.js';
 import { BlocklistMatcher, matcherStats, type ActiveRule, type MatchInput } from './matcher.js';
 import { globMatch, normalisePath, SubstringIndex } from './patterns.js';

@@ -1,4 +1,4 @@
-import { parseCidr, parseIp, v6Network, type ParsedIp } from './addresses.js';
+import { parseCidr, parseIp, v6Network, type ParsedIp } from '../../src/ip-address.js';
 import { Ipv4Index } from './address-index.js';
 import { globLiteral, globMatch, isGlob, PrefixIndex, SubstringIndex } from './patterns.js';
 import type { RuleSeverity } from './types.js';

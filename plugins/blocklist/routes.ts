@@ -5,7 +5,7 @@ import { hasScope } from '../../src/access.js';
 import { PageOf, pageLimit } from '../../src/pagination.js';
 import { ProblemError, problemError, problemResponses } from '../../src/problem.js';
 import { IdParams } from '../../src/schemas.js';
-import { formatIp, parseClientAddress, parseIp } from './addresses.js';
+import { formatIp, parseClientAddress, parseIp } from '../../src/ip-address.js';
 import type { Blocklist } from './index.js';
 import { BlocklistMatcher, outranks, type ActiveRule, type MatchInput } from './matcher.js';
 import { isGlob, normalisePath } from './patterns.js';

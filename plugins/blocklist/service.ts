@@ -4,7 +4,7 @@ import { bulkInsert } from '../../db/bulk-insert.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError } from '../../src/problem.js';
 import { apiClients } from '../api-keys/table.js';
-import { canonicalAddress, canonicalCidr, parseCidr } from './addresses.js';
+import { canonicalAddress, canonicalCidr, parseCidr } from '../../src/ip-address.js';
 import { BlocklistMatcher, type ActiveRule, type PolicyMode, type RuleType } from './matcher.js';
 import { isGlob, normalisePath } from './patterns.js';
 import type { CreatePolicy, CreateRule, Incident, IncidentFilter, Policy, Rule, RuleFilter, UpdatePolicy, UpdateRule } from './schemas.js';

@@ -180,7 +180,7 @@ describe.skipIf(!hasChromium)('the web console in Chromium', () => {
     await expect.poll(() => approve.count()).toBe(0);
     const action = (await api('GET', `/system/security/actions/${actionId}`)).body;
     expect(action.status).toBe('executed');
-    expect(action.decisions).toEqual([expect.objectContaining({ decision: 'approve', actor: expect.objectContaining({ id: '1' }) })]);
+    expect(action.decisions).toEqual([expect.objectContaining({ decision: 'approve', approver: expect.objectContaining({ type: 'client', id: '1' }) })]);
     expect((await api('GET', '/system/flags/legacy-banner')).body.enabled).toBe(false);
   });
 
@@ -189,7 +189,7 @@ describe.skipIf(!hasChromium)('the web console in Chromium', () => {
     await openTab('Audit trail');
     await expect.poll(() => page.getByTestId('operations').textContent()).toContain('security-action.execute');
     const trail = (await page.getByTestId('operations').textContent()) ?? '';
-    for (const op of ['maintenance.set', 'feature-flag.update']) expect(trail).toContain(op);
+    for (const op of ['maintenance.state.change', 'feature-flag.update', 'security-action.approve']) expect(trail).toContain(op);
     await page.getByTestId('verify').click();
     await expect.poll(() => page.getByTestId('verify-detail').textContent()).toMatch(/^All \d+ entries are intact and linked\.$/);
     await shot('06-audit');

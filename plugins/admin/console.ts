@@ -32,6 +32,7 @@ const OWN_FILES = [
   { url: '/console', file: 'index.html', type: 'text/html; charset=utf-8', summary: 'The web console (HTML page; asks for an API key)' },
   { url: '/console/app.js', file: 'app.js', type: JS, summary: "The web console's script" },
   { url: '/console/console.css', file: 'console.css', type: CSS, summary: "The web console's stylesheet" },
+  { url: '/console/favicon.svg', file: 'favicon.svg', type: 'image/svg+xml', summary: "The web console's icon" },
 ] as const;
 
 /**

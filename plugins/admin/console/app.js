@@ -143,6 +143,10 @@ class Polled extends Component {
 
 // ---- charts ----
 
+const hhmm = (seconds) => {
+  const d = new Date(seconds * 1000);
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+};
 const AXIS = { stroke: '#9aa4b2', grid: { stroke: '#26303a', width: 1 }, ticks: { stroke: '#26303a', width: 1 } };
 
 class Chart extends Component {
@@ -156,11 +160,11 @@ class Chart extends Component {
       {
         width,
         height: 150,
-        legend: { show: true },
+        legend: { show: true, live: false },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(max * 1.1, this.props.minMax || 1)] } },
-        axes: [{ ...AXIS }, { ...AXIS, size: 48 }],
-        series: [{}, ...this.props.series.map((s) => ({ label: s.label, stroke: s.color, fill: `${s.color}22`, width: 1.5, spanGaps: false }))],
+        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, this.props.minMax || 1)] } },
+        axes: [{ ...AXIS, values: (_u, ticks) => ticks.map(hhmm) }, { ...AXIS, size: 48 }],
+        series: [{ label: 'time' }, ...this.props.series.map((s) => ({ label: s.label, stroke: s.color, fill: `${s.color}22`, width: 1.5, spanGaps: false }))],
       },
       this.props.data,
       this.holder.current,
@@ -219,7 +223,9 @@ class Overview extends Polled {
     const rate = r.errorRate * 100;
     const refusals = r.blocked + r.shieldRefused + r.rateLimited;
     const pending = s.securityActions ? s.securityActions.pending : null;
-    const f = figures.series;
+    // Buckets from before this instance started hold nothing: the charts begin at its start.
+    const from = Math.max(0, figures.series.t.findIndex((t) => t + figures.bucketSeconds > Date.parse(overview.instance.startedAt) / 1000));
+    const f = Object.fromEntries(Object.entries(figures.series).map(([name, values]) => [name, values.slice(from)]));
     return html`
       <${ErrorBox} error=${error} />
       <div class="cards">
@@ -340,7 +346,8 @@ class Flags extends Polled {
     const q = new URLSearchParams({ limit: '500' });
     if (this.state.prefix) q.set('keyPrefix', this.state.prefix);
     const [page, maintenance] = await Promise.all([api('GET', `/system/flags?${q}`), api('GET', '/system/maintenance').catch(() => null)]);
-    this.setState({ frozen: Boolean(maintenance && maintenance.freeze.enabled) });
+    const preview = this.state.preview.key || !page.items.length ? this.state.preview : { ...this.state.preview, key: page.items[0].key };
+    this.setState({ frozen: Boolean(maintenance && maintenance.freeze.enabled), preview });
     return page.items;
   }
   patch(flag, change, label) {
@@ -472,7 +479,7 @@ class Security extends Polled {
           <h2>Active rules and blocks</h2>
           <${Table} rows=${counts(d.activeRules.byOrigin)} columns=${[['rule origin', (r) => r.name], ['active', (r) => num(r.count)]]} empty="no active rules" />
           <${Table} rows=${counts(d.blocked.byRuleType)} columns=${[['blocked by rule type', (r) => r.name], ['requests', (r) => num(r.count)]]} empty="nothing blocked" />
-          <${Table} rows=${d.blocked.byPolicy} columns=${[['blocked by policy', (r) => r.name || `#${r.policyId}`], ['requests', (r) => num(r.count)]]} empty="no policy blocked anything" />
+          <${Table} rows=${d.blocked.byPolicy} columns=${[['blocked by policy', (r) => r.name || (r.policyId === null ? '(no policy)' : `#${r.policyId}`)], ['requests', (r) => num(r.count)]]} empty="no policy blocked anything" />
         </section>
       </div>
       <section class="panel">
@@ -667,7 +674,7 @@ class App extends Component {
     onKeyRejected = (err) => this.forget(`The API key was refused (${err.message}). It has been removed from this tab; enter a valid key.`);
     window.addEventListener('hashchange', () => {
       const v = location.hash.slice(1);
-      if (VIEWS.some(([name]) => name === v)) this.setState({ view: v });
+      if (VIEWS.some(([name]) => name === v)) this.setState({ view: v, notice: null });
     });
   }
   say = (text, tone) => this.setState({ notice: text ? { text, tone } : null });

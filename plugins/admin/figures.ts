@@ -51,7 +51,7 @@ export interface FigureSeries {
 
 export interface FigureTotals extends Record<CountName, number> {
   seconds: number;
-  /** 5xx among all responses, 0..1 (0 without requests). */
+  /** 5xx among all responses, 0..1 (0 without requests), not counting the shield's refusals (a mode chosen, not a failure). */
   errorRate: number;
   p99Ms: number | null;
 }
@@ -147,7 +147,8 @@ export function createRequestFigures(options: RequestFiguresOptions = {}): Reque
         recent: {
           ...recent,
           seconds: recentBuckets * bucketSeconds,
-          errorRate: total === 0 ? 0 : recentCounts[S5XX]! / total,
+          // The shield's 503s are the mode an operator chose, not failures.
+          errorRate: total === 0 ? 0 : Math.max(0, recentCounts[S5XX]! - recentCounts[SHIELD]!) / total,
           p99Ms: p99Of(recentHist, total),
         },
       };

@@ -102,7 +102,7 @@ export const FiguresSchema = Type.Object({
       blocked: Type.Number(),
       shieldRefused: Type.Number(),
       rateLimited: Type.Number(),
-      errorRate: Type.Number({ description: '5xx among all responses, 0 to 1' }),
+      errorRate: Type.Number({ description: "5xx among all responses, 0 to 1, not counting the read-only shield's refusals" }),
       p99Ms: Type.Union([Type.Number(), Type.Null()]),
     },
     { description: 'totals over the last five minutes' },

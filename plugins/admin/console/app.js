@@ -143,10 +143,14 @@ class Polled extends Component {
 
 // ---- charts ----
 
-const hhmm = (seconds) => {
-  const d = new Date(seconds * 1000);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-};
+/** Tick labels: hours and minutes, with seconds when the chart spans less than five minutes. */
+function timeTicks(_u, ticks) {
+  const short = ticks.length > 1 && ticks[ticks.length - 1] - ticks[0] < 300;
+  return ticks.map((seconds) => {
+    const d = new Date(seconds * 1000);
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}${short ? `:${pad(d.getSeconds())}` : ''}`;
+  });
+}
 const AXIS = { stroke: '#9aa4b2', grid: { stroke: '#26303a', width: 1 }, ticks: { stroke: '#26303a', width: 1 } };
 
 class Chart extends Component {
@@ -163,7 +167,7 @@ class Chart extends Component {
         legend: { show: true, live: false },
         cursor: { drag: { x: false, y: false } },
         scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(max * 1.1, this.props.minMax || 1)] } },
-        axes: [{ ...AXIS, values: (_u, ticks) => ticks.map(hhmm) }, { ...AXIS, size: 48 }],
+        axes: [{ ...AXIS, values: timeTicks, space: 70 }, { ...AXIS, size: 48 }],
         series: [{ label: 'time' }, ...this.props.series.map((s) => ({ label: s.label, stroke: s.color, fill: `${s.color}22`, width: 1.5, spanGaps: false }))],
       },
       this.props.data,
@@ -183,7 +187,7 @@ class Chart extends Component {
     this.plot.destroy();
   }
   render() {
-    return html`<div class="chart"><h3>${this.props.title}</h3><div ref=${this.holder}></div></div>`;
+    return html`<div class=${`chart ${this.props.wide ? 'wide' : ''}`}><h3>${this.props.title}</h3><div ref=${this.holder}></div></div>`;
   }
 }
 
@@ -235,8 +239,8 @@ class Overview extends Polled {
           sub=${m && m.freeze ? (m.freezeUntil ? `until ${when(m.freezeUntil)}` : 'until lifted') : 'writes allowed'} />
         <${Card} testid="card-ready" title="Readiness" value=${ready.ok ? 'ready' : 'not ready'} tone=${ready.ok ? 'ok' : 'bad'} sub=${ready.detail} />
         <${Card} testid="card-errors" title=${`Error rate (${mins} min)`} value=${`${rate.toFixed(rate && rate < 1 ? 2 : 1)} %`}
-          tone=${rate >= 5 ? 'bad' : rate >= 1 ? 'warn' : 'ok'} sub=${`${num(r.status5xx)} 5xx of ${num(r.requests)} · ${s.errors ? num(s.errors.lastHour) : '–'} recorded in 1 h`} />
-        <${Card} testid="card-latency" title=${`p99 latency (${mins} min)`} value=${r.p99Ms === null ? '–' : `${r.p99Ms} ms`}
+          tone=${rate >= 5 ? 'bad' : rate >= 1 ? 'warn' : 'ok'} sub=${`${num(r.status5xx - r.shieldRefused)} 5xx of ${num(r.requests)} (shield refusals aside) · ${s.errors ? num(s.errors.lastHour) : '–'} recorded in 1 h`} />
+        <${Card} testid="card-latency" title=${`p99 latency (${mins} min)`} value=${r.p99Ms === null ? '–' : `${r.p99Ms >= 10 ? Math.round(r.p99Ms) : r.p99Ms} ms`}
           tone=${r.p99Ms === null ? '' : r.p99Ms >= 1000 ? 'bad' : r.p99Ms >= 250 ? 'warn' : 'ok'} sub=${`${num(r.requests)} requests on this instance`} />
         <${Card} testid="card-jobs" title="Job backlog" value=${num((jobs.queued || 0) + (jobs.running || 0))}
           tone=${jobs.dead ? 'bad' : jobs.due > 100 ? 'warn' : 'ok'} sub=${`${num(jobs.due)} due · ${num(jobs.running)} running · ${num(jobs.dead)} dead`} />
@@ -248,7 +252,7 @@ class Overview extends Polled {
           sub="security actions waiting for a decision" />
       </div>
       <div class="charts">
-        <${Chart} title="Requests / s" data=${[f.t, f.rps]} series=${[{ label: 'req/s', color: '#4c9aff' }]} />
+        <${Chart} wide title="Requests / s" data=${[f.t, f.rps]} series=${[{ label: 'req/s', color: '#4c9aff' }]} />
         <${Chart} title="p99 latency (ms)" data=${[f.t, f.p99Ms]} series=${[{ label: 'p99 ms', color: '#b38cff' }]} minMax=${10} />
         <${Chart} title="4xx / 5xx" data=${[f.t, f.status4xx, f.status5xx]} series=${[{ label: '4xx', color: '#f5a623' }, { label: '5xx', color: '#ff5c5c' }]} />
         <${Chart} title="Blocks" data=${[f.t, f.blocked, f.shieldRefused]} series=${[{ label: 'blocklist', color: '#ff5c5c' }, { label: 'shield', color: '#f5a623' }]} />

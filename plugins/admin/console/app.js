@@ -368,7 +368,8 @@ class Flags extends Polled {
       if (at > 0) q.append(`attr.${line.slice(0, at).trim()}`, line.slice(at + 1).trim());
     }
     try {
-      this.setState({ result: await api('GET', `/system/flags/${encodeURIComponent(key || (this.state.data[0] || {}).key || '')}/evaluate?${q}`) });
+      const flagKey = key || (this.state.data[0] || {}).key || '';
+      this.setState({ result: await api('GET', `/system/flags/${encodeURIComponent(flagKey)}/evaluate?${q}`) });
     } catch (err) {
       this.setState({ result: { error: explain(err) } });
     }

@@ -126,7 +126,7 @@ describe.skipIf(!hasChromium)('the web console in Chromium', () => {
     expect(refused).toMatch(/^6 blocked · /);
     // 3 of the 8 calls above, and more from the background traffic since
     expect(Number(/(\d+) rate-limited/.exec(refused)?.[1])).toBeGreaterThanOrEqual(3);
-    expect(await page.getByTestId('card-approvals').textContent()).toContain('1');
+    expect(await page.getByTestId('card-approvals').locator('.card-value').textContent()).toBe('1');
     expect(await page.locator('.chart canvas').count()).toBe(5);
     expect(await page.getByTestId('instance').textContent()).toContain(t.app.lifecycle.instanceId);
     await expect.poll(() => page.getByTestId('operations').textContent()).toContain('feature-flag.create');
@@ -203,6 +203,8 @@ describe.skipIf(!hasChromium)('the web console in Chromium', () => {
     await expect.poll(() => page.getByTestId('operations').textContent()).toContain('security-action.execute');
     const trail = (await page.getByTestId('operations').textContent()) ?? '';
     for (const op of ['maintenance.state.change', 'feature-flag.update', 'security-action.approve']) expect(trail).toContain(op);
+    await page.getByRole('row', { name: /security-action\.execute/ }).getByRole('button', { name: 'Details' }).click();
+    await expect.poll(() => page.getByTestId('operation-detail').textContent()).toMatch(/security-action\.execute.*"status": "executed"/s);
     await page.getByTestId('verify').click();
     await expect.poll(() => page.getByTestId('verify-detail').textContent()).toMatch(/^All \d+ entries are intact and linked\.$/);
     await shot('06-audit');
@@ -217,7 +219,7 @@ describe.skipIf(!hasChromium)('the web console in Chromium', () => {
     }
     step = 'overview again';
     await openTab('Overview');
-    await expect.poll(() => page.getByTestId('card-approvals').textContent()).toContain('0');
+    await expect.poll(() => page.getByTestId('card-approvals').locator('.card-value').textContent()).toBe('0');
     await page.waitForTimeout(500); // the charts draw after the cards
     await shot('07-overview-after');
     if (process.env.UPDATE_DOCS_SCREENSHOT === '1') {

@@ -235,21 +235,21 @@ class Overview extends Polled {
       <div class="cards">
         <${Card} testid="card-mode" title="Mode" value=${m ? m.mode : 'n/a'} tone=${m ? STATUS_TONE[m.mode] : ''}
           sub=${m ? (m.until ? `until ${when(m.until)} (${m.source})` : `set by ${m.source}`) : 'maintenance pack not loaded'} />
-        <${Card} testid="card-freeze" title="Change freeze" value=${m ? (m.freeze ? 'frozen' : 'off') : 'n/a'} tone=${m ? (m.freeze ? 'warn' : 'ok') : ''}
+        <${Card} testid="card-freeze" title="Freeze" value=${m ? (m.freeze ? 'frozen' : 'off') : 'n/a'} tone=${m ? (m.freeze ? 'warn' : 'ok') : ''}
           sub=${m && m.freeze ? (m.freezeUntil ? `until ${when(m.freezeUntil)}` : 'until lifted') : 'writes allowed'} />
         <${Card} testid="card-ready" title="Readiness" value=${ready.ok ? 'ready' : 'not ready'} tone=${ready.ok ? 'ok' : 'bad'} sub=${ready.detail} />
-        <${Card} testid="card-errors" title=${`Error rate (${mins} min)`} value=${`${rate.toFixed(rate && rate < 1 ? 2 : 1)} %`}
-          tone=${rate >= 5 ? 'bad' : rate >= 1 ? 'warn' : 'ok'} sub=${`${num(r.status5xx - r.shieldRefused)} 5xx of ${num(r.requests)} (shield refusals aside) · ${s.errors ? num(s.errors.lastHour) : '–'} recorded in 1 h`} />
-        <${Card} testid="card-latency" title=${`p99 latency (${mins} min)`} value=${r.p99Ms === null ? '–' : `${r.p99Ms >= 10 ? Math.round(r.p99Ms) : r.p99Ms} ms`}
-          tone=${r.p99Ms === null ? '' : r.p99Ms >= 1000 ? 'bad' : r.p99Ms >= 250 ? 'warn' : 'ok'} sub=${`${num(r.requests)} requests on this instance`} />
+        <${Card} testid="card-errors" title=${`5xx rate · ${mins} min`} value=${`${rate.toFixed(rate && rate < 1 ? 2 : 1)} %`}
+          tone=${rate >= 5 ? 'bad' : rate >= 1 ? 'warn' : 'ok'} sub=${`${num(r.status5xx - r.shieldRefused)} of ${num(r.requests)} · ${s.errors ? num(s.errors.lastHour) : '–'} logged in 1 h`} />
+        <${Card} testid="card-latency" title=${`p99 · ${mins} min`} value=${r.p99Ms === null ? '–' : `${r.p99Ms >= 10 ? Math.round(r.p99Ms) : r.p99Ms} ms`}
+          tone=${r.p99Ms === null ? '' : r.p99Ms >= 1000 ? 'bad' : r.p99Ms >= 250 ? 'warn' : 'ok'} sub=${`${num(r.requests)} requests here`} />
         <${Card} testid="card-jobs" title="Job backlog" value=${num((jobs.queued || 0) + (jobs.running || 0))}
           tone=${jobs.dead ? 'bad' : jobs.due > 100 ? 'warn' : 'ok'} sub=${`${num(jobs.due)} due · ${num(jobs.running)} running · ${num(jobs.dead)} dead`} />
         <${Card} testid="card-outbox" title="Outbox" value=${num((outbox.pending || 0) + (outbox.sending || 0))}
           tone=${outbox.dead ? 'bad' : outbox.pending > 100 ? 'warn' : 'ok'} sub=${`${num(outbox.dead)} dead letters · ${num(outbox.delivered)} delivered`} />
-        <${Card} testid="card-blocked" title=${`Refused (${mins} min)`} value=${num(refusals)} tone=${refusals ? 'warn' : 'ok'}
+        <${Card} testid="card-blocked" title=${`Refused · ${mins} min`} value=${num(refusals)} tone=${refusals ? 'warn' : 'ok'}
           sub=${`${num(r.blocked)} blocked · ${num(r.rateLimited)} rate-limited · ${num(r.shieldRefused)} by the shield`} />
-        <${Card} testid="card-approvals" title="Pending approvals" value=${pending === null ? 'n/a' : num(pending)} tone=${pending ? 'warn' : 'ok'}
-          sub="security actions waiting for a decision" />
+        <${Card} testid="card-approvals" title="Approvals" value=${pending === null ? 'n/a' : num(pending)} tone=${pending ? 'warn' : 'ok'}
+          sub="security actions pending" />
       </div>
       <div class="charts">
         <${Chart} wide title="Requests / s" data=${[f.t, f.rps]} series=${[{ label: 'req/s', color: '#4c9aff' }]} />
@@ -605,12 +605,15 @@ class Exports extends Polled {
 
 function OperationTable({ rows, onOpen, open }) {
   return html`<${Table} testid="operations" rows=${rows} rowKey=${(o) => o.id} columns=${[
-    ['#', (o) => o.id], ['when', (o) => when(o.occurredAt)], ['actor', (o) => [o.actorType, o.actorId, o.keyId].filter(Boolean).join(' / ')],
+    ['#', (o) => o.id], ['when', (o) => html`<span class="nowrap">${when(o.occurredAt)}</span>`], ['actor', (o) => [o.actorType, o.actorId, o.keyId].filter(Boolean).join(' / ')],
     ['operation', (o) => html`<code>${o.operation}</code>`], ['target', (o) => [o.targetType, o.targetId].filter(Boolean).join(' ')],
     ['result', (o) => html`<${StatusBadge} value=${o.result} />`], ['reason', (o) => o.reason || ''],
-    ...(onOpen ? [['', (o) => html`<button type="button" class="small" onClick=${() => onOpen(o.id)}>${open === o.id ? 'Hide' : 'Before / after'}</button>
-      ${open === o.id ? html`<div class="diff"><pre>${JSON.stringify(o.before, null, 2)}</pre><pre>${JSON.stringify(o.after, null, 2)}</pre></div>` : null}`]] : []),
-  ]} />`;
+    ...(onOpen ? [['', (o) => html`<button type="button" class="small" onClick=${() => onOpen(o.id)}>${open === o.id ? 'Hide' : 'Details'}</button>`]] : []),
+  ]} />
+  ${onOpen && open !== null ? rows.filter((o) => o.id === open).map((o) => html`<div class="detail" data-testid="operation-detail">
+      <h3>Entry #${o.id}: ${o.operation} · correlation ${o.correlationId || '–'} · hash ${o.hash.slice(0, 16)}…</h3>
+      <div class="diff"><div><h3>before</h3><pre>${JSON.stringify(o.before, null, 2)}</pre></div><div><h3>after</h3><pre>${JSON.stringify(o.after, null, 2)}</pre></div></div>
+    </div>`) : null}`;
 }
 
 class Audit extends Polled {

@@ -216,6 +216,7 @@ describe.skipIf(!hasChromium)('the web console in Chromium', () => {
       await openTab(label);
       await expect.poll(() => page.getByRole('heading', { name: marker }).isVisible()).toBe(true);
       await expect.poll(() => page.locator('.panel-error').count()).toBe(0);
+      await shot(`08-${label.toLowerCase()}`);
     }
     step = 'overview again';
     await openTab('Overview');

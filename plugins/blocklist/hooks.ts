@@ -200,6 +200,7 @@ export function addBlocklistHooks(app: FastifyInstance, deps: GuardDeps): void {
     reply.removeHeader('www-authenticate');
     reply.removeHeader('retry-after');
     reply.code(403).type(PROBLEM_CONTENT_TYPE);
+    reply.problemKind = 'blocked';
     const body = buildProblem('blocked', { instance: requestPath(request.url), correlationId: request.id }, { detail: blockedDetail(rule), extensions: { ruleId: rule.id } });
     done(null, JSON.stringify(body));
   });

@@ -16,6 +16,8 @@ export function clusterConfig(listenPort: number, upstreamPorts: [number, number
   swap('server 10.0.0.11:3000', `server 127.0.0.1:${upstreamPorts[0]}`);
   swap('server 10.0.0.12:3000', `server 127.0.0.1:${upstreamPorts[1]}`);
   swap('listen 80;', `listen 127.0.0.1:${listenPort};`);
+  // A control run (CLUSTER_NGINX_RETRY=off): what the rolling restart does without the retry.
+  if (process.env.CLUSTER_NGINX_RETRY === 'off') swap('proxy_next_upstream error timeout http_502 http_503;', 'proxy_next_upstream off;');
   return text;
 }
 

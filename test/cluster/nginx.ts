@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../lifecycle/server-process.js';
 
@@ -43,6 +43,12 @@ export interface Nginx {
 export async function startNginx(dir: string, listenPort: number, upstreamPorts: [number, number]): Promise<Nginx> {
   for (const sub of ['logs', 'temp']) mkdirSync(path.join(dir, sub), { recursive: true });
   const root = process.getuid?.() === 0;
+  // As root the workers run as nobody: let them into the (0700) directory and its temp folder,
+  // where nginx buffers large bodies.
+  if (root) {
+    chmodSync(dir, 0o755);
+    chmodSync(path.join(dir, 'temp'), 0o777);
+  }
   const conf = [
     root ? 'user nobody nogroup;' : '',
     'worker_processes 1;',

@@ -6,8 +6,9 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'src/**/*.test.ts', 'plugins/**/*.test.ts', 'db/**/*.test.ts'],
-    // Browser tests run with `npm run test:browser` (vitest.browser.config.ts).
-    exclude: [...configDefaults.exclude, '**/*.browser.test.ts'],
+    // Browser tests run with `npm run test:browser` (vitest.browser.config.ts), the processes
+    // behind nginx with `npm run test:cluster` (vitest.cluster.config.ts).
+    exclude: [...configDefaults.exclude, '**/*.browser.test.ts', 'test/cluster/**'],
     globalSetup: ['test/helpers/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,

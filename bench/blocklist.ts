@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { BlocklistMatcher, type MatchInput } from '../plugins/blocklist/matcher.js';
 import { benchRequests, benchRuleBodies, toActiveRules, toInput } from './blocklist-rules.js';
-import { cpuMsOf, median, rssOf, sleep, startServer, intFromEnv, stopAll } from './servers.js';
+import { cpuMsOf, median, rssOf, sleep, startServer, stderrTails, intFromEnv, stopAll } from './servers.js';
 
 // `npm run bench:blocklist` (also part of `npm run bench`): the blocklist with 100,000 mixed rules.
 // 1. In process: checks per second (the matcher alone on parsed requests; the hook's whole work,
@@ -256,6 +256,9 @@ async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
       return { name: t.name, cpuUsPerRequest: cpu.length ? median(cpu) : null, gcUsPerRequest: t.origin ? median(gcTotal) : null, reqPerSec: median(results.map((r) => r.requests.average)), p99Ms: median(results.map((r) => r.latency.p99)), non2xx: results.reduce((n, r) => n + r.non2xx + r.errors, 0), rssMiB: rssMiB(t.pid), heapUsedMiB: heaps[i] ?? null };
     });
     return { database: process.env.DATABASE_URL ? 'postgres (DATABASE_URL)' : 'pglite', importMs, changeMs, reloadMs, rows };
+  } catch (err) {
+    console.error(stderrTails());
+    throw err;
   } finally {
     await stopAll();
     await stores.cleanup();
@@ -303,7 +306,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 process.exitCode = await main().catch(async (err: unknown) => {
-  console.error('bench failed:', err instanceof Error ? err.message : err);
+  console.error('bench failed:', err instanceof Error ? `${err.message}${err.cause ? ` (${String(err.cause)})` : ''}` : err);
   await stopAll();
   return 1;
 });

@@ -101,6 +101,11 @@ export async function startServer(
   throw new StartError(`${name} server did not answer 200 on ${probe} within ${timeoutMs / 1000} s:\n${stderr.slice(-20).join('\n')}`);
 }
 
+/** The last lines each started server wrote to stderr, for a failed run's report. */
+export function stderrTails(lines = 15): string {
+  return running.map((s) => `--- ${s.name} (exit ${s.child.exitCode ?? s.child.signalCode ?? 'running'}):\n${s.stderr.slice(-lines).join('\n')}`).join('\n');
+}
+
 /** SIGTERM to every started server, SIGKILL after 15 s; their exit codes. */
 export async function stopAll(): Promise<Array<{ name: string; code: number | null }>> {
   const stops = running.splice(0).map(async (s) => {

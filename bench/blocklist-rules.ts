@@ -1,7 +1,7 @@
-import { formatIpv4, formatIpv6 } from '../plugins/blocklist/addresses.js';
+import { formatIpv4, formatIpv6 } from '../src/ip-address.js';
 import type { ActiveRule, MatchInput, RuleType } from '../plugins/blocklist/matcher.js';
 import type { CreateRule } from '../plugins/blocklist/schemas.js';
-import { parseIp } from '../plugins/blocklist/addresses.js';
+import { parseIp } from '../src/ip-address.js';
 import { normalisePath } from '../plugins/blocklist/patterns.js';
 
 // The blocklist bench's rules and requests: 100,000 mixed rules shaped like a real feed (mostly

@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { BlocklistMatcher, type MatchInput } from '../plugins/blocklist/matcher.js';
 import { benchRequests, benchRuleBodies, toActiveRules, toInput } from './blocklist-rules.js';
-import { median, rssOf, sleep, startServer, intFromEnv, stopAll } from './servers.js';
+import { cpuMsOf, median, rssOf, sleep, startServer, stderrTails, intFromEnv, stopAll } from './servers.js';
 
 // `npm run bench:blocklist` (also part of `npm run bench`): the blocklist with 100,000 mixed rules.
 // 1. In process: checks per second (the matcher alone on parsed requests; the hook's whole work,
@@ -28,6 +28,8 @@ const SETTINGS = {
   connections: intFromEnv('BENCH_CONNECTIONS', 50),
 };
 const ROUTE = process.env.BENCH_MEMORY_ROUTE ?? '/system/info';
+/** How long a server may take to answer after its start (a busy machine starts three slowly). */
+const START_TIMEOUT_MS = intFromEnv('BENCH_START_TIMEOUT_MS', 300_000);
 const KEY = generateApiKey().token;
 const AUTH = { authorization: `Bearer ${KEY}` };
 /** Issue 6's targets. */
@@ -149,8 +151,42 @@ async function heapUsedMiB(origin: string): Promise<number | null> {
   }
 }
 
+/** With BENCH_CPU_PROF=<dir>, each kernel writes a V8 CPU profile there when it exits. */
+function profileArgs(name: string): string[] {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir, name)}`] : [];
+}
+
 function drive(url: string, seconds: number): Promise<Result> {
   return Promise.resolve(autocannon({ url, headers: AUTH, connections: SETTINGS.connections, duration: seconds, timeout: 10 }));
+}
+
+/** Seconds spent in garbage collection so far, by kind (major, minor, incremental, weakcb), from the kernel's /metrics. */
+async function gcSeconds(origin: string | null): Promise<Record<string, number>> {
+  if (!origin) return {};
+  const text = await (await fetch(`${origin}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_sum\{kind="(\w+)"\} (\S+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+/** What one timed run cost the server: CPU µs and GC µs (by kind) per request answered. */
+interface RunCost {
+  cpuUsPerRequest: number | null;
+  gcUsPerRequest: Record<string, number>;
+}
+
+/** Drives `url` and measures, around it, the server's CPU time and (for a kernel) its GC time. */
+async function driveMeasured(target: { url: string; pid: number | undefined; origin: string | null }, seconds: number): Promise<{ result: Result; cost: RunCost }> {
+  const cpuBefore = cpuMsOf(target.pid);
+  const gcBefore = await gcSeconds(target.origin);
+  const result = await drive(target.url, seconds);
+  const cpuAfter = cpuMsOf(target.pid);
+  const gcAfter = await gcSeconds(target.origin);
+  const n = Math.max(1, result.requests.total);
+  const gcUsPerRequest: Record<string, number> = {};
+  for (const [kind, after] of Object.entries(gcAfter)) gcUsPerRequest[kind] = ((after - (gcBefore[kind] ?? 0)) * 1e6) / n;
+  return { result, cost: { cpuUsPerRequest: cpuBefore === null || cpuAfter === null ? null : ((cpuAfter - cpuBefore) * 1000) / n, gcUsPerRequest } };
 }
 
 async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
@@ -159,9 +195,9 @@ async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
   try {
     console.error('starting bare Fastify and two kernels ...');
     const [bare, empty, loaded] = await Promise.all([
-      startServer('bare', 'bench/bare-server.ts', {}, '/', { timeoutMs: 120_000 }),
-      startServer('kernel, no rules', 'src/server.ts', kernelEnv(0), ROUTE, { probeHeaders: AUTH, timeoutMs: 120_000 }),
-      startServer(`kernel, ${fmt(bodies.length)} rules`, 'src/server.ts', kernelEnv(1), ROUTE, { probeHeaders: AUTH, timeoutMs: 120_000 }),
+      startServer('bare', 'bench/bare-server.ts', {}, '/', { timeoutMs: START_TIMEOUT_MS }),
+      startServer('kernel, no rules', 'src/server.ts', kernelEnv(0), ROUTE, { probeHeaders: AUTH, timeoutMs: START_TIMEOUT_MS, nodeArgs: profileArgs('kernel-empty') }),
+      startServer(`kernel, ${fmt(bodies.length)} rules`, 'src/server.ts', kernelEnv(1), ROUTE, { probeHeaders: AUTH, timeoutMs: START_TIMEOUT_MS, nodeArgs: profileArgs('kernel-loaded') }),
     ]);
 
     // api_client rules must name clients that exist: create one per rule and point the rule at it.
@@ -191,27 +227,38 @@ async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
     if (((await check.json()) as { decision?: string }).decision !== 'block') throw new Error('the loaded kernel does not block a rule just added');
 
     const targets = [
-      { name: 'bare', url: `${bare.origin}/`, pid: bare.child.pid },
-      { name: 'kernel, 0 rules', url: `${empty.origin}${ROUTE}`, pid: empty.child.pid },
-      { name: `kernel, ${fmt(bodies.length)} rules`, url: `${loaded.origin}${ROUTE}`, pid: loaded.child.pid },
+      { name: 'bare', url: `${bare.origin}/`, pid: bare.child.pid, origin: null },
+      { name: 'kernel, 0 rules', url: `${empty.origin}${ROUTE}`, pid: empty.child.pid, origin: empty.origin },
+      { name: `kernel, ${fmt(bodies.length)} rules`, url: `${loaded.origin}${ROUTE}`, pid: loaded.child.pid, origin: loaded.origin },
     ];
+    const loadStarted = performance.now();
     console.error(`warming up (${SETTINGS.warmupSeconds} s each) ...`);
     for (const t of targets) await drive(t.url, SETTINGS.warmupSeconds);
     const runs = new Map<string, Result[]>(targets.map((t) => [t.name, []]));
+    const costs = new Map<string, RunCost[]>(targets.map((t) => [t.name, []]));
     for (let round = 0; round < SETTINGS.rounds; round++) {
       const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
       for (const t of order) {
-        const result = await drive(t.url, SETTINGS.durationSeconds);
+        const { result, cost } = await driveMeasured(t, SETTINGS.durationSeconds);
         runs.get(t.name)!.push(result);
-        console.error(`round ${round + 1}/${SETTINGS.rounds} ${t.name.padEnd(24)} ${fmt(result.requests.average).padStart(8)} req/s  p99 ${result.latency.p99} ms${result.non2xx ? `  non-2xx ${result.non2xx}` : ''}`);
+        costs.get(t.name)!.push(cost);
+        const gc = Object.entries(cost.gcUsPerRequest).filter(([, us]) => us > 0.05).map(([kind, us]) => `${kind} ${us.toFixed(1)}`).join(', ');
+        console.error(`round ${round + 1}/${SETTINGS.rounds} ${t.name.padEnd(24)} ${fmt(result.requests.average).padStart(8)} req/s  p99 ${result.latency.p99} ms  CPU ${cost.cpuUsPerRequest?.toFixed(1) ?? '?'} µs/req${gc ? `  GC µs/req: ${gc}` : ''}${result.non2xx ? `  non-2xx ${result.non2xx}` : ''}`);
       }
     }
+    console.error(`load phase: ${Math.round(performance.now() - loadStarted)} ms; requests measured: ${targets.map((t) => `${t.name} ${runs.get(t.name)!.reduce((n, r) => n + r.requests.total, 0)}`).join(', ')}`);
     const heaps = [null, await heapUsedMiB(empty.origin), await heapUsedMiB(loaded.origin)];
     const rows = targets.map((t, i) => {
       const results = runs.get(t.name)!;
-      return { name: t.name, reqPerSec: median(results.map((r) => r.requests.average)), p99Ms: median(results.map((r) => r.latency.p99)), non2xx: results.reduce((n, r) => n + r.non2xx + r.errors, 0), rssMiB: rssMiB(t.pid), heapUsedMiB: heaps[i] ?? null };
+      const cost = costs.get(t.name)!;
+      const cpu = cost.map((c) => c.cpuUsPerRequest).filter((c): c is number => c !== null);
+      const gcTotal = cost.map((c) => Object.values(c.gcUsPerRequest).reduce((a, b) => a + b, 0));
+      return { name: t.name, cpuUsPerRequest: cpu.length ? median(cpu) : null, gcUsPerRequest: t.origin ? median(gcTotal) : null, reqPerSec: median(results.map((r) => r.requests.average)), p99Ms: median(results.map((r) => r.latency.p99)), non2xx: results.reduce((n, r) => n + r.non2xx + r.errors, 0), rssMiB: rssMiB(t.pid), heapUsedMiB: heaps[i] ?? null };
     });
     return { database: process.env.DATABASE_URL ? 'postgres (DATABASE_URL)' : 'pglite', importMs, changeMs, reloadMs, rows };
+  } catch (err) {
+    console.error(stderrTails());
+    throw err;
   } finally {
     await stopAll();
     await stores.cleanup();
@@ -234,8 +281,12 @@ async function main(): Promise<number> {
   console.log(`in process: ${fmt(local.matcherOnly)} checks/s (matcher on parsed requests), ${fmt(local.hookPath)} checks/s (the hook's work: address parsing and path normalisation included), ${fmt(local.uncached)} checks/s with every user agent and path new; ${Math.round(local.blockedShare * 100)} % of the requests blocked`);
   console.log(`  ${local.matcherOnly >= CHECKS_TARGET ? 'at or above' : 'BELOW'} the target of ${fmt(CHECKS_TARGET)} checks/s (matcher); build ${fmt(local.buildMs)} ms (first, cold JIT: ${fmt(local.firstBuildMs)} ms); heap for the rules and the index: ${local.gcExposed ? `${local.heapMiB} MiB` : `~${local.heapMiB} MiB (run with node --expose-gc for an exact figure)`}`);
   console.log(`over HTTP on ${http.database} (${SETTINGS.rounds} rounds x ${SETTINGS.durationSeconds} s, ${SETTINGS.connections} connections, GET ${ROUTE} with an API key; bare: GET /):`);
-  for (const r of http.rows) console.log(`  ${r.name.padEnd(24)} ${fmt(r.reqPerSec).padStart(8)} req/s  p99 ${r.p99Ms} ms  RSS ${r.rssMiB ?? '?'} MiB${r.heapUsedMiB === null ? '' : `  heap used ${r.heapUsedMiB} MiB`}${r.non2xx ? `  non-2xx ${r.non2xx}` : ''}`);
+  for (const r of http.rows) console.log(`  ${r.name.padEnd(24)} ${fmt(r.reqPerSec).padStart(8)} req/s  p99 ${r.p99Ms} ms  CPU ${r.cpuUsPerRequest?.toFixed(1) ?? '?'} µs/req${r.gcUsPerRequest === null ? '' : ` (GC ${r.gcUsPerRequest.toFixed(1)})`}  RSS ${r.rssMiB ?? '?'} MiB${r.heapUsedMiB === null ? '' : `  heap used ${r.heapUsedMiB} MiB`}${r.non2xx ? `  non-2xx ${r.non2xx}` : ''}`);
   console.log(`  kernel/bare: ${ratioEmpty.toFixed(3)} with no rules, ${ratioLoaded.toFixed(3)} with ${fmt(local.rules)} rules (${(ratioChange * 100).toFixed(1)} %; ${Math.abs(ratioChange) <= RATIO_TOLERANCE ? 'within' : 'OUTSIDE'} the ${RATIO_TOLERANCE * 100} % target)`);
+  if (empty.cpuUsPerRequest !== null && loaded.cpuUsPerRequest !== null) {
+    const cpuChange = loaded.cpuUsPerRequest / empty.cpuUsPerRequest - 1;
+    console.log(`  server CPU per request (median of the rounds): ${empty.cpuUsPerRequest.toFixed(1)} µs with no rules, ${loaded.cpuUsPerRequest.toFixed(1)} µs with ${fmt(local.rules)} rules (${(cpuChange * 100).toFixed(1)} %); of which GC ${empty.gcUsPerRequest?.toFixed(1) ?? '?'} vs ${loaded.gcUsPerRequest?.toFixed(1) ?? '?'} µs`);
+  }
   console.log(`  rule change applied (write answered after the full reload): median ${fmt(changeMs)} ms of ${http.changeMs.map((m) => fmt(m)).join(', ')} (${changeMs < RELOAD_TARGET_MS ? 'under' : 'OVER'} the ${RELOAD_TARGET_MS} ms target); the kernel's last reload took ${http.reloadMs ?? '?'} ms; bulk imports of 10,000: ${http.importMs.map((m) => fmt(m)).join(', ')} ms`);
   console.log(`  memory: RSS ${loaded.rssMiB ?? '?'} MiB with the rules vs ${empty.rssMiB ?? '?'} MiB without (RSS keeps the high-water mark of the imports); V8 heap in use ${loaded.heapUsedMiB ?? '?'} vs ${empty.heapUsedMiB ?? '?'} MiB`);
 
@@ -255,7 +306,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 process.exitCode = await main().catch(async (err: unknown) => {
-  console.error('bench failed:', err instanceof Error ? err.message : err);
+  console.error('bench failed:', err instanceof Error ? `${err.message}${err.cause ? ` (${String(err.cause)})` : ''}` : err);
   await stopAll();
   return 1;
 });

@@ -74,10 +74,10 @@ export async function startServer(
   script: string,
   env: Record<string, string>,
   probe: string,
-  opts: { probeHeaders?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { probeHeaders?: Record<string, string>; timeoutMs?: number; nodeArgs?: string[] } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', script], {
     cwd: benchRoot,
     env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -101,6 +101,11 @@ export async function startServer(
   throw new StartError(`${name} server did not answer 200 on ${probe} within ${timeoutMs / 1000} s:\n${stderr.slice(-20).join('\n')}`);
 }
 
+/** The last lines each started server wrote to stderr, for a failed run's report. */
+export function stderrTails(lines = 15): string {
+  return running.map((s) => `--- ${s.name} (exit ${s.child.exitCode ?? s.child.signalCode ?? 'running'}):\n${s.stderr.slice(-lines).join('\n')}`).join('\n');
+}
+
 /** SIGTERM to every started server, SIGKILL after 15 s; their exit codes. */
 export async function stopAll(): Promise<Array<{ name: string; code: number | null }>> {
   const stops = running.splice(0).map(async (s) => {
@@ -114,6 +119,26 @@ export async function stopAll(): Promise<Array<{ name: string; code: number | nu
   });
   return Promise.all(stops);
 }
+
+/**
+ * CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat; null where
+ * it cannot be read. Per request it is what a server pays, whatever else shares the machine.
+ */
+export function cpuMsOf(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces), from its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_SECOND : null;
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux the benches run on (getconf CLK_TCK). */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 /** Resident set size of a process in MiB (current and peak), from /proc on Linux (ps elsewhere). */
 export function rssOf(pid: number | undefined): { rssMiB: number; peakRssMiB: number } | null {

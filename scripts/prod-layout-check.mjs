@@ -106,6 +106,14 @@ try {
     await serve(label, cmd, args, { PORT: String(port), ADMIN_API_KEY: key }, `http://127.0.0.1:${port}/ready`, async () => {
       const info = await fetch(`http://127.0.0.1:${port}/system/info`, { headers: { authorization: `Bearer ${key}` } });
       if (info.status !== 200) throw new Error(`GET /system/info answered ${info.status}`);
+      // The console's libraries come from the production dependencies' node_modules.
+      const script = await (await fetch(`http://127.0.0.1:${port}/console/app.js`)).text();
+      const libraries = [...script.matchAll(/\/console\/vendor\/[^'"`\s]+/g)].map((m) => m[0]);
+      if (libraries.length === 0) throw new Error('GET /console/app.js names no library file');
+      for (const url of libraries) {
+        const res = await fetch(`http://127.0.0.1:${port}${url}`);
+        if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}`);
+      }
     });
   }
 

@@ -34,6 +34,8 @@ declare module 'fastify' {
   interface FastifyReply {
     /** Sends an RFC 9457 problem for `kind`; the one way a route or hook answers with an error. */
     problem(kind: ProblemKind, options?: ProblemOptions): FastifyReply;
+    /** The problem kind this reply answers with (`null` until one is sent): onResponse hooks count refusals by it. */
+    problemKind: ProblemKind | null;
   }
 }
 
@@ -98,6 +100,7 @@ function validationItems(error: FastifyError): ProblemErrorItem[] {
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, kind: ProblemKind, options: ProblemOptions = {}): FastifyReply {
   const body = buildProblem(kind, { instance: requestPath(request.url), correlationId: request.id }, options);
   if (options.headers) reply.headers(options.headers);
+  reply.problemKind = kind;
   return reply.code(body.status).type(PROBLEM_CONTENT_TYPE).send(body);
 }
 
@@ -136,6 +139,7 @@ const METHODS: HTTPMethod[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
 export default fp(
   async function errorHandling(app: FastifyInstance) {
     app.decorate('serverErrorListeners', []);
+    app.decorateReply('problemKind', null);
     app.decorateReply('problem', function problem(this: FastifyReply, kind: ProblemKind, options?: ProblemOptions) {
       return sendProblem(this.request, this, kind, options);
     });

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordAudit, type Actor, type AuditEntry } from '../../src/audit/writer.js';
@@ -223,22 +224,145 @@ describe('web console (UF)', () => {
     expect(js.statusCode).toBe(200);
     expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
     expect(js.headers['content-security-policy']).toContain("script-src 'self'");
-    expect(js.body).toContain("sessionStorage.getItem(KEY_STORAGE)");
-    // The API calls it makes exist (the maintenance and flags ones belong to other packs).
-    for (const path of ['/system/admin', '/system/admin/operations', '/system/admin/operations/verify']) expect(js.body).toContain(`'${path}`);
-    expect(js.body).not.toMatch(/innerHTML|eval\(|new Function/);
+    expect(js.body).toContain('sessionStorage.getItem(KEY_STORAGE)');
+    expect(js.body).not.toMatch(/localStorage|document\.cookie/);
+    expect(js.body).not.toMatch(/innerHTML|dangerouslySetInnerHTML|eval\(|new Function/);
 
     const css = await t.app.inject({ method: 'GET', url: '/console/console.css' });
     expect(css.statusCode).toBe(200);
     expect(css.headers['content-type']).toBe('text/css; charset=utf-8');
   });
 
+  it('calls only API routes that exist', async () => {
+    // Every /system path in the script, `${...}` parts read as one path segment each.
+    const js = (await t.app.inject({ method: 'GET', url: '/console/app.js' })).body;
+    const called = new Set([...js.matchAll(/['`](\/system\/[^'`?]*)/g)].map((m) => m[1]!.replace(/\$\{[^}]*\}/g, ':x').replace(/\/$/, '')));
+    expect(called.size).toBeGreaterThan(15);
+    const routes = t.app.routeCatalog.map((r) => `${r.method} ${r.url}`);
+    const exists = (path: string) =>
+      t.app.routeCatalog.some((r) => {
+        const want = path.split('/');
+        const have = r.url.split('/');
+        return want.length === have.length && have.every((seg, i) => seg === want[i] || (seg.startsWith(':') && want[i] === ':x'));
+      });
+    for (const path of called) expect(exists(path), `${path} (routes: ${routes.length})`).toBe(true);
+  });
+
+  it('serves the libraries it imports from node_modules: those files only, cached for a year', async () => {
+    const html = (await t.app.inject({ method: 'GET', url: '/console' })).body;
+    const js = (await t.app.inject({ method: 'GET', url: '/console/app.js' })).body;
+    const named = [...new Set([...`${html}\n${js}`.matchAll(/\/console\/vendor\/[^"'`\s)]+/g)].map((m) => m[0]))].sort();
+    expect(named).toEqual([
+      '/console/vendor/htm@3.1.1/htm.mjs',
+      '/console/vendor/preact@11.2.0/preact.mjs',
+      '/console/vendor/uplot@1.6.32/uPlot.esm.js',
+      '/console/vendor/uplot@1.6.32/uPlot.min.css',
+    ]);
+    for (const url of named) {
+      const res = await t.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(200);
+      expect(res.headers['content-type'], url).toBe(url.endsWith('.css') ? 'text/css; charset=utf-8' : 'text/javascript; charset=utf-8');
+      expect(res.headers['cache-control'], url).toBe('public, max-age=31536000, immutable');
+      expect(res.headers['x-content-type-options'], url).toBe('nosniff');
+      // the very file installed in node_modules
+      const pkg = url.split('/')[3]!.split('@')[0]!;
+      const file = url.endsWith('.css') ? 'dist/uPlot.min.css' : url.endsWith('esm.js') ? 'dist/uPlot.esm.js' : `dist/${url.split('/').pop()}`;
+      expect(res.body, url).toBe(readFileSync(`node_modules/${pkg}/${file}`, 'utf8'));
+      const again = await t.app.inject({ method: 'GET', url, headers: { 'if-none-match': `W/${res.headers.etag}` } });
+      expect(again.statusCode, url).toBe(304);
+    }
+    // nothing else under /console/vendor: no directory, no other file, no way up
+    for (const url of [
+      '/console/vendor/preact@11.2.0/package.json',
+      '/console/vendor/preact@11.2.0/',
+      '/console/vendor/preact@11.2.0/../../package.json',
+      '/console/vendor/preact@11.2.0/%2e%2e/%2e%2e/package.json',
+      '/console/vendor/preact@11.2.0/..%2f..%2fpackage.json',
+      '/console/vendor/preact@10.0.0/preact.mjs',
+      '/console/vendor/preact/preact.mjs',
+      '/console/../package.json',
+    ]) {
+      const res = await t.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(404);
+      expect(res.body, url).not.toContain('"name": "preact"');
+    }
+  });
+
+  it('lets the browser revalidate its own files (ETag, no-cache)', async () => {
+    const first = await t.app.inject({ method: 'GET', url: '/console/app.js' });
+    expect(first.headers['cache-control']).toBe('no-cache');
+    expect(first.headers.etag).toMatch(/^"[\w-]+"$/);
+    const again = await t.app.inject({ method: 'GET', url: '/console/app.js', headers: { 'if-none-match': String(first.headers.etag) } });
+    expect(again.statusCode).toBe(304);
+    expect(again.body).toBe('');
+    const icon = await t.app.inject({ method: 'GET', url: '/console/favicon.svg' });
+    expect([icon.statusCode, icon.headers['content-type']]).toEqual([200, 'image/svg+xml']);
+  });
+
   it('is public in the route catalogue but not in the OpenAPI document', async () => {
     const consoleRoutes = t.app.routeCatalog.filter((r) => r.url.startsWith('/console') && r.method === 'GET');
-    expect(consoleRoutes.map((r) => r.url).sort()).toEqual(['/console', '/console/app.js', '/console/console.css']);
+    expect(consoleRoutes.map((r) => r.url).sort()).toEqual([
+      '/console',
+      '/console/app.js',
+      '/console/console.css',
+      '/console/favicon.svg',
+      '/console/vendor/htm@3.1.1/htm.mjs',
+      '/console/vendor/preact@11.2.0/preact.mjs',
+      '/console/vendor/uplot@1.6.32/uPlot.esm.js',
+      '/console/vendor/uplot@1.6.32/uPlot.min.css',
+    ]);
     expect(consoleRoutes.every((r) => r.public && r.scope === null && r.config.shield === false)).toBe(true);
     const doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json();
     expect(Object.keys(doc.paths).filter((p) => p.startsWith('/console'))).toEqual([]);
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/system/admin', OPS, `${OPS}/verify`, `${OPS}/{id}`]));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/system/admin', '/system/admin/figures', OPS, `${OPS}/verify`, `${OPS}/{id}`]));
+  });
+});
+
+describe('request figures (GET /system/admin/figures)', () => {
+  type Figures = { instanceId: string; bucketSeconds: number; series: Record<string, Array<number | null>>; recent: Record<string, number | null> };
+  const figures = async (): Promise<Figures> => {
+    const res = await t.inject({ method: 'GET', url: '/system/admin/figures?minutes=5' });
+    expect(res.statusCode, res.body).toBe(200);
+    return res.json<Figures>();
+  };
+
+  it("counts this instance's responses by kind: 4xx, 5xx, blocked, refused by the shield", async () => {
+    const before = (await figures()).recent;
+    for (let i = 0; i < 3; i++) expect((await t.app.inject({ method: 'GET', url: '/no-such-route' })).statusCode).toBe(404);
+    expect((await t.app.inject({ method: 'GET', url: '/system/admin' })).statusCode).toBe(401);
+
+    const rule = await t.inject({ method: 'POST', url: '/system/security/blocklist', payload: { type: 'user_agent', value: 'FiguresTestScanner*', reason: 'figures test' } });
+    expect(rule.statusCode, rule.body).toBe(201);
+    await expect.poll(async () => (await t.app.inject({ method: 'GET', url: '/live', headers: { 'user-agent': 'FiguresTestScanner/1' } })).statusCode).toBe(403);
+
+    expect((await t.inject({ method: 'POST', url: '/system/maintenance/state', payload: { mode: 'read_only', reason: 'figures test' } })).statusCode).toBe(200);
+    const refused = await t.inject({ method: 'POST', url: '/system/flags', payload: { key: 'figures-test' } });
+    expect([refused.statusCode, refused.json().type]).toEqual([503, '/problems/read-only']);
+    expect((await t.inject({ method: 'POST', url: '/system/maintenance/state', payload: { mode: 'normal', reason: 'figures test done' } })).statusCode).toBe(200);
+
+    const f = await figures();
+    expect(f.instanceId).toBe(t.app.lifecycle.instanceId);
+    expect(f.bucketSeconds).toBe(10);
+    const after = f.recent;
+    expect(after.requests! - before.requests!).toBeGreaterThanOrEqual(9);
+    expect(after.status4xx! - before.status4xx!).toBeGreaterThanOrEqual(5); // 3 × 404, a 401, at least one 403
+    expect(after.blocked! - before.blocked!).toBeGreaterThanOrEqual(1);
+    expect(after.shieldRefused! - before.shieldRefused!).toBe(1);
+    expect(after.status5xx! - before.status5xx!).toBe(1);
+    expect(after.errorRate).toBe(0); // the shield's 503 is not an error
+    expect(after.p99Ms).toBeGreaterThan(0);
+    const n = f.series.t!.length;
+    expect(n).toBe(30);
+    for (const list of Object.values(f.series)) expect(list).toHaveLength(n);
+  });
+
+  it('needs a key with system:read, and checks its query', async () => {
+    expect((await t.app.inject({ method: 'GET', url: '/system/admin/figures' })).statusCode).toBe(401);
+    for (const q of ['minutes=0', 'minutes=61', 'minutes=x', 'window=1h']) {
+      const res = await t.inject({ method: 'GET', url: `/system/admin/figures?${q}` });
+      expect(res.statusCode, q).toBe(400);
+      expect(res.json().type).toBe('/problems/validation-failed');
+    }
+    expect((await t.inject({ method: 'GET', url: '/system/admin/figures' })).json().series.t).toHaveLength(360);
   });
 });

@@ -1,6 +1,7 @@
 import type { DeclaredScopes } from '../../src/access.js';
 import { definePack } from '../../src/pack.js';
 import { consoleRoutes } from './console.js';
+import { createRequestFigures, type RequestFigures } from './figures.js';
 import { adminRoutes } from './routes.js';
 import { createAdminOperationService, type AdminOperationService } from './service.js';
 
@@ -8,6 +9,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** UF's reads of the audit trail (the kernel's audit writer fills it). */
     adminOperations: AdminOperationService;
+    /** This instance's request figures for the console's charts (GET /system/admin/figures). */
+    requestFigures: RequestFigures;
   }
 }
 
@@ -32,9 +35,16 @@ export default definePack({
   scopes,
   async register(app) {
     app.decorate('adminOperations', createAdminOperationService({ db: app.db }));
+    // Every response, any pack's: one O(1) update of an in-memory ring, no I/O.
+    const figures = createRequestFigures();
+    app.decorate('requestFigures', figures);
+    app.addHook('onResponse', function adminRequestFigures(_request, reply, done) {
+      figures.record(Date.now(), reply.statusCode, reply.elapsedTime, reply.problemKind);
+      done();
+    });
   },
   routes: async (app) => {
-    await app.register(adminRoutes(app.adminOperations));
+    await app.register(adminRoutes(app.adminOperations, app.requestFigures));
     await app.register(consoleRoutes);
   },
 });

@@ -3,7 +3,8 @@ import { hasScope } from '../../src/access.js';
 import { PageOf, pageLimit } from '../../src/pagination.js';
 import { problemError, problemResponses } from '../../src/problem.js';
 import { IdParams, StrictObject } from '../../src/schemas.js';
-import { ChainVerificationSchema, OperationQuery, OperationSchema, OverviewSchema } from './schemas.js';
+import type { RequestFigures } from './figures.js';
+import { ChainVerificationSchema, FiguresQuery, FiguresSchema, OperationQuery, OperationSchema, OverviewSchema } from './schemas.js';
 import type { AdminOperationService } from './service.js';
 
 const TAGS = ['admin'];
@@ -16,7 +17,7 @@ const NoQuery = StrictObject({});
  * maintenance/admin endpoints for admin callers").
  */
 export const adminRoutes =
-  (service: AdminOperationService): FastifyPluginAsyncTypebox =>
+  (service: AdminOperationService, figures: RequestFigures): FastifyPluginAsyncTypebox =>
   async (app) => {
     app.get(
       '/system/admin',
@@ -49,6 +50,20 @@ export const adminRoutes =
           recentOperations,
         };
       },
+    );
+
+    app.get(
+      '/system/admin/figures',
+      {
+        config: { scope: 'system:read' },
+        schema: {
+          tags: TAGS,
+          summary: "This instance's request figures in 10-second buckets over the last hour (rate, p99 latency, 4xx/5xx, blocks, rate limits), from memory",
+          querystring: FiguresQuery,
+          response: { 200: FiguresSchema, ...problemResponses(400, 401, 403, 503) },
+        },
+      },
+      async (request) => ({ instanceId: app.lifecycle.instanceId, ...figures.read(Date.now(), request.query.minutes ?? 60) }),
     );
 
     app.get(

@@ -69,3 +69,43 @@ export const OverviewSchema = Type.Object({
   recentOperations: Type.Optional(Type.Array(OperationSchema, { description: 'the 10 most recent admin operations, newest first; only for callers holding `audit:read`' })),
 });
 export type Overview = Static<typeof OverviewSchema>;
+
+export const FiguresQuery = StrictObject({
+  minutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 60, default: 60, description: 'how much history to return (at most the last hour)' })),
+});
+
+const Counts = (description: string) => Type.Array(Type.Number(), { description });
+
+export const FiguresSchema = Type.Object({
+  instanceId: Type.String({ description: 'the instance that answered: every instance keeps its own figures' }),
+  bucketSeconds: Type.Integer(),
+  series: Type.Object(
+    {
+      t: Counts('start of each bucket, Unix seconds, oldest first; the last is the bucket in progress'),
+      requests: Counts('responses'),
+      rps: Counts('responses per second'),
+      p99Ms: Type.Array(Type.Union([Type.Number(), Type.Null()]), { description: 'p99 response time in ms (upper edge of a log-scale bin, at most 20 % high); null without requests' }),
+      status4xx: Counts('4xx responses'),
+      status5xx: Counts('5xx responses'),
+      blocked: Counts('refused by the blocklist (403 blocked)'),
+      shieldRefused: Counts('refused by the read-only shield (503 read-only or maintenance)'),
+      rateLimited: Counts('refused by a rate limit (429)'),
+    },
+    { description: 'one entry per bucket in each list' },
+  ),
+  recent: Type.Object(
+    {
+      seconds: Type.Integer(),
+      requests: Type.Number(),
+      status4xx: Type.Number(),
+      status5xx: Type.Number(),
+      blocked: Type.Number(),
+      shieldRefused: Type.Number(),
+      rateLimited: Type.Number(),
+      errorRate: Type.Number({ description: "5xx among all responses, 0 to 1, not counting the read-only shield's refusals" }),
+      p99Ms: Type.Union([Type.Number(), Type.Null()]),
+    },
+    { description: 'totals over the last five minutes' },
+  ),
+});
+export type Figures = Static<typeof FiguresSchema>;

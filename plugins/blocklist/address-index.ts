@@ -11,24 +11,25 @@
  */
 const INDEX_BITS = 2 ** 21;
 
-export class Ipv4Index<T> {
+/** Items are small non-negative integers (the matcher's rule positions), held in typed arrays. */
+export class Ipv4Index {
   private pendingNet: number[] = [];
   private pendingPrefix: number[] = [];
-  private pendingItem: T[] = [];
+  private pendingItem: number[] = [];
   /** Prefix lengths 0-11 in use, and for each a map from the network's bits to its items. */
   private wideLengths: number[] = [];
-  private readonly wide = new Map<number, Map<number, T[]>>();
-  private exactItems: T[] = [];
+  private readonly wide = new Map<number, Map<number, number[]>>();
+  private exactItems = new Int32Array(0);
   private exactStart = new Uint32Array(0);
   private exactLow = new Uint16Array(0);
-  private rangeItems: T[] = [];
+  private rangeItems = new Int32Array(0);
   private rangeStart = new Uint32Array(0);
   private rangeFrom = new Uint16Array(0);
   private rangeTo = new Uint16Array(0);
   size = 0;
 
   /** `net` must have its host bits zero (addresses.ts `parseCidr` ensures it). */
-  add(net: number, prefix: number, item: T): void {
+  add(net: number, prefix: number, item: number): void {
     this.size++;
     if (prefix < 12) {
       let byNet = this.wide.get(prefix);
@@ -61,7 +62,7 @@ export class Ipv4Index<T> {
     exactKeys.sort();
     this.exactStart = new Uint32Array(65_537);
     this.exactLow = new Uint16Array(exactCount);
-    this.exactItems = new Array<T>(exactCount);
+    this.exactItems = new Int32Array(exactCount);
     for (let k = 0; k < exactCount; k++) {
       const address = Math.floor(exactKeys[k]! / INDEX_BITS);
       this.exactStart[(address >>> 16) + 1]!++;
@@ -74,7 +75,7 @@ export class Ipv4Index<T> {
     const rangeBlock: number[] = [];
     const rangeFrom: number[] = [];
     const rangeTo: number[] = [];
-    const rangeItem: T[] = [];
+    const rangeItem: number[] = [];
     for (let i = 0; i < nets.length; i++) {
       const prefix = prefixes[i]!;
       if (prefix === 32) continue;
@@ -100,7 +101,7 @@ export class Ipv4Index<T> {
     this.rangeStart = new Uint32Array(65_537);
     this.rangeFrom = new Uint16Array(order.length);
     this.rangeTo = new Uint16Array(order.length);
-    this.rangeItems = new Array<T>(order.length);
+    this.rangeItems = new Int32Array(order.length);
     order.forEach((k, at) => {
       this.rangeStart[rangeBlock[k]! + 1]!++;
       this.rangeFrom[at] = rangeFrom[k]!;
@@ -113,7 +114,7 @@ export class Ipv4Index<T> {
     this.pendingItem = [];
   }
 
-  visit(address: number, visit: (item: T) => void): void {
+  visit(address: number, visit: (item: number) => void): void {
     for (let i = 0; i < this.wideLengths.length; i++) {
       const prefix = this.wideLengths[i]!;
       const list = this.wide.get(prefix)!.get(prefix === 0 ? 0 : address >>> (32 - prefix));

@@ -1,5 +1,5 @@
 import { EnvError } from '../../src/env.js';
-import { canonicalCidr, formatIp, parseCidr, parseIp, type ParsedIp } from './addresses.js';
+import { canonicalCidr, formatIp, parseCidr, parseIp, type ParsedIp } from '../../src/ip-address.js';
 import { BlocklistMatcher, type ActiveRule } from './matcher.js';
 
 /**

@@ -1,5 +1,5 @@
 import { Value } from '@sinclair/typebox/value';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminOperations } from '../../src/audit/table.js';
@@ -246,6 +246,24 @@ describe('client address and instances', () => {
     expect((await t.inject({ method: 'DELETE', url: `${RULES}/${r.id}` }, other)).statusCode).toBe(204);
     expect((await from('203.0.113.60', {}, other)).statusCode).toBe(200);
     await vi.waitFor(async () => expect((await from('203.0.113.60')).statusCode).toBe(200), { timeout: 5000, interval: 20 });
+  });
+});
+
+describe('the periodic reload (the safety net behind NOTIFY)', () => {
+  it('sees a change made in SQL without a notification (update, delete) at the next periodic reload', async () => {
+    const r = await rule({ type: 'ip', value: '203.0.113.70' });
+    expectBlocked(await from('203.0.113.70'), r.id);
+    // An operator's SQL edit (the README's way back from a lockout) sends no NOTIFY.
+    await t.app.db.execute(sql`update blocklist_rules set action = 'allow', updated_at = updated_at + interval '1 second' where id = ${r.id}`);
+    await t.app.stateCache.reloadAll();
+    expect((await from('203.0.113.70')).statusCode).toBe(200);
+
+    await t.app.db.execute(sql`update blocklist_rules set action = 'block', updated_at = updated_at + interval '2 seconds' where id = ${r.id}`);
+    await t.app.stateCache.reloadAll();
+    expectBlocked(await from('203.0.113.70'), r.id);
+    await t.app.db.execute(sql`delete from blocklist_rules where id = ${r.id}`);
+    await t.app.stateCache.reloadAll();
+    expect((await from('203.0.113.70')).statusCode).toBe(200);
   });
 });
 

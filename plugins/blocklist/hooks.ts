@@ -4,7 +4,7 @@ import { requestPath } from '../../src/error-handler.js';
 import { buildProblem, PROBLEM_CONTENT_TYPE } from '../../src/problem.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import type { AlwaysAllow } from './always-allow.js';
-import { formatIp, formatIpv6, parseClientAddress, type ParsedIp } from './addresses.js';
+import { formatIp, formatIpv6, parseClientAddress, type ParsedIp } from '../../src/ip-address.js';
 import type { ActiveRule, Decision, MatchInput } from './matcher.js';
 import { normalisePath } from './patterns.js';
 import type { BlocklistState, RollupRow } from './service.js';
@@ -200,6 +200,7 @@ export function addBlocklistHooks(app: FastifyInstance, deps: GuardDeps): void {
     reply.removeHeader('www-authenticate');
     reply.removeHeader('retry-after');
     reply.code(403).type(PROBLEM_CONTENT_TYPE);
+    reply.problemKind = 'blocked';
     const body = buildProblem('blocked', { instance: requestPath(request.url), correlationId: request.id }, { detail: blockedDetail(rule), extensions: { ruleId: rule.id } });
     done(null, JSON.stringify(body));
   });

@@ -4,7 +4,7 @@ import { bulkInsert } from '../../db/bulk-insert.js';
 import { decodeIdCursor, toPage, type Page } from '../../src/pagination.js';
 import { conflictOnUnique, ProblemError } from '../../src/problem.js';
 import { apiClients } from '../api-keys/table.js';
-import { canonicalAddress, canonicalCidr, parseCidr } from './addresses.js';
+import { canonicalAddress, canonicalCidr, parseCidr } from '../../src/ip-address.js';
 import { BlocklistMatcher, type ActiveRule, type PolicyMode, type RuleType } from './matcher.js';
 import { isGlob, normalisePath } from './patterns.js';
 import type { CreatePolicy, CreateRule, Incident, IncidentFilter, Policy, Rule, RuleFilter, UpdatePolicy, UpdateRule } from './schemas.js';
@@ -212,8 +212,10 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       const started = performance.now();
       const [print] = await queryRows<{ fingerprint: string }>(
         db,
-        sql`select concat_ws('|', (select count(*) from ${blocklistRules}), (select max(${blocklistRules.id}) from ${blocklistRules}), (select sum(extract(epoch from ${blocklistRules.updatedAt})) from ${blocklistRules}),
-          (select count(*) from ${securityPolicies}), (select max(${securityPolicies.id}) from ${securityPolicies}), (select sum(extract(epoch from ${securityPolicies.updatedAt})) from ${securityPolicies})) as fingerprint`,
+        // One pass over each table (three separate aggregates were three scans of 100,000 rows).
+        sql`select concat_ws('|', r.n, r.top, r.stamp, p.n, p.top, p.stamp) as fingerprint
+          from (select count(*) as n, max(${blocklistRules.id}) as top, sum(extract(epoch from ${blocklistRules.updatedAt})) as stamp from ${blocklistRules}) r,
+               (select count(*) as n, max(${securityPolicies.id}) as top, sum(extract(epoch from ${securityPolicies.updatedAt})) as stamp from ${securityPolicies}) p`,
       );
       const fingerprint = print?.fingerprint ?? '';
       if (previous && previous.fingerprint === fingerprint && Date.now() - previous.loadedAt < FULL_LOAD_EVERY_MS) return previous;
@@ -621,12 +623,7 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       figures.blocked.byPolicy = [...byPolicy]
         .map(([policyId, n]) => ({ policyId, name: policyId === null ? null : (state.policies.get(policyId)?.name ?? null), count: n }))
         .sort((a, b) => b.count - a.count);
-      for (const rule of state.matcher.rules.values()) {
-        if (rule.expiresAt <= now) continue;
-        figures.activeRules.total++;
-        figures.activeRules.byType[rule.type] = (figures.activeRules.byType[rule.type] ?? 0) + 1;
-        figures.activeRules.byOrigin[rule.origin] = (figures.activeRules.byOrigin[rule.origin] ?? 0) + 1;
-      }
+      figures.activeRules = state.matcher.counts(now);
       return figures;
     },
   };

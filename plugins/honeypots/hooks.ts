@@ -7,7 +7,7 @@ import type { BatchWriter } from '../../src/batch-writer.js';
 import { routeConfigOf } from '../../src/pack.js';
 import type { StateEntry } from '../../src/state-cache.js';
 import { presentedKey } from '../api-keys/hooks.js';
-import { canonicalAddress } from '../blocklist/addresses.js';
+import { clientAddressText } from '../../src/ip-address.js';
 import { API_KEY_PREFIX, parseApiKey } from '../api-keys/key-format.js';
 import type { HitAlerts } from './alerts.js';
 import { buildDecoySet, type DecoySet } from './decoys.js';
@@ -57,8 +57,8 @@ export function addHoneypotHooks(
   function record(honeypot: ActiveHoneypot, request: FastifyRequest): void {
     const path = capped(requestPath(request.url), 2048) ?? '/';
     const userAgent = capped(request.headers['user-agent']);
-    // The blocklist's spelling (`::ffff:1.2.3.4` is 1.2.3.4), so the dashboard joins both by address.
-    const sourceIp = canonicalAddress(request.ip) ?? request.ip;
+    // The blocklist's spelling (`::ffff:1.2.3.4` is 1.2.3.4, a proxy's port dropped), so the dashboard joins both by address.
+    const sourceIp = clientAddressText(request.ip) ?? request.ip;
     hits.inc({ type: honeypot.type });
     telemetry.push({
       honeypotId: honeypot.id,

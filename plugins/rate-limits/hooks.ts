@@ -21,6 +21,7 @@ import {
 import type { RateLimitRule, Status } from './schemas.js';
 import type { CounterStore, WindowCount } from './stores.js';
 import { safeMessage } from '../../src/secrets.js';
+import { clientAddressText } from '../../src/ip-address.js';
 
 /** What a listener hears about each request refused with 429. */
 export interface ExceededEvent {
@@ -67,7 +68,8 @@ function targetOf(request: FastifyRequest): RouteTarget {
 }
 
 export function callerFacts(request: FastifyRequest): CallerFacts {
-  const ip = canonicalIp(request.ip);
+  // Ports and zone ids a trusted proxy wrote are dropped: one client, one counter.
+  const ip = clientAddressText(request.ip);
   const caller = request.caller;
   return {
     ip,

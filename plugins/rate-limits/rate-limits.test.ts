@@ -235,6 +235,26 @@ describe('rate limiting requests', () => {
     }
   });
 
+  it('counts one client behind a trusted proxy once, whatever port or spelling the proxy writes', async () => {
+    // Some proxies write `address:port` (a new port per connection) or a zone id into
+    // X-Forwarded-For; each spelling must not be a fresh counter.
+    const proxied = await t.another({ TRUST_PROXY: '127.0.0.1' });
+    const exact = await createOk({ scope: 'ip', match: '203.0.113.77', max: 2, windowSeconds: 60 });
+    const v6 = await createOk({ scope: 'ip', match: '2001:db8::77', max: 2, windowSeconds: 60 });
+    try {
+      const via = (xff: string) => proxied.inject({ method: 'GET', url: '/proxied-port', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': xff } });
+      const codes = async (xffs: string[]) => {
+        const out: number[] = [];
+        for (const xff of xffs) out.push((await via(xff)).statusCode);
+        return out;
+      };
+      expect(await codes(['203.0.113.77:40001', '203.0.113.77:40002', '::ffff:203.0.113.77'])).toEqual([404, 404, 429]);
+      expect(await codes(['[2001:db8::77]:5000', '2001:DB8:0::77', '2001:db8::77%eth0'])).toEqual([404, 404, 429]);
+    } finally {
+      for (const r of [exact, v6]) await remove(r.id);
+    }
+  });
+
   it("applies the client's own limit unless an api_key rule names the key, and counts per client", async () => {
     const clientRule = await createOk({ scope: 'client', match: '501', max: 100, windowSeconds: 60 });
     const keyRule = await createOk({ scope: 'api_key', match: 'KEYRULE00001', max: 1, windowSeconds: 60 });

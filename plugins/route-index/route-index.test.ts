@@ -20,7 +20,21 @@ const get = async <T>(url: string): Promise<T> => {
 const routes = (query = '') => get<Page<RouteInfo>>(`/system/routes?limit=500${query}`);
 const keyOf = (r: Pick<RouteInfo, 'method' | 'url'>) => `${r.method} ${r.url}`;
 
-const PUBLIC = ['/console', '/console/app.js', '/console/console.css', '/live', '/metrics', '/problems', '/problems/:kind', '/ready'];
+const PUBLIC = [
+  '/console',
+  '/console/app.js',
+  '/console/console.css',
+  '/console/favicon.svg',
+  '/console/vendor/htm@3.1.1/htm.mjs',
+  '/console/vendor/preact@11.2.0/preact.mjs',
+  '/console/vendor/uplot@1.6.32/uPlot.esm.js',
+  '/console/vendor/uplot@1.6.32/uPlot.min.css',
+  '/live',
+  '/metrics',
+  '/problems',
+  '/problems/:kind',
+  '/ready',
+];
 
 describe('GET /system/routes (TY)', () => {
   it('lists every route of the catalogue; none lacks a scope but the public ones', async () => {

@@ -63,9 +63,12 @@ describe('OpenAPI document', () => {
       else expect(r.public, `${label} public`).toBe(true);
     }
     const publicUrls = new Set(packRoutes.filter((r) => r.public).map((r) => r.url));
-    // The console's page, script and stylesheet hold no data (the script asks for a key); they are
-    // hidden from the OpenAPI document, which describes the JSON API.
-    expect([...publicUrls].sort()).toEqual(['/console', '/console/app.js', '/console/console.css', '/live', '/metrics', '/problems', '/problems/:kind', '/ready']);
+    // The console's page, script, stylesheet, icon and library files hold no data (the script asks
+    // for a key); they are hidden from the OpenAPI document, which describes the JSON API.
+    const consoleFiles = [...publicUrls].filter((u) => u.startsWith('/console'));
+    expect(consoleFiles.filter((u) => !u.startsWith('/console/vendor/')).sort()).toEqual(['/console', '/console/app.js', '/console/console.css', '/console/favicon.svg']);
+    expect(consoleFiles.filter((u) => u.startsWith('/console/vendor/'))).toHaveLength(4);
+    expect([...publicUrls].filter((u) => !u.startsWith('/console')).sort()).toEqual(['/live', '/metrics', '/problems', '/problems/:kind', '/ready']);
   });
 
   it('documents 401 and 403 on every operation that needs a key', () => {

@@ -1,5 +1,6 @@
 /**
- * IP addresses and CIDRs as the blocklist keys them. IPv4 is a 32-bit unsigned number; IPv6 is
+ * IP addresses and CIDRs as the kernel keys them: the blocklist's rules, the rate limiter's and
+ * the honeypots' client addresses (`clientAddressText`). IPv4 is a 32-bit unsigned number; IPv6 is
  * eight 16-bit groups. IPv4-mapped IPv6 (`::ffff:1.2.3.4`, and `::ffff:0:0/96` ranges) is turned
  * into IPv4 everywhere, so a rule for `1.2.3.4` matches a dual-stack socket's `::ffff:1.2.3.4`.
  * Parsed by hand: this runs on every request, and `node:net`'s `isIP` plus a canonicalising
@@ -137,6 +138,18 @@ export function formatIpv6(g: number[]): string {
 }
 
 export const formatIp = (ip: ParsedIp): string => (ip.v === 4 ? formatIpv4(ip.n) : formatIpv6(ip.g));
+
+/**
+ * The canonical text of a request's client address (`request.ip`, which honours TRUST_PROXY),
+ * read as `parseClientAddress` reads it: a proxy's `a.b.c.d:port`, `[v6]:port` or `v6%zone`
+ * is the bare address, `::ffff:1.2.3.4` is `1.2.3.4`, IPv6 is lower-case and compressed. Null when
+ * it is no IP address. Every pack that keys on the client address uses this, so one client is
+ * one key for the blocklist, the rate limiter and the honeypots alike.
+ */
+export function clientAddressText(raw: string): string | null {
+  const ip = parseClientAddress(raw);
+  return ip ? formatIp(ip) : null;
+}
 
 /** Canonical text of an address (what rules store and counters key on); undefined when invalid. */
 export function canonicalAddress(s: string): string | undefined {

@@ -106,7 +106,8 @@ export function schemaArbitrary(schema: unknown, options: SchemaArbitraryOptions
 
   const stringOf = (s: JsonSchema): Arbitrary<string> => {
     const minLength = num(s.minLength) ?? 0;
-    const maxLength = num(s.maxLength) ?? minLength + EXTRA_LENGTH;
+    // Only a declared bound filters: a pattern such as `^[0-9a-f]{32}$` sets its own length.
+    const maxLength = num(s.maxLength) ?? Infinity;
     const fits = (v: string) => v.length >= minLength && v.length <= maxLength;
     let base: Arbitrary<string>;
     switch (s.format) {
@@ -138,7 +139,7 @@ export function schemaArbitrary(schema: unknown, options: SchemaArbitraryOptions
           // fast-check reads the pattern's own bounds; shorten what the schema's length allows.
           return base.map((v) => (v.length > maxLength && new RegExp(pattern).test(v.slice(0, maxLength)) ? v.slice(0, maxLength) : v)).filter(fits);
         }
-        base = fc.string({ minLength, maxLength: Math.min(maxLength, minLength + EXTRA_LENGTH), unit: fc.oneof({ arbitrary: fc.char(), weight: 8 }, { arbitrary: fc.constantFrom('é', '€', '😀', '\u00a0', '\n'), weight: 1 }) });
+        base = fc.string({ minLength, maxLength: Math.min(maxLength, minLength + EXTRA_LENGTH), unit: fc.oneof({ arbitrary: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), weight: 8 }, { arbitrary: fc.constantFrom('é', '€', '😀', '\u00a0', '\n', '\t'), weight: 1 }) });
         return base;
     }
     return base.filter(fits);

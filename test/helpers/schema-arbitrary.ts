@@ -21,6 +21,8 @@ export interface SchemaArbitraryOptions {
    * so an object such as a security action's `params` sometimes holds the fields a route reads.
    */
   keyHints?: readonly string[];
+  /** Values known to exist for a property name (ids and keys seen in answers), drawn now and then. */
+  knownValues?: (property: string) => readonly unknown[];
 }
 
 /** Longest string and array generated beyond their minimum: requests stay small and fast. */
@@ -160,7 +162,15 @@ export function schemaArbitrary(schema: unknown, options: SchemaArbitraryOptions
     const minProperties = num(s.minProperties) ?? 0;
     const maxProperties = num(s.maxProperties) ?? Infinity;
     const fits = (o: Record<string, unknown>) => Object.keys(o).length >= minProperties && Object.keys(o).length <= maxProperties;
-    const known = fc.record(Object.fromEntries(names.map((n) => [n, build(properties[n], depth + 1)])), { requiredKeys: required.filter((r) => names.includes(r)) });
+    const property = (n: string): Arbitrary<unknown> => {
+      const fromSchema = build(properties[n], depth + 1);
+      const existing = options.knownValues?.(n) ?? [];
+      return existing.length > 0 ? fc.oneof(fromSchema, fc.constantFrom(...existing)) : fromSchema;
+    };
+    const requiredKeys = required.filter((r) => names.includes(r));
+    const full = fc.record(Object.fromEntries(names.map((n) => [n, property(n)])), { requiredKeys });
+    // Now and then only the required fields: every optional field is one more rule to break.
+    const known = requiredKeys.length < names.length ? fc.oneof({ arbitrary: full, weight: 2 }, { arbitrary: fc.record(Object.fromEntries(requiredKeys.map((n) => [n, property(n)]))), weight: 1 }) : full;
     const extra = s.additionalProperties;
     if (extra === false || extra === undefined || names.length > 0) return known.filter(fits);
     // Free-form: keys from the hints or any short name, values from `additionalProperties`.

@@ -20,7 +20,7 @@ import { schemaArbitrary, type JsonSchema } from '../helpers/schema-arbitrary.js
  * finding reproduces with the same seed whatever ran before.
  */
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 20261130;
-const RUNS = Number(process.env.FUZZ_RUNS ?? 8);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 6);
 const BUDGET_MS = Number(process.env.FUZZ_BUDGET_MS ?? 60_000);
 /** FUZZ_VERBOSE=1: one line per operation (requests, time); 2: each request as it is sent. */
 const VERBOSE = Number(process.env.FUZZ_VERBOSE ?? 0);

@@ -85,8 +85,8 @@ beforeAll(async () => {
   t = await createTestApp({ BODY_LIMIT, RATE_LIMIT_DEFAULT_MAX: 0, BLOCKLIST_ALWAYS_ALLOW: '127.0.0.1,::1', WEBHOOK_ALLOW_PRIVATE: false });
   doc = (await t.inject({ method: 'GET', url: '/docs/json' })).json<OpenApiDoc>();
   adminKeyId = parseApiKey(t.adminKey)!.keyId;
-  const key = await t.inject({ method: 'GET', url: `/system/api-clients?limit=100` });
-  adminClientId = String(key.json<{ items: Array<{ id: number; name: string }> }>().items.find((c) => c.name === 'bootstrap-admin')!.id);
+  const clients = await t.inject({ method: 'GET', url: `/system/api-clients?limit=100` });
+  adminClientId = String(clients.json<{ items: Array<{ id: number; name: string }> }>().items.find((c) => c.name === 'bootstrap-admin')!.id);
   narrowKey = (await t.keyWith(['flags:read'])).token;
 }, 120_000);
 afterAll(async () => t?.close());

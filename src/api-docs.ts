@@ -126,6 +126,9 @@ export function operationIdFor(method: string, url: string): string {
 
 const headerKey = (name: string) => name.replace(/[^A-Za-z0-9]+/g, '');
 
+/** What the body parser answers on a route that reads a body (src/app.ts, src/error-handler.ts). */
+const BODY_PROBLEMS: readonly ProblemKind[] = ['payload-too-large', 'unsupported-media-type'];
+
 /** The kinds a matched route may answer with a status (an unknown route is the not-found handler's). */
 const kindsOfStatus = (status: number): ProblemKind[] =>
   (Object.keys(PROBLEM_KINDS) as ProblemKind[]).filter((k) => PROBLEM_KINDS[k].status === status && k !== 'route-not-found');
@@ -167,6 +170,15 @@ export function createApiDocs(): ApiDocs {
       // Problem statuses the route declares itself: any kind of that status.
       for (const [status, body] of Object.entries(response)) {
         if (isProblemRef(body)) addUnique((stash.kinds[status] ??= []), kindsOfStatus(Number(status)));
+      }
+      // Fastify reads a body on every method but GET and HEAD, whether or not the route takes one:
+      // too large is 413, not JSON 415, answered before any handler.
+      if (method !== 'GET' && method !== 'HEAD') {
+        for (const kind of BODY_PROBLEMS) {
+          const status = String(PROBLEM_KINDS[kind].status);
+          response[status] ??= { $ref: 'Problem#' };
+          addUnique((stash.kinds[status] ??= []), [kind]);
+        }
       }
       let security: OperationDocs['security'];
       const notes: string[] = [];

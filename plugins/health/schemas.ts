@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { PageQuerySchema } from '../../src/pagination.js';
-import { QueryTimestamp, StrictObject } from '../../src/schemas.js';
+import { Nullable, QueryTimestamp, StrictObject } from '../../src/schemas.js';
 
 export const CheckSchema = Type.Object({
   name: Type.Union([Type.Literal('database'), Type.Literal('migrations'), Type.Literal('state-listener'), Type.Literal('draining'), Type.Literal('pressure')]),
@@ -48,7 +48,7 @@ export const HealthSchema = Type.Object({
     }),
     pressure: Type.Object({
       ok: Type.Boolean(),
-      eventLoopDelayMs: Type.Number(),
+      eventLoopDelayMs: Nullable(Type.Number({ description: 'mean event-loop delay over the last sample interval; null when the interval has no sample (the loop was blocked throughout)' })),
       heapUsedBytes: Type.Integer(),
       rssBytes: Type.Integer(),
     }),

@@ -206,7 +206,8 @@ export async function healthReport(deps: HealthReportDeps): Promise<Health> {
       migrations: { ok: migrations.ok, expected: migrations.expected, applied: migrations.applied, message: migrations.message },
       pressure: {
         ok: !pressure.underPressure,
-        eventLoopDelayMs: Math.round(pressure.eventLoopDelayMs * 100) / 100,
+        // under-pressure reports an interval without a sample as Infinity, which JSON cannot hold.
+        eventLoopDelayMs: Number.isFinite(pressure.eventLoopDelayMs) ? Math.round(pressure.eventLoopDelayMs * 100) / 100 : null,
         heapUsedBytes: pressure.heapUsedBytes,
         rssBytes: pressure.rssBytes,
       },

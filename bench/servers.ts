@@ -67,17 +67,18 @@ export class StartError extends Error {}
 /**
  * Spawns `script` with tsx on a free loopback port; resolves once `probe` answers 200 (sent with
  * `probeHeaders`), or throws `StartError` with the last lines of its stderr if it exits or does not
- * answer within `timeoutMs`. stdout (the request log) goes to /dev/null.
+ * answer within `timeoutMs`. stdout (the request log) goes to /dev/null. `nodeArgs` go to node
+ * before the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not accept).
  */
 export async function startServer(
   name: string,
   script: string,
   env: Record<string, string>,
   probe: string,
-  opts: { probeHeaders?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { probeHeaders?: Record<string, string>; timeoutMs?: number; nodeArgs?: string[] } = {},
 ): Promise<RunningServer> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', script], {
     cwd: benchRoot,
     env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -104,9 +104,10 @@ interface FreshDatabase {
   url: string;
   /**
    * CPU ms (user + system, from /proc) of the PostgreSQL processes working for this database: its
-   * backends and autovacuum workers, plus the server's WAL writer, checkpointer and background
-   * writer (shared with any other database on the server). Keyed by pid, so a caller can subtract
-   * two readings; null when the server is not on this machine (or not Linux).
+   * backends and autovacuum workers (the server's shared WAL writer, checkpointer and background
+   * writer are left out: other databases on the server use them too). Keyed by pid, so a caller
+   * can subtract two readings; a backend that ended in between is missed. Null when the server is
+   * not on this machine (or not Linux).
    */
   cpuByPid(): Promise<Map<number, number> | null>;
   drop: () => Promise<void>;
@@ -126,7 +127,7 @@ async function freshPostgresDatabase(server: string): Promise<FreshDatabase> {
       if (!local) return null;
       const rows = await admin<{ pid: number }[]>`
         select pid from pg_stat_activity
-        where datname = ${name} or backend_type in ('walwriter', 'checkpointer', 'background writer')`;
+        where datname = ${name}`;
       const out = new Map<number, number>();
       for (const { pid } of rows) {
         const ms = cpuMsOf(pid);

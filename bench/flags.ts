@@ -109,6 +109,16 @@ export function measureInProcess(seconds: number): InProcessFigures {
 export async function seedFlags(origin: string, headers: Record<string, string>): Promise<void> {
   const bodies = benchFlagBodies();
   const dependentsFirst = [...bodies].sort((a, b) => (b.prerequisites?.length ?? 0) - (a.prerequisites?.length ?? 0));
+  // A kernel shedding load (503 from under-pressure, on a busy machine just after a slow start)
+  // is asked again after its Retry-After, a few times.
+  const fetch = async (url: string, init: RequestInit): Promise<Response> => {
+    for (let attempt = 0; ; attempt++) {
+      const res = await globalThis.fetch(url, init);
+      if (res.status !== 503 || attempt >= 5) return res;
+      await res.arrayBuffer();
+      await new Promise((r) => setTimeout(r, Math.min(10, Number(res.headers.get('retry-after') ?? 2)) * 1000));
+    }
+  };
   for (const body of dependentsFirst) {
     const removed = await fetch(`${origin}/system/flags/${body.key}`, { method: 'DELETE', headers });
     if (removed.status !== 204 && removed.status !== 404) throw new Error(`removing an earlier run's bench flag ${body.key}: ${removed.status} ${await removed.text()}`);

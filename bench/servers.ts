@@ -67,7 +67,8 @@ export class StartError extends Error {}
 /**
  * Spawns `script` with tsx on a free loopback port; resolves once `probe` answers 200 (sent with
  * `probeHeaders`), or throws `StartError` with the last lines of its stderr if it exits or does not
- * answer within `timeoutMs`. stdout (the request log) goes to /dev/null.
+ * answer within `timeoutMs`. stdout (the request log) goes to /dev/null. `nodeArgs` go to node
+ * before the script (e.g. `--cpu-prof`, which NODE_OPTIONS does not accept).
  */
 export async function startServer(
   name: string,

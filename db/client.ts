@@ -1,5 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import postgres from 'postgres';
 import { sql, type SQL } from 'drizzle-orm';
@@ -106,14 +110,56 @@ export async function createDatabase(options: DatabaseOptions = {}): Promise<Dat
   return options.url ? createPostgres(options.url, options) : createPglite(options.dataDir, options.loadDataDir);
 }
 
+/**
+ * PGlite's PostgreSQL settings: its defaults plus a smaller buffer pool. PostgreSQL's default
+ * `shared_buffers` (128MB, which PGlite's initdb keeps) is touched in full at start inside the
+ * WebAssembly memory and stays resident: 32MB held the first and second boot 100-125 MiB lower
+ * (`npm run bench:memory`). A control plane's working set is small (the hot path reads state
+ * from memory) and the data files stay in the OS page cache behind it.
+ */
+export const PGLITE_START_PARAMS: readonly string[] = [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'];
+
+/**
+ * Creates the PGlite cluster in `dataDir` (initdb) in a short-lived child process. PGlite runs
+ * initdb in a second WebAssembly PostgreSQL instance beside the first, and a process that did so
+ * kept 80-450 MiB more resident for the rest of its life than one that opened an existing cluster
+ * (WebAssembly memories are freed late, and malloc keeps what a worker thread used): measured
+ * with `npm run bench:memory`. In a child, all of that goes back to the system when it exits,
+ * before the kernel opens the cluster. If the child cannot run (or fails before writing
+ * anything), the caller's in-process open creates the cluster as before.
+ */
+async function createClusterInChild(dataDir: string): Promise<void> {
+  // import.meta.resolve: Node's own resolution (the ESM build); a loader that lacks it gets the
+  // package's CommonJS build, which exports PGlite too.
+  const pglite = typeof import.meta.resolve === 'function' ? import.meta.resolve('@electric-sql/pglite') : pathToFileURL(createRequire(import.meta.url).resolve('@electric-sql/pglite')).href;
+  const script = `const { PGlite } = await import(${JSON.stringify(pglite)});
+const pg = new PGlite(${JSON.stringify(path.resolve(dataDir))}, { startParams: ${JSON.stringify(PGLITE_START_PARAMS)} });
+await pg.waitReady;
+await pg.close();`;
+  const exit = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    let stderr = '';
+    const child = spawn(process.execPath, ['--input-type=module', '--eval', script], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-4000)));
+    child.once('error', (err) => resolve({ code: null, stderr: err.message }));
+    child.once('exit', (code) => resolve({ code, stderr }));
+  });
+  // A half-made cluster is not something to open: say why the child failed.
+  if (exit.code !== 0 && existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    throw new Error(`creating the PGlite cluster in ${dataDir} failed: ${exit.stderr.trim().split('\n').slice(-3).join(' ')}`);
+  }
+}
+
 async function createPglite(dataDir?: string, loadDataDir?: Blob): Promise<Database> {
   let lock: DataDirLock | undefined;
   if (dataDir) {
     mkdirSync(dataDir, { recursive: true });
     lock = await lockDataDir(dataDir);
   }
-  const client = dataDir ? new PGlite(dataDir) : new PGlite(loadDataDir ? { loadDataDir } : {});
+  let client: PGlite | undefined;
   try {
+    if (dataDir && !existsSync(path.join(dataDir, 'PG_VERSION'))) await createClusterInChild(dataDir);
+    const startParams = [...PGLITE_START_PARAMS];
+    client = dataDir ? new PGlite(dataDir, { startParams }) : new PGlite(loadDataDir ? { loadDataDir, startParams } : { startParams });
     await client.waitReady;
   } catch (err) {
     lock?.release();

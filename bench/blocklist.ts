@@ -161,6 +161,29 @@ function drive(url: string, seconds: number): Promise<Result> {
   return Promise.resolve(autocannon({ url, headers: AUTH, connections: SETTINGS.connections, duration: seconds, timeout: 10 }));
 }
 
+/**
+ * Waits until no server is still busy with the previous run: after a run a kernel flushes its
+ * batched writes (access log, traces, counters) into its embedded database and collects garbage
+ * for a second or more, on the cores the next run needs. Without this wait the server measured
+ * right after a kernel ran slower than the same server measured after bare Fastify: an A/A run
+ * (two identical kernels, one rule) showed -23.6 % throughput for the second at equal CPU per
+ * request, with the fixed rotation putting the loaded kernel after the empty one in two rounds
+ * of three. Settled: every server under 5 % of a core over half a second (at most 15 s).
+ */
+async function settle(pids: Array<number | undefined>): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const before = pids.map((p) => cpuMsOf(p));
+    await sleep(500);
+    const busy = pids.some((p, i) => {
+      const a = before[i];
+      const b = cpuMsOf(p);
+      return a !== null && a !== undefined && b !== null && b - a > 25;
+    });
+    if (!busy) return;
+  }
+}
+
 /** Seconds spent in garbage collection so far, by kind (major, minor, incremental, weakcb), from the kernel's /metrics. */
 async function gcSeconds(origin: string | null): Promise<Record<string, number>> {
   if (!origin) return {};
@@ -239,6 +262,7 @@ async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
     for (let round = 0; round < SETTINGS.rounds; round++) {
       const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
       for (const t of order) {
+        await settle(targets.map((x) => x.pid));
         const { result, cost } = await driveMeasured(t, SETTINGS.durationSeconds);
         runs.get(t.name)!.push(result);
         costs.get(t.name)!.push(cost);

@@ -28,8 +28,6 @@ const SETTINGS = {
   connections: intFromEnv('BENCH_CONNECTIONS', 50),
 };
 const ROUTE = process.env.BENCH_MEMORY_ROUTE ?? '/system/info';
-/** How long a server may take to answer after its start (a busy machine starts three slowly). */
-const START_TIMEOUT_MS = intFromEnv('BENCH_START_TIMEOUT_MS', 300_000);
 const KEY = generateApiKey().token;
 const AUTH = { authorization: `Bearer ${KEY}` };
 /** Issue 6's targets. */
@@ -218,9 +216,9 @@ async function overHttp(bodies: ReturnType<typeof inProcess>['bodies']) {
   try {
     console.error('starting bare Fastify and two kernels ...');
     const [bare, empty, loaded] = await Promise.all([
-      startServer('bare', 'bench/bare-server.ts', {}, '/', { timeoutMs: START_TIMEOUT_MS }),
-      startServer('kernel, no rules', 'src/server.ts', kernelEnv(0), ROUTE, { probeHeaders: AUTH, timeoutMs: START_TIMEOUT_MS, nodeArgs: profileArgs('kernel-empty') }),
-      startServer(`kernel, ${fmt(bodies.length)} rules`, 'src/server.ts', kernelEnv(1), ROUTE, { probeHeaders: AUTH, timeoutMs: START_TIMEOUT_MS, nodeArgs: profileArgs('kernel-loaded') }),
+      startServer('bare', 'bench/bare-server.ts', {}, '/', { timeoutMs: 120_000 }),
+      startServer('kernel, no rules', 'src/server.ts', kernelEnv(0), ROUTE, { probeHeaders: AUTH, timeoutMs: 120_000, nodeArgs: profileArgs('kernel-empty') }),
+      startServer(`kernel, ${fmt(bodies.length)} rules`, 'src/server.ts', kernelEnv(1), ROUTE, { probeHeaders: AUTH, timeoutMs: 120_000, nodeArgs: profileArgs('kernel-loaded') }),
     ]);
 
     // api_client rules must name clients that exist: create one per rule and point the rule at it.

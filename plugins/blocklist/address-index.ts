@@ -11,25 +11,24 @@
  */
 const INDEX_BITS = 2 ** 21;
 
-/** Items are small non-negative integers (the matcher's rule positions), held in typed arrays. */
-export class Ipv4Index {
+export class Ipv4Index<T> {
   private pendingNet: number[] = [];
   private pendingPrefix: number[] = [];
-  private pendingItem: number[] = [];
+  private pendingItem: T[] = [];
   /** Prefix lengths 0-11 in use, and for each a map from the network's bits to its items. */
   private wideLengths: number[] = [];
-  private readonly wide = new Map<number, Map<number, number[]>>();
-  private exactItems = new Int32Array(0);
+  private readonly wide = new Map<number, Map<number, T[]>>();
+  private exactItems: T[] = [];
   private exactStart = new Uint32Array(0);
   private exactLow = new Uint16Array(0);
-  private rangeItems = new Int32Array(0);
+  private rangeItems: T[] = [];
   private rangeStart = new Uint32Array(0);
   private rangeFrom = new Uint16Array(0);
   private rangeTo = new Uint16Array(0);
   size = 0;
 
   /** `net` must have its host bits zero (addresses.ts `parseCidr` ensures it). */
-  add(net: number, prefix: number, item: number): void {
+  add(net: number, prefix: number, item: T): void {
     this.size++;
     if (prefix < 12) {
       let byNet = this.wide.get(prefix);
@@ -62,7 +61,7 @@ export class Ipv4Index {
     exactKeys.sort();
     this.exactStart = new Uint32Array(65_537);
     this.exactLow = new Uint16Array(exactCount);
-    this.exactItems = new Int32Array(exactCount);
+    this.exactItems = new Array<T>(exactCount);
     for (let k = 0; k < exactCount; k++) {
       const address = Math.floor(exactKeys[k]! / INDEX_BITS);
       this.exactStart[(address >>> 16) + 1]!++;
@@ -75,7 +74,7 @@ export class Ipv4Index {
     const rangeBlock: number[] = [];
     const rangeFrom: number[] = [];
     const rangeTo: number[] = [];
-    const rangeItem: number[] = [];
+    const rangeItem: T[] = [];
     for (let i = 0; i < nets.length; i++) {
       const prefix = prefixes[i]!;
       if (prefix === 32) continue;
@@ -101,7 +100,7 @@ export class Ipv4Index {
     this.rangeStart = new Uint32Array(65_537);
     this.rangeFrom = new Uint16Array(order.length);
     this.rangeTo = new Uint16Array(order.length);
-    this.rangeItems = new Int32Array(order.length);
+    this.rangeItems = new Array<T>(order.length);
     order.forEach((k, at) => {
       this.rangeStart[rangeBlock[k]! + 1]!++;
       this.rangeFrom[at] = rangeFrom[k]!;
@@ -114,7 +113,7 @@ export class Ipv4Index {
     this.pendingItem = [];
   }
 
-  visit(address: number, visit: (item: number) => void): void {
+  visit(address: number, visit: (item: T) => void): void {
     for (let i = 0; i < this.wideLengths.length; i++) {
       const prefix = this.wideLengths[i]!;
       const list = this.wide.get(prefix)!.get(prefix === 0 ? 0 : address >>> (32 - prefix));

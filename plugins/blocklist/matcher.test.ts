@@ -117,10 +117,10 @@ describe('blocklistMatcher', () => {
     const v4 = r('ip', '198.51.100.1');
     const m = new BlocklistMatcher([net, host, v4]);
     const now = Date.now();
-    expect(m.decide(req('2001:db8:1234:ffff::1'), now)?.rule).toEqual(net);
+    expect(m.decide(req('2001:db8:1234:ffff::1'), now)?.rule).toBe(net);
     expect(m.decide(req('2001:db8:1235::1'), now)).toBeNull();
-    expect(m.decide(req('2001:0db8:0000::0001'), now)?.rule).toEqual(host);
-    expect(m.decide(req('::ffff:198.51.100.1'), now)?.rule).toEqual(v4);
+    expect(m.decide(req('2001:0db8:0000::0001'), now)?.rule).toBe(host);
+    expect(m.decide(req('::ffff:198.51.100.1'), now)?.rule).toBe(v4);
   });
 
   it('ignores expired rules at check time', () => {
@@ -129,7 +129,7 @@ describe('blocklistMatcher', () => {
     const live = r('ip', '192.0.2.2', { expiresAt: now + 1000 });
     const m = new BlocklistMatcher([expired, live]);
     expect(m.decide(req('192.0.2.1'), now)).toBeNull();
-    expect(m.decide(req('192.0.2.2'), now)?.rule).toEqual(live);
+    expect(m.decide(req('192.0.2.2'), now)?.rule).toBe(live);
     expect(m.decide(req('192.0.2.2'), now + 1000)).toBeNull();
   });
 
@@ -140,15 +140,15 @@ describe('blocklistMatcher', () => {
     const pathGlob = r('path', '/*/.git/*');
     const m = new BlocklistMatcher([ua, uaGlob, path, pathGlob]);
     const now = Date.now();
-    expect(m.decide(req('192.0.2.9', { userAgent: 'Mozilla SQLMap/1.7' }), now)?.rule).toEqual(ua);
-    expect(m.decide(req('192.0.2.9', { userAgent: 'Nikto/2.5' }), now)?.rule).toEqual(uaGlob);
+    expect(m.decide(req('192.0.2.9', { userAgent: 'Mozilla SQLMap/1.7' }), now)?.rule).toBe(ua);
+    expect(m.decide(req('192.0.2.9', { userAgent: 'Nikto/2.5' }), now)?.rule).toBe(uaGlob);
     expect(m.decide(req('192.0.2.9', { userAgent: 'xnikto/2.5' }), now)).toBeNull();
-    expect(m.decide(req('192.0.2.9', { path: '/administrator' }), now)?.rule).toEqual(path);
-    expect(m.decide(req('192.0.2.9', { path: '/app/.git/config' }), now)?.rule).toEqual(pathGlob);
+    expect(m.decide(req('192.0.2.9', { path: '/administrator' }), now)?.rule).toBe(path);
+    expect(m.decide(req('192.0.2.9', { path: '/app/.git/config' }), now)?.rule).toBe(pathGlob);
     expect(m.decide(req('192.0.2.9', { path: '/app/git/config' }), now)).toBeNull();
     // Asked again (now from the memo), the same answers.
-    expect(m.decide(req('192.0.2.9', { userAgent: 'Mozilla SQLMap/1.7' }), now)?.rule).toEqual(ua);
-    expect(m.decide(req('192.0.2.9', { path: '/app/.git/config' }), now)?.rule).toEqual(pathGlob);
+    expect(m.decide(req('192.0.2.9', { userAgent: 'Mozilla SQLMap/1.7' }), now)?.rule).toBe(ua);
+    expect(m.decide(req('192.0.2.9', { path: '/app/.git/config' }), now)?.rule).toBe(pathGlob);
   });
 
   it('decides API clients only when the client is known', () => {
@@ -158,7 +158,7 @@ describe('blocklistMatcher', () => {
     expect(m.hasClientRules).toBe(true);
     expect(m.hasClientAllowRules).toBe(true);
     expect(m.decide(req('192.0.2.9'), Date.now())).toBeNull();
-    expect(m.decideClient(42, Date.now())?.rule).toEqual(client);
+    expect(m.decideClient(42, Date.now())?.rule).toBe(client);
     expect(m.decideClient(43, Date.now())).toEqual({ outcome: 'allow', rule: allowClient });
     expect(m.decideClient(44, Date.now())).toBeNull();
   });
@@ -182,14 +182,14 @@ describe('outside tester findings', () => {
     // A path is tried as routed and, for a glob that can end on a slash, with the slash: twice at most.
     expect(tests(req('192.0.2.1', { path: '/a'.repeat(3500) })).tests).toBeLessThanOrEqual(2);
     // Still matching what it should.
-    expect(tests(req('192.0.2.1', { userAgent: `${'a'.repeat(100)}b` })).decision?.rule).toEqual(quadratic);
-    expect(tests(req('192.0.2.1', { userAgent: 'Nikto/2.5 (port scan)' })).decision?.rule).toEqual(nikto);
-    expect(tests(req('192.0.2.1', { path: `/${'a/'.repeat(10)}b` })).decision?.rule).toEqual(pathGlob);
+    expect(tests(req('192.0.2.1', { userAgent: `${'a'.repeat(100)}b` })).decision?.rule).toBe(quadratic);
+    expect(tests(req('192.0.2.1', { userAgent: 'Nikto/2.5 (port scan)' })).decision?.rule).toBe(nikto);
+    expect(tests(req('192.0.2.1', { path: `/${'a/'.repeat(10)}b` })).decision?.rule).toBe(pathGlob);
     // A user agent past 4 KiB: globs judge its first 4 KiB; substring rules the whole of it.
     const tail = r('user_agent', 'tailscanner');
     const m2 = new BlocklistMatcher([r('user_agent', '*x'), tail]);
     expect(m2.decide(req('192.0.2.1', { userAgent: `${'a'.repeat(5000)}x` }), 0)).toBeNull();
-    expect(m2.decide(req('192.0.2.1', { userAgent: `${'a'.repeat(5000)}tailscanner` }), 0)?.rule).toEqual(tail);
+    expect(m2.decide(req('192.0.2.1', { userAgent: `${'a'.repeat(5000)}tailscanner` }), 0)?.rule).toBe(tail);
   });
 
   it('matches a path with and without one trailing slash, as the router routes it', () => {
@@ -198,15 +198,15 @@ describe('outside tester findings', () => {
     const slashGlob = r('path', '/api/v?/users/*');
     const m = new BlocklistMatcher([glob, prefix, slashGlob]);
     const at = (path: string) => m.decide(req('192.0.2.1', { path }), 0)?.rule ?? null;
-    expect(at('/system/security/policies')).toEqual(glob);
-    expect(at('/system/security/policies/')).toEqual(glob);
+    expect(at('/system/security/policies')).toBe(glob);
+    expect(at('/system/security/policies/')).toBe(glob);
     expect(at('/system/security/policies/x')).toBeNull();
-    expect(at('/admin')).toEqual(prefix);
-    expect(at('/admin/')).toEqual(prefix);
-    expect(at('/admin/x')).toEqual(prefix);
+    expect(at('/admin')).toBe(prefix);
+    expect(at('/admin/')).toBe(prefix);
+    expect(at('/admin/x')).toBe(prefix);
     expect(at('/administrator')).toBeNull();
-    expect(at('/api/v1/users')).toEqual(slashGlob);
-    expect(at('/api/v1/users/')).toEqual(slashGlob);
+    expect(at('/api/v1/users')).toBe(slashGlob);
+    expect(at('/api/v1/users/')).toBe(slashGlob);
     expect(at('/api/v1/user')).toBeNull();
     expect(at('/')).toBeNull();
   });

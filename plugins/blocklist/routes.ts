@@ -345,7 +345,7 @@ export const blocklistRoutes =
         const decision = matcher.decide(input, now);
         const matches = matcher
           .matching(input, now)
-          .sort((a, b) => (a.id === decision?.rule.id ? -1 : b.id === decision?.rule.id ? 1 : a.action !== b.action ? (a.action === 'allow' ? -1 : 1) : outranks(a, b) ? -1 : 1));
+          .sort((a, b) => (a === decision?.rule ? -1 : b === decision?.rule ? 1 : a.action !== b.action ? (a.action === 'allow' ? -1 : 1) : outranks(a, b) ? -1 : 1));
         let explanation = 'No active rule matches: the request would pass.';
         if (blocklist.alwaysAllow.covers(ip)) {
           const rulesSay = decision ? ` (the rules alone would answer ${decision.outcome}, rule ${decision.rule.id})` : '';

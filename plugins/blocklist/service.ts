@@ -623,7 +623,12 @@ export function createBlocklistService(deps: { db: Db; escalation: EscalationPol
       figures.blocked.byPolicy = [...byPolicy]
         .map(([policyId, n]) => ({ policyId, name: policyId === null ? null : (state.policies.get(policyId)?.name ?? null), count: n }))
         .sort((a, b) => b.count - a.count);
-      figures.activeRules = state.matcher.counts(now);
+      for (const rule of state.matcher.rules.values()) {
+        if (rule.expiresAt <= now) continue;
+        figures.activeRules.total++;
+        figures.activeRules.byType[rule.type] = (figures.activeRules.byType[rule.type] ?? 0) + 1;
+        figures.activeRules.byOrigin[rule.origin] = (figures.activeRules.byOrigin[rule.origin] ?? 0) + 1;
+      }
       return figures;
     },
   };

@@ -239,8 +239,14 @@ describe('rate limiting requests', () => {
     // Some proxies write `address:port` (a new port per connection) or a zone id into
     // X-Forwarded-For; each spelling must not be a fresh counter.
     const proxied = await t.another({ TRUST_PROXY: '127.0.0.1' });
-    const exact = await createOk({ scope: 'ip', match: '203.0.113.77', max: 2, windowSeconds: 60 });
-    const v6 = await createOk({ scope: 'ip', match: '2001:db8::77', max: 2, windowSeconds: 60 });
+    // Written through the instance under test: it has reloaded its rules when the write answers.
+    const createHere = async (body: Record<string, unknown>) => {
+      const res = await create(body, proxied);
+      expect(res.statusCode, res.body).toBe(201);
+      return res.json<{ id: number }>();
+    };
+    const exact = await createHere({ scope: 'ip', match: '203.0.113.77', max: 2, windowSeconds: 60 });
+    const v6 = await createHere({ scope: 'ip', match: '2001:db8::77', max: 2, windowSeconds: 60 });
     try {
       const via = (xff: string) => proxied.inject({ method: 'GET', url: '/proxied-port', remoteAddress: '127.0.0.1', headers: { 'x-forwarded-for': xff } });
       const codes = async (xffs: string[]) => {

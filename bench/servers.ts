@@ -1,10 +1,12 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../test/helpers/free-port.js';
 
 /** Servers the benches start as child processes on loopback, and how to stop and measure them. */
+
+export { freePort };
 
 export const benchRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -34,22 +36,6 @@ export interface RunningServer {
 }
 
 const running: RunningServer[] = [];
-
-/**
- * A free TCP port on loopback. (test/lifecycle/server-process.ts has the same; it imports vitest,
- * which a bench run outside vitest cannot load.)
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** The status `url` answers within 2 s, or undefined when it does not answer. */
 export async function status(url: string, headers: Record<string, string> = {}): Promise<number | undefined> {

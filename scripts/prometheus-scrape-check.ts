@@ -17,12 +17,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { generateApiKey } from '../plugins/api-keys/key-format.js';
 import { EnvSchema } from '../src/env.js';
+import { freePort } from '../test/helpers/free-port.js';
 import { alertRules, dashboard, dashboardExpressions, exampleConfigFile, kitDir, metricNames, rulesFile } from './observability-kit.js';
 
 const root = path.resolve(kitDir, '..', '..');
@@ -62,17 +62,6 @@ async function fail(message: string, logs?: string[]): Promise<never> {
 }
 const deadline = setTimeout(() => void fail(`did not finish within ${TIMEOUT_MS} ms`, [...kernelLog, ...prometheusLog]), TIMEOUT_MS);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void fail(`stopped by ${signal}`));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 function start(command: string, args: string[], env: NodeJS.ProcessEnv, log: string[]): ChildProcess {
   const child = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -193,7 +193,8 @@ describe.skipIf(!serverUrl())('two instances through a PostgreSQL outage', () =>
     await sleep(2000);
     proxy.restore();
     const restoredAt = Date.now();
-    expect([201, 503]).toContain((await inFlight).statusCode);
+    const answered = await inFlight;
+    expect([201, 503], `${answered.statusCode} ${answered.body} ${(await call(a, 'GET', '/metrics')).body.split('\n').filter((l) => l.startsWith('valhalla_auth_failures_total') || l.startsWith('valhalla_api_keys_loaded')).join('; ')}`).toContain(answered.statusCode);
     figures.inFlightAnsweredAfterFreeze = Date.now() - frozenAt;
     expect(figures.inFlightAnsweredAfterFreeze).toBeLessThan(STATEMENT_MS + 2000 + 3000);
     await vi.waitFor(async () => {

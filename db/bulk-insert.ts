@@ -7,9 +7,16 @@ const JSON_COLUMN_TYPES = new Set(['PgJson', 'PgJsonb']);
 
 /**
  * PostgreSQL text and jsonb cannot hold U+0000: one such string would fail its whole batch on
- * every retry. It becomes U+FFFD, as an undecodable byte would.
+ * every retry. It becomes U+FFFD, as an undecodable byte would. Done on the JSON text, where
+ * JSON.stringify always writes U+0000 as the escape `\u0000` (a replacer function would make
+ * it call back for every key and value: most of the serialisation's cost). An escape preceded
+ * by an odd number of backslashes is a literal backslash followed by the text "u0000" and stays.
  */
-const withoutNul = (_key: string, value: unknown): unknown => (typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value);
+const NUL_ESCAPE = /(?<!\\)((?:\\\\)*)\\u0000/g;
+export function jsonWithoutNul(value: unknown): string {
+  const json = JSON.stringify(value);
+  return json.includes('\\u0000') ? json.replace(NUL_ESCAPE, '$1\\ufffd') : json;
+}
 
 /**
  * Inserts many rows as one statement with one parameter: the rows as a JSON array, expanded by
@@ -49,5 +56,5 @@ export async function bulkInsert<T extends PgTable>(db: DbOrTx, table: T, rows: 
     columns.map(([, c]) => sql`${sql.identifier(c.name)} ${sql.raw(c.getSQLType())}`),
     sql`, `,
   );
-  await db.execute(sql`insert into ${table} (${names}) select ${names} from jsonb_to_recordset(${JSON.stringify(records, withoutNul)}::jsonb) as r(${shape})`);
+  await db.execute(sql`insert into ${table} (${names}) select ${names} from jsonb_to_recordset(${jsonWithoutNul(records)}::jsonb) as r(${shape})`);
 }

@@ -19,6 +19,8 @@ interface Finding {
 const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1');
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** Any NUL or surrogate: one scan that almost every string passes, before the exact checks. */
+const SUSPECT = /[\u0000\uD800-\uDFFF]/;
 
 /**
  * Why PostgreSQL could not store this string, if it could not: `text` holds no NUL character
@@ -26,33 +28,50 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * this check they reach the database and come back as 500s.
  */
 function unstorable(s: string): string | undefined {
+  if (!SUSPECT.test(s)) return undefined;
   if (s.includes('\u0000')) return 'must not contain the NUL character (U+0000)';
   if (LONE_SURROGATE.test(s)) return 'must be well-formed Unicode (no lone surrogate)';
   return undefined;
 }
 
+/** Where a value sits: its parent's place and its own key; the JSON pointer is built only for a finding. */
+interface Place {
+  parent: Place | null;
+  key: string;
+}
+function pointerOf(place: Place | null): string {
+  const keys: string[] = [];
+  for (let p = place; p; p = p.parent) keys.push(escapePointer(p.key));
+  return keys.length === 0 ? '#' : `#/${keys.reverse().join('/')}`;
+}
+
 /** Walks a parsed value without recursion: depth, keys and strings. */
 function inspect(value: unknown, where: Where, maxDepth: number): Finding | undefined {
-  const stack: Array<{ value: unknown; pointer: string; depth: number }> = [{ value, pointer: '#', depth: 0 }];
+  if (value === null || typeof value !== 'object') {
+    const why = typeof value === 'string' ? unstorable(value) : undefined;
+    return why ? { in: where, pointer: '#', message: why } : undefined;
+  }
+  const stack: Array<{ value: object; place: Place | null; depth: number }> = [{ value, place: null, depth: 0 }];
   while (stack.length > 0) {
     const item = stack.pop()!;
     const v = item.value;
-    if (typeof v === 'string') {
-      const why = unstorable(v);
-      if (why) return { in: where, pointer: item.pointer, message: why };
-      continue;
-    }
-    if (v === null || typeof v !== 'object') continue;
-    if (item.depth >= maxDepth) return { in: where, pointer: item.pointer, message: `must not nest deeper than ${maxDepth} levels` };
-    if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) stack.push({ value: v[i], pointer: `${item.pointer}/${i}`, depth: item.depth + 1 });
-      continue;
-    }
-    for (const key of Object.keys(v)) {
-      const pointer = `${item.pointer}/${escapePointer(key)}`;
-      const why = unstorable(key);
-      if (why) return { in: where, pointer, message: `key ${why}` };
-      stack.push({ value: (v as Record<string, unknown>)[key], pointer, depth: item.depth + 1 });
+    if (item.depth >= maxDepth) return { in: where, pointer: pointerOf(item.place), message: `must not nest deeper than ${maxDepth} levels` };
+    const array = Array.isArray(v);
+    const keys = array ? undefined : Object.keys(v);
+    const n = array ? (v as unknown[]).length : keys!.length;
+    for (let i = 0; i < n; i++) {
+      const key = array ? String(i) : keys![i]!;
+      if (!array) {
+        const why = unstorable(key);
+        if (why) return { in: where, pointer: pointerOf({ parent: item.place, key }), message: `key ${why}` };
+      }
+      const child: unknown = array ? (v as unknown[])[i] : (v as Record<string, unknown>)[key];
+      if (typeof child === 'string') {
+        const why = unstorable(child);
+        if (why) return { in: where, pointer: pointerOf({ parent: item.place, key }), message: why };
+      } else if (child !== null && typeof child === 'object') {
+        stack.push({ value: child, place: { parent: item.place, key }, depth: item.depth + 1 });
+      }
     }
   }
   return undefined;

@@ -33,6 +33,14 @@ describe('bulkInsert (one jsonb_to_recordset statement per batch)', () => {
     expect(Math.abs(row!.occurredAt.getTime() - Date.now())).toBeLessThan(60_000);
   });
 
+  it('keeps text that only looks like the escape (a backslash, then "u0000"), and replaces U+0000 after backslashes and in keys', async () => {
+    const texts = ['\\u0000', 'x\\\\u0000', '\\\u0000', '\u0000\u0000'];
+    await bulkInsert(t.database.db, systemLogs, texts.map((message, i) => ({ level: 'info', source: 'test', event: `escape-${i}`, message, data: { [`k\u0000${i}`]: message }, instanceId: 'i' })));
+    const rows = (await t.database.db.select().from(systemLogs).orderBy(asc(systemLogs.id))).filter((r) => r.event.startsWith('escape-'));
+    expect(rows.map((r) => r.message)).toEqual(['\\u0000', 'x\\\\u0000', '\\\uFFFD', '\uFFFD\uFFFD']);
+    expect(rows.map((r) => Object.keys(r.data as object)[0])).toEqual(['k\uFFFD0', 'k\uFFFD1', 'k\uFFFD2', 'k\uFFFD3']);
+  });
+
   it('falls back to a per-cell insert when rows define different columns, keeping each row right', async () => {
     const at = new Date('2020-01-01T00:00:00.000Z');
     await bulkInsert(t.database.db, systemLogs, [

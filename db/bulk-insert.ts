@@ -13,7 +13,7 @@ const JSON_COLUMN_TYPES = new Set(['PgJson', 'PgJsonb']);
  * by an odd number of backslashes is a literal backslash followed by the text "u0000" and stays.
  */
 const NUL_ESCAPE = /(?<!\\)((?:\\\\)*)\\u0000/g;
-export function jsonWithoutNul(value: unknown): string {
+function jsonWithoutNul(value: unknown): string {
   const json = JSON.stringify(value);
   return json.includes('\\u0000') ? json.replace(NUL_ESCAPE, '$1\\ufffd') : json;
 }

@@ -45,34 +45,44 @@ function pointerOf(place: Place | null): string {
   return keys.length === 0 ? '#' : `#/${keys.reverse().join('/')}`;
 }
 
+interface Pending {
+  value: object;
+  place: Place | null;
+  depth: number;
+}
+
+/** A string is checked where it sits; an object or array is queued for the walk. */
+function visit(child: unknown, place: Place, depth: number, stack: Pending[], where: Where): Finding | undefined {
+  if (typeof child === 'string') {
+    const why = unstorable(child);
+    return why ? { in: where, pointer: pointerOf(place), message: why } : undefined;
+  }
+  if (child !== null && typeof child === 'object') stack.push({ value: child, place, depth });
+  return undefined;
+}
+
 /** Walks a parsed value without recursion: depth, keys and strings. */
 function inspect(value: unknown, where: Where, maxDepth: number): Finding | undefined {
   if (value === null || typeof value !== 'object') {
     const why = typeof value === 'string' ? unstorable(value) : undefined;
     return why ? { in: where, pointer: '#', message: why } : undefined;
   }
-  const stack: Array<{ value: object; place: Place | null; depth: number }> = [{ value, place: null, depth: 0 }];
+  const stack: Pending[] = [{ value, place: null, depth: 0 }];
   while (stack.length > 0) {
-    const item = stack.pop()!;
-    const v = item.value;
-    if (item.depth >= maxDepth) return { in: where, pointer: pointerOf(item.place), message: `must not nest deeper than ${maxDepth} levels` };
-    const array = Array.isArray(v);
-    const keys = array ? undefined : Object.keys(v);
-    const n = array ? (v as unknown[]).length : keys!.length;
-    for (let i = 0; i < n; i++) {
-      const key = array ? String(i) : keys![i]!;
-      if (!array) {
+    const { value: v, place, depth } = stack.pop()!;
+    if (depth >= maxDepth) return { in: where, pointer: pointerOf(place), message: `must not nest deeper than ${maxDepth} levels` };
+    let found: Finding | undefined;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length && !found; i++) found = visit(v[i], { parent: place, key: String(i) }, depth + 1, stack, where);
+    } else {
+      for (const key of Object.keys(v)) {
         const why = unstorable(key);
-        if (why) return { in: where, pointer: pointerOf({ parent: item.place, key }), message: `key ${why}` };
-      }
-      const child: unknown = array ? (v as unknown[])[i] : (v as Record<string, unknown>)[key];
-      if (typeof child === 'string') {
-        const why = unstorable(child);
-        if (why) return { in: where, pointer: pointerOf({ parent: item.place, key }), message: why };
-      } else if (child !== null && typeof child === 'object') {
-        stack.push({ value: child, place: { parent: item.place, key }, depth: item.depth + 1 });
+        if (why) return { in: where, pointer: pointerOf({ parent: place, key }), message: `key ${why}` };
+        found = visit((v as Record<string, unknown>)[key], { parent: place, key }, depth + 1, stack, where);
+        if (found) break;
       }
     }
+    if (found) return found;
   }
   return undefined;
 }

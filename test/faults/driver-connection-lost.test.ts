@@ -27,6 +27,10 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
  * 3. A BEGIN that filled the pipeline (or was written under back-pressure) did not reserve its
  * connection, which went back to the pool inside the transaction (porsager/postgres#1189).
  *
+ * 4. A statement sent after the transaction's ROLLBACK (or COMMIT) was on its way ran behind it in
+ * autocommit; patched, it is refused with TRANSACTION_ENDED. A statement waiting in the
+ * transaction's own queue when the connection closed never settled (porsager/postgres#1186).
+ *
  * The empty results of 1 and 2 happen when a link is cut under load: an instance in
  * test/faults/outage-two-instances.test.ts once loaded `select * from api_clients` as no rows
  * and refused every API key until its next state reload. On the unpatched driver these fail.
@@ -196,5 +200,45 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
     await expect(tx).resolves.toBeUndefined();
     expect(await pooled).toEqual({ resolved: [{ xid: null }] });
     expect(await committedRows(5)).toEqual([{ n: 5 }]);
+  });
+
+  it('refuses a statement sent after the transaction\'s ROLLBACK was sent, instead of running it in autocommit', async () => {
+    const sql = client({ max: 1 });
+    let late: Promise<unknown> | undefined;
+    const tx = sql.begin(async (t) => {
+      await t`select 1`;
+      // Sent once the ROLLBACK is on its way (a Promise.all sibling, a statement nobody awaited).
+      setImmediate(() => {
+        late = t`insert into late_tx values (7) returning n`.then(
+          (rows) => ({ resolved: [...rows] }),
+          (err: { code?: string }) => ({ rejected: err.code }),
+        );
+      });
+      throw new Error('the body failed');
+    });
+    await expect(tx).rejects.toThrow('the body failed');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await late).toEqual({ rejected: 'TRANSACTION_ENDED' });
+    expect(await committedRows(7)).toEqual([]);
+  });
+
+  it('settles a statement waiting in the transaction\'s own queue when the connection closes', async () => {
+    const sql = client({ max: 1, backoff: () => 0.02 });
+    let queued: Promise<unknown> | undefined;
+    const tx = sql.begin(async (t) => {
+      // A statement with a parameter that is not prepared yet is described first: the
+      // connection counts as full until it answers, so the next statement waits in the
+      // transaction's own queue.
+      const slow = t`select pg_sleep(${0.5}::float8)`.execute();
+      queued = t`select 'queued' as v`.then(
+        () => 'resolved',
+        (err: { code?: string }) => err.code,
+      );
+      setTimeout(() => proxy.cut(), 100);
+      await Promise.all([slow, queued]);
+    });
+    await expect(tx).rejects.toMatchObject({ code: expect.stringMatching(/^CONNECTION_|ECONNRESET/) });
+    const settled = await Promise.race([queued, new Promise((r) => setTimeout(() => r('still pending after 2 s'), 2000))]);
+    expect(settled).toMatch(/^CONNECTION_|ECONNRESET/);
   });
 });

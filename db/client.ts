@@ -261,12 +261,15 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
     async withAdvisoryLock(key, fn, opts = {}) {
       // A session lock needs one connection for its whole life: reserve it from the pool.
       const conn = await reserveWithin(client, acquireMs);
+      let held: (() => void) | undefined;
       try {
         if (opts.wait === false) {
-          const [row] = await conn<{ locked: boolean }[]>`select pg_try_advisory_lock(${key.toString()}::bigint) as locked`;
+          const [row] = await conn<{ locked: boolean; pid: number }[]>`select pg_try_advisory_lock(${key.toString()}::bigint) as locked, pg_backend_pid() as pid`;
           if (!row?.locked) return undefined;
+          held = watchdog?.hold(row.pid);
         } else {
-          await conn`select pg_advisory_lock(${key.toString()}::bigint)`;
+          const [row] = await conn<{ pid: number }[]>`select pg_advisory_lock(${key.toString()}::bigint), pg_backend_pid() as pid`;
+          held = watchdog?.hold(row!.pid);
         }
         try {
           return await fn();
@@ -276,6 +279,7 @@ async function createPostgres(url: string, options: DatabaseOptions): Promise<Da
           await conn`select pg_advisory_unlock(${key.toString()}::bigint)`.catch(() => {});
         }
       } finally {
+        held?.();
         conn.release();
       }
     },
@@ -327,9 +331,16 @@ function createSilenceWatchdog(silenceMs: number) {
   }, Math.min(1000, silenceMs / 2));
   // The partition that killed one link most likely killed every connection opened before it:
   // drop the idle ones, before a request is sent on each and waits out the silence. Live idle
-  // connections are reopened at their next use, in a few milliseconds.
+  // connections are reopened at their next use, in a few milliseconds. A held session (one
+  // holding a session advisory lock, see `hold`) is left alone: dropping it on a suspicion would
+  // release its lock on the server while its holder goes on working, so another instance could
+  // take the lock too. A held session whose link is really dead is cut like any other once
+  // something sent on it goes unanswered.
+  const held = new Map<number, number>();
   const dropIdle = () => {
-    for (const [socket, t] of watched) if (!t.busy) cut(socket, 'dropped after a dead connection of the same pool');
+    for (const [socket, t] of watched) {
+      if (!t.busy && !(t.pid !== null && held.has(t.pid))) cut(socket, 'dropped after a dead connection of the same pool');
+    }
   };
   timer.unref();
   return {
@@ -347,6 +358,21 @@ function createSilenceWatchdog(silenceMs: number) {
       return socket;
     },
     dropIdle,
+    /**
+     * Marks the session of backend `pid` (from `pg_backend_pid()`) as held, so `dropIdle` leaves
+     * its connection open; returns the function that ends the hold (holds on one pid nest).
+     */
+    hold(pid: number): () => void {
+      held.set(pid, (held.get(pid) ?? 0) + 1);
+      let ended = false;
+      return () => {
+        if (ended) return;
+        ended = true;
+        const n = (held.get(pid) ?? 1) - 1;
+        if (n > 0) held.set(pid, n);
+        else held.delete(pid);
+      };
+    },
     stop() {
       clearInterval(timer);
     },
@@ -367,6 +393,11 @@ class LinkActivity {
   private readySeq = 0;
   private skip = 0;
   private readonly header: number[] = [];
+  /** The backend's process id, from its BackendKeyData ('K') at start-up; null before it. */
+  pid: number | null = null;
+  /** Bytes of a BackendKeyData body still to read into `pidBytes`. */
+  private pidPending = 0;
+  private readonly pidBytes: number[] = [];
 
   /** Something was sent that the server has not finished answering (the start-up included). */
   get busy(): boolean {
@@ -383,6 +414,15 @@ class LinkActivity {
     this.lastData = now;
     let i = 0;
     while (i < chunk.length) {
+      if (this.pidPending > 0) {
+        this.pidBytes.push(chunk[i++]!);
+        this.skip--;
+        if (--this.pidPending === 0) {
+          const [a, b, c, d] = this.pidBytes as [number, number, number, number];
+          this.pid = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+        }
+        continue;
+      }
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - i);
         this.skip -= n;
@@ -395,6 +435,10 @@ class LinkActivity {
       this.header.length = 0;
       this.skip = Math.max(0, ((a << 24) | (b << 16) | (c << 8) | d) - 4);
       if (type === 0x5a) this.readySeq = ++linkEvents; // 'Z'
+      else if (type === 0x4b && this.skip >= 4) { // 'K': process id (int32), secret key (int32)
+        this.pidBytes.length = 0;
+        this.pidPending = 4;
+      }
     }
   }
 }

@@ -1,8 +1,8 @@
 import net from 'node:net';
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, serverUrl, type TestDatabase } from '../helpers/database.js';
-import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
+import { describe, expect, it } from 'vitest';
+import { serverUrl } from '../helpers/database.js';
+import { useProxiedDriver } from '../helpers/proxied-driver.js';
 
 /**
  * Regression tests for defects of postgres.js 3.4.9 (patched in patches/postgres+3.4.9.patch) in
@@ -34,36 +34,14 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
  * The empty results of 1 and 2 happen when a link is cut under load: an instance in
  * test/faults/outage-two-instances.test.ts once loaded `select * from api_clients` as no rows
  * and refused every API key until its next state reload. On the unpatched driver these fail.
- */describe.skipIf(!serverUrl())('postgres.js: queries around a lost connection', { timeout: 10_000 }, () => {
-  let database: TestDatabase;
-  let proxy: FaultyProxy;
-  let url: string;
-  const clients: postgres.Sql[] = [];
-  /**
-   * A client on the proxy. `socket` (the driver's socket factory, as db/client.ts uses it) and
-   * `max_pipeline` are options postgres.js reads but does not declare in its types.
-   */
-  const client = (options: postgres.Options<{}> & { socket?: (o: { host: string[]; port: number[] }) => net.Socket; max_pipeline?: number }) => {
-    const sql = postgres(url, { onnotice: () => {}, ...options } as postgres.Options<{}>);
-    clients.push(sql);
-    return sql;
-  };
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    ({ proxy, url } = await proxyInFrontOf(database.url!));
-    const direct = postgres(database.url!, { max: 1, onnotice: () => {} });
+ */
+describe.skipIf(!serverUrl())('postgres.js: queries around a lost connection', { timeout: 10_000 }, () => {
+  const driver = useProxiedDriver(async (directUrl) => {
+    const direct = postgres(directUrl, { max: 1, onnotice: () => {} });
     await direct`create table late_tx (n int)`;
     await direct.end();
   });
-  afterEach(async () => {
-    proxy.restore();
-    await Promise.all(clients.splice(0).map((c) => c.end({ timeout: 1 }).catch(() => {})));
-  });
-  afterAll(async () => {
-    await proxy?.close();
-    await database?.drop();
-  });
+  const client = driver.client;
 
   /**
    * One connection; a transaction that waits on `gate` (holding no statement in flight) and then
@@ -99,7 +77,7 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
   }
 
   const committedRows = async (n: number) => {
-    const direct = postgres(database.url!, { max: 1, onnotice: () => {} });
+    const direct = postgres(driver.database.url!, { max: 1, onnotice: () => {} });
     try {
       return await direct`select n from late_tx where n = ${n}`;
     } finally {
@@ -111,8 +89,8 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
     const { sql, open, atGate, txOutcome, late } = transactionLosingItsConnection(1);
     await atGate; // the transaction holds the one connection, with nothing in flight
     const queued = sql`select 'queued' as v`;
-    proxy.cut();
-    proxy.restore();
+    driver.proxy.cut();
+    driver.proxy.restore();
     await expect(queued).resolves.toEqual([{ v: 'queued' }]);
     expect(await txOutcome).toMatch(/^CONNECTION_|ECONNRESET/);
     open();
@@ -132,8 +110,8 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
     release = open;
     await atGate;
     const queued = sql`select 'queued' as v`;
-    proxy.cut();
-    proxy.restore();
+    driver.proxy.cut();
+    driver.proxy.restore();
     expect(await txOutcome).toMatch(/^CONNECTION_|ECONNRESET/);
     await expect(queued).resolves.toEqual([{ v: 'queued' }]);
     expect(await late()).toEqual({ rejected: 'CONNECTION_CLOSED' });
@@ -147,7 +125,7 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
     const pid = row!.pid;
     const sleeping = sql`select pg_sleep(5)`.then(() => 'finished', (err: { code?: string }) => err.code);
     await new Promise((r) => setTimeout(r, 100));
-    const admin = postgres(database.url!, { max: 1, onnotice: () => {} });
+    const admin = postgres(driver.database.url!, { max: 1, onnotice: () => {} });
     try {
       await admin`select pg_terminate_backend(${pid})`;
     } finally {
@@ -234,7 +212,7 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
         () => 'resolved',
         (err: { code?: string }) => err.code,
       );
-      setTimeout(() => proxy.cut(), 100);
+      setTimeout(() => driver.proxy.cut(), 100);
       await Promise.all([slow, queued]);
     });
     await expect(tx).rejects.toMatchObject({ code: expect.stringMatching(/^CONNECTION_|ECONNRESET/) });

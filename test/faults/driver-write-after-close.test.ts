@@ -1,8 +1,7 @@
-import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createDatabase, type Database } from '../../db/client.js';
-import { createTestDatabase, serverUrl, type TestDatabase } from '../helpers/database.js';
-import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
+import { serverUrl } from '../helpers/database.js';
+import { useProxiedDriver } from '../helpers/proxied-driver.js';
 
 /**
  * Regression tests for two defects of postgres.js 3.4.9 (patched in patches/postgres+3.4.9.patch,
@@ -17,39 +16,19 @@ import { proxyInFrontOf, type FaultyProxy } from '../helpers/faulty-proxy.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!serverUrl())('postgres.js: a write after the connection was cut', { timeout: 10_000 }, () => {
-  let database: TestDatabase;
-  let proxy: FaultyProxy;
-  let url: string;
-  const clients: postgres.Sql[] = [];
-  const open = () => {
-    const sql = postgres(url, { max: 2, connect_timeout: 2, backoff: () => 0.05, onnotice: () => {} });
-    clients.push(sql);
-    return sql;
-  };
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    ({ proxy, url } = await proxyInFrontOf(database.url!));
-  });
-  afterEach(async () => {
-    proxy.restore();
-    await Promise.all(clients.splice(0).map((c) => c.end({ timeout: 1 }).catch(() => {})));
-  });
-  afterAll(async () => {
-    await proxy?.close();
-    await database?.drop();
-  });
+  const driver = useProxiedDriver();
+  const open = () => driver.client({ max: 2, connect_timeout: 2, backoff: () => 0.05 });
 
   it('rejects a small query on a reserved connection whose socket died, and the process lives', async () => {
     const sql = open();
     const reserved = await sql.reserve();
     await reserved`select 1`;
-    proxy.cut();
+    driver.proxy.cut();
     await sleep(100); // the reset reaches the driver: its socket is closed and dropped
     await expect(reserved`select 2`).rejects.toMatchObject({ code: expect.stringMatching(/^CONNECTION_/) });
     reserved.release();
     await sleep(50); // an unpatched driver throws from setImmediate here
-    proxy.restore();
+    driver.proxy.restore();
     await expect(sql`select 3 as n`).resolves.toEqual([{ n: 3 }]);
   });
 
@@ -58,13 +37,13 @@ describe.skipIf(!serverUrl())('postgres.js: a write after the connection was cut
     await sql`create table if not exists cut_tx (n int)`;
     const tx = sql.begin(async (t) => {
       await t`insert into cut_tx values (1)`;
-      proxy.cut();
+      driver.proxy.cut();
       await sleep(100);
       await t`insert into cut_tx values (2)`;
     });
     await expect(tx).rejects.toMatchObject({ code: expect.stringMatching(/^CONNECTION_|ECONNRESET/) });
     await sleep(50);
-    proxy.restore();
+    driver.proxy.restore();
     await expect(sql`select count(*)::int as n from cut_tx`).resolves.toEqual([{ n: 0 }]);
   });
 
@@ -74,26 +53,26 @@ describe.skipIf(!serverUrl())('postgres.js: a write after the connection was cut
     // Buffer a small write, then cut before its setImmediate flush runs.
     const pending = sql`select pg_sleep(0.01), 'x' as v`;
     const settled = pending.then(() => 'ok', () => 'failed');
-    proxy.cut();
+    driver.proxy.cut();
     expect(['ok', 'failed']).toContain(await settled);
-    proxy.restore();
+    driver.proxy.restore();
     for (let i = 0; i < 5; i++) {
       await expect(Promise.race([sql`select ${i}::int as n`, sleep(3000).then(() => 'hung')])).resolves.toEqual([{ n: i }]);
     }
   });
 
   it('survives the advisory-lock helper losing its reserved connection (db/client.ts)', async () => {
-    const db: Database = await createDatabase({ url, max: 2 });
+    const db: Database = await createDatabase({ url: driver.url, max: 2 });
     try {
       const outcome = db.withAdvisoryLock(42n, async () => {
-        proxy.cut();
+        driver.proxy.cut();
         await sleep(100);
         return 'ran';
       });
       // The unlock on the dead reserved connection fails quietly; the body's result stands.
       await expect(outcome).resolves.toBe('ran');
       await sleep(50);
-      proxy.restore();
+      driver.proxy.restore();
       await expect(db.withAdvisoryLock(42n, async () => 'again')).resolves.toBe('again');
     } finally {
       await db.close().catch(() => {});

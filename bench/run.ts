@@ -56,8 +56,11 @@ const AUTHENTICATED_FLOOR = 0.5;
 const BENCH_KEY = generateApiKey().token;
 const AUTH_HEADERS = { authorization: `Bearer ${BENCH_KEY}` };
 
-/** `kernel` (PGlite) or `kernel-pg` (PostgreSQL); `bare` for the baseline. */
-type ServerName = 'bare' | 'kernel' | 'kernel-pg';
+/**
+ * `kernel` (PGlite) or `kernel-pg` (PostgreSQL); `bare` for the baseline; `bare-logged`, the same
+ * bare server with the kernel's request logging (a calibration row: what logging alone leaves).
+ */
+type ServerName = 'bare' | 'bare-logged' | 'kernel' | 'kernel-pg';
 
 interface Target {
   server: ServerName;
@@ -198,13 +201,16 @@ async function main(): Promise<number> {
     }
     const database = kernelEnvs.map((k) => `${k.name}: ${k.database}`).join('; ');
     console.error(`starting bare Fastify and ${kernelEnvs.map((k) => `${k.name} (${k.database})`).join(' and ')} ...`);
-    const [bare, ...kernelServers] = await Promise.all([
+    const calibrate = process.env.BENCH_CALIBRATION !== '0';
+    const [bare, bareLogged, ...kernelServers] = await Promise.all([
       startServer('bare', 'bench/bare-server.ts', {}, BARE_ROUTE),
+      calibrate ? startServer('bare-logged', 'bench/bare-server.ts', { BARE_REQUEST_LOGGING: 'kernel', LOG_LEVEL: kernelEnv.LOG_LEVEL! }, BARE_ROUTE) : undefined,
       // A first boot on PGlite (initdb and every migration) takes 10-20 s alone and a few times
       // that on a loaded machine.
       ...kernelEnvs.map((k) => startServer(k.name, 'src/server.ts', k.env, KERNEL_ROUTES.live, { timeoutMs: 300_000, nodeArgs: KERNEL_NODE_ARGS })),
     ]);
     const servers = new Map<ServerName, RunningServer>([['bare', bare!], ...kernelEnvs.map((k, i): [ServerName, RunningServer] => [k.name, kernelServers[i]!])]);
+    if (bareLogged) servers.set('bare-logged', bareLogged);
     const flagHeaders = { ...AUTH_HEADERS, 'content-type': 'application/json' };
     for (const k of kernelEnvs) {
       const kernel = servers.get(k.name)!;
@@ -236,7 +242,7 @@ async function main(): Promise<number> {
       ] as Array<Target | false>).filter((t): t is Target => t !== false);
     const targets: Target[] = [
       { server: 'bare', route: BARE_ROUTE },
-      ...(process.env.BENCH_CALIBRATION === '0' ? [] : CALIBRATION_US.map((us): Target => ({ server: 'bare', route: `/work?us=${us}` }))),
+      ...(calibrate ? [...CALIBRATION_US.map((us): Target => ({ server: 'bare', route: `/work?us=${us}` })), { server: 'bare-logged' as const, route: BARE_ROUTE }] : []),
       ...kernelEnvs.flatMap((k) => kernelTargets(k.name)),
     ];
     const urlOf = (t: Target) => `${servers.get(t.server)!.origin}${t.route}`;
@@ -338,6 +344,10 @@ async function main(): Promise<number> {
     const calibration = withRatios.filter((r) => r.server === 'bare' && r.ratio !== null);
     if (calibration.length) {
       console.log(`calibration: bare Fastify doing N µs of synchronous work per request runs at ${calibration.map((r) => `${r.route.replace('/work?us=', '')} µs: ${r.ratio!.toFixed(2)}`).join(', ')} of bare`);
+    }
+    const logged = withRatios.find((r) => r.server === 'bare-logged');
+    if (logged?.ratio != null) {
+      console.log(`calibration: bare Fastify with the kernel's request logging (pino at info, one access line per request, to /dev/null) runs at ${logged.ratio.toFixed(2)} of bare, the ceiling of every kernel/bare ratio above`);
     }
     for (const k of kernelEnvs) {
       const kernelRow = (route: string) => withRatios.find((r) => r.server === k.name && r.route === route);

@@ -1,7 +1,6 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import pino from 'pino';
 import fp from 'fastify-plugin';
@@ -12,7 +11,7 @@ import { createDatabase, type Database } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { allPacks } from '../plugins/index.js';
 import { loadEnv, type Env } from './env.js';
-import { AccessLogController } from './access-log.js';
+import { bufferedStdout, REDACT_PATHS, requestLogging } from './access-log.js';
 import errorHandling, { sendProblem } from './error-handler.js';
 import finiteNumbers from './finite-numbers.js';
 import storableText from './storable-text.js';
@@ -38,78 +37,6 @@ export interface BuildAppOptions {
   migrate?: boolean;
 }
 
-/** Inbound `X-Request-ID` is reused only when it is short and plain; anything else is replaced. */
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
-export function correlationIdFor(req: IncomingMessage): string {
-  const inbound = req.headers['x-request-id'];
-  return typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
-}
-
-/**
- * Secrets never reach a log line. The access log writes no headers; these explicit paths cover
- * any pack that logs a request or its headers. Explicit paths only: pino applies redaction to
- * every line, and wildcard paths cost ~15 µs per request (measured by npm run bench); packs
- * that persist arbitrary data redact it themselves (the system-log pack does).
- */
-export const REDACT_PATHS = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'req.headers["x-api-key"]',
-  'req.headers["proxy-authorization"]',
-  'headers.authorization',
-  'headers.cookie',
-  'headers["x-api-key"]',
-  'res.headers["set-cookie"]',
-];
-
-/**
- * stdout for the logs, written in chunks of up to 8 KiB instead of one write per line: a write
- * syscall per request cost ~6 µs of system time here (npm run bench). Lines are collected in an
- * array and joined once per chunk: sonic-boom's own `minLength` buffering appends to one string
- * and measures its UTF-8 length on every write, which cost 1.7 µs per line against 0.85 this way
- * (scripts measured in-process). The chunk goes to a synchronous sonic-boom, which retries EAGAIN
- * on a full pipe, so a chunk never waits for a thread-pool hand-off. A timer writes out what is
- * collected at least every `flushMs`; close() flushes, and lines logged after it (the server's
- * last words) are written at once.
- */
-const LOG_FLUSH_INTERVAL_MS = 100;
-const LOG_CHUNK = 8192;
-function bufferedStdout(flushMs: number) {
-  const out = pino.destination({ dest: 1, sync: true });
-  let lines: string[] = [];
-  let size = 0;
-  let closed = false;
-  const flush = () => {
-    if (size === 0) return;
-    const chunk = lines.join('');
-    lines = [];
-    size = 0;
-    out.write(chunk);
-  };
-  const destination = {
-    write(line: string): void {
-      if (closed) {
-        out.write(line);
-        return;
-      }
-      lines.push(line);
-      size += line.length;
-      if (size >= LOG_CHUNK) flush();
-    },
-    flush,
-  };
-  const timer = setInterval(flush, flushMs);
-  timer.unref();
-  return {
-    destination,
-    close() {
-      clearInterval(timer);
-      flush();
-      closed = true;
-      out.flushSync();
-    },
-  };
-}
 
 export function parseTrustProxy(value: string): string[] | false {
   const list = value
@@ -130,6 +57,7 @@ function packageVersion(): string {
   }
 }
 
+
 /**
  * Builds a ready kernel: database opened and migrated, every enabled pack registered, hot-path
  * state loaded. Used by the server, the worker and the tests.
@@ -140,7 +68,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
 
   // Lines before Fastify's logger exists, to the same stream, so a first start (several seconds
   // on PGlite, which creates its cluster) says what it is doing instead of printing nothing.
-  const logStream = bufferedStdout(LOG_FLUSH_INTERVAL_MS);
+  const logStream = bufferedStdout();
   const startLog =
     options.loggerInstance ??
     (options.logger === undefined ? pino({ level: env.LOG_LEVEL, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, logStream.destination) : undefined);
@@ -166,19 +94,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     draining: false,
   };
 
+  const { logger, ...accessLog } = requestLogging(env.LOG_LEVEL, logStream.destination);
   const app = Fastify({
-    ...(options.loggerInstance
-      ? { loggerInstance: options.loggerInstance }
-      : {
-          logger: options.logger ?? {
-            level: env.LOG_LEVEL,
-            redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-            stream: logStream.destination,
-          },
-        }),
-    genReqId: correlationIdFor,
+    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? logger }),
+    ...accessLog,
     rewriteUrl: originForm,
-    logController: new AccessLogController(),
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     bodyLimit: env.BODY_LIMIT,
     // Fastify's own 503-while-closing is hard-coded JSON; in-flight and keep-alive requests are

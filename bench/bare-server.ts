@@ -1,5 +1,4 @@
-import Fastify from 'fastify';
-import type { FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyServerOptions } from 'fastify';
 
 // The baseline for `npm run bench`: bare Fastify, logger off, one trivial GET route answering
 // what the kernel's /live answers. With BARE_REQUEST_LOGGING=kernel it is started a second time

@@ -347,7 +347,7 @@ async function main(): Promise<number> {
     }
     const logged = withRatios.find((r) => r.server === 'bare-logged');
     if (logged?.ratio != null) {
-      console.log(`calibration: bare Fastify with the kernel's request logging (pino at info, one access line per request, to /dev/null) runs at ${logged.ratio.toFixed(2)} of bare, the ceiling of every kernel/bare ratio above`);
+      console.log(`calibration: bare Fastify with the kernel's request logging (pino at ${kernelEnv.LOG_LEVEL}, one access line per request, to /dev/null) runs at ${logged.ratio.toFixed(2)} of bare, the ceiling of every kernel/bare ratio above`);
     }
     for (const k of kernelEnvs) {
       const kernelRow = (route: string) => withRatios.find((r) => r.server === k.name && r.route === route);

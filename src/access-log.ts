@@ -45,7 +45,7 @@ export function correlationIdFor(req: IncomingMessage): string {
  * every line, and wildcard paths cost ~15 µs per request (measured by npm run bench); packs
  * that persist arbitrary data redact it themselves (the system-log pack does).
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["x-api-key"]',

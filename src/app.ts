@@ -11,7 +11,7 @@ import { createDatabase, type Database } from '../db/client.js';
 import { runMigrations } from '../db/migrate.js';
 import { allPacks } from '../plugins/index.js';
 import { loadEnv, type Env } from './env.js';
-import { bufferedStdout, REDACT_PATHS, requestLogging } from './access-log.js';
+import { bufferedStdout, requestLogging } from './access-log.js';
 import errorHandling, { sendProblem } from './error-handler.js';
 import finiteNumbers from './finite-numbers.js';
 import storableText from './storable-text.js';
@@ -69,9 +69,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Lines before Fastify's logger exists, to the same stream, so a first start (several seconds
   // on PGlite, which creates its cluster) says what it is doing instead of printing nothing.
   const logStream = bufferedStdout();
-  const startLog =
-    options.loggerInstance ??
-    (options.logger === undefined ? pino({ level: env.LOG_LEVEL, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, logStream.destination) : undefined);
+  const { logger, ...accessLog } = requestLogging(env.LOG_LEVEL, logStream.destination);
+  const startLog = options.loggerInstance ?? (options.logger === undefined ? pino({ level: logger.level, redact: logger.redact }, logger.stream) : undefined);
 
   const ownsDatabase = !options.database;
   if (ownsDatabase) startLog?.info({ driver: env.DATABASE_URL ? 'postgres' : 'pglite', ...(env.DATABASE_URL ? {} : { dataDir: env.DATA_DIR }) }, 'opening the database');
@@ -94,7 +93,6 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     draining: false,
   };
 
-  const { logger, ...accessLog } = requestLogging(env.LOG_LEVEL, logStream.destination);
   const app = Fastify({
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? logger }),
     ...accessLog,
